@@ -1,0 +1,24 @@
+"""The domain: events, the log, views, provenance. Knows nothing of HTTP or how bytes are kept."""
+
+from registry.model import (
+    NULL_VERSION,
+    Bucket,
+    ListingPage,
+    ObjectSpec,
+    ObjectVersion,
+    Provenance,
+    WriteCondition,
+)
+from registry.registry import Registry, UploadCheck
+
+__all__ = [
+    "NULL_VERSION",
+    "Bucket",
+    "ListingPage",
+    "ObjectSpec",
+    "ObjectVersion",
+    "Provenance",
+    "Registry",
+    "UploadCheck",
+    "WriteCondition",
+]

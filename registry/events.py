@@ -1,0 +1,91 @@
+"""Events: every state change is one, chained by hash so the log is tamper-evident.
+
+The canonical encoding is compact JSON with sorted keys; an event's hash is
+SHA-256 over its predecessor's hash and that encoding, so editing, removing or
+reordering any event breaks every hash after it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+GENESIS_HASH = "0" * 64
+
+
+class EventType(StrEnum):
+    BUCKET_CREATED = "BucketCreated"
+    BUCKET_DELETED = "BucketDeleted"
+    OBJECT_WRITTEN = "ObjectWritten"
+    OBJECT_DELETED = "ObjectDeleted"
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """An event before it is committed: no sequence number or hash yet."""
+
+    type: EventType
+    bucket: str
+    key: str | None
+    data: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class CommittedEvent:
+    seq: int
+    time: datetime  # naive UTC, microsecond precision (as DuckDB's TIMESTAMP keeps it)
+    type: EventType
+    bucket: str
+    key: str | None
+    data: dict[str, Any]
+    prev_hash: str
+    hash: str
+
+    def canonical(self) -> bytes:
+        return canonical_encoding(self.seq, self.time, self.type, self.bucket, self.key, self.data)
+
+
+def canonical_encoding(
+    seq: int,
+    time: datetime,
+    type_: str,
+    bucket: str,
+    key: str | None,
+    data: dict[str, Any],
+) -> bytes:
+    body = {
+        "seq": seq,
+        "time_us": to_microseconds(time),
+        "type": str(type_),
+        "bucket": bucket,
+        "key": key,
+        "data": data,
+    }
+    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def chain_hash(prev_hash: str, canonical: bytes) -> str:
+    return hashlib.sha256(prev_hash.encode("ascii") + b"\n" + canonical).hexdigest()
+
+
+def seal(event: Event, seq: int, time: datetime, prev_hash: str) -> CommittedEvent:
+    digest = chain_hash(
+        prev_hash, canonical_encoding(seq, time, event.type, event.bucket, event.key, event.data)
+    )
+    return CommittedEvent(
+        seq, time, event.type, event.bucket, event.key, event.data, prev_hash, digest
+    )
+
+
+def utc_now() -> datetime:
+    """Naive UTC with microseconds: the form DuckDB TIMESTAMP round-trips exactly."""
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def to_microseconds(time: datetime) -> int:
+    delta = time - datetime(1970, 1, 1)
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds

@@ -1,0 +1,80 @@
+"""Locks that make check-then-append atomic without serialising unrelated writes.
+
+Object writes hold their bucket shared and their key exclusively while they check
+a condition and wait for their event to commit; bucket creation and deletion hold
+the bucket exclusively. The lock is held only for the commit, never while bytes
+are uploaded, so group commit still batches concurrent writes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Hashable
+from contextlib import asynccontextmanager
+
+
+class SharedExclusiveLock:
+    def __init__(self) -> None:
+        self._cond = asyncio.Condition()
+        self._shared = 0
+        self._exclusive = False
+
+    @asynccontextmanager
+    async def shared(self) -> AsyncIterator[None]:
+        async with self._cond:
+            await self._cond.wait_for(lambda: not self._exclusive)
+            self._shared += 1
+        try:
+            yield
+        finally:
+            async with self._cond:
+                self._shared -= 1
+                self._cond.notify_all()
+
+    @asynccontextmanager
+    async def exclusive(self) -> AsyncIterator[None]:
+        async with self._cond:
+            await self._cond.wait_for(lambda: not self._exclusive and self._shared == 0)
+            self._exclusive = True
+        try:
+            yield
+        finally:
+            async with self._cond:
+                self._exclusive = False
+                self._cond.notify_all()
+
+    @property
+    def idle(self) -> bool:
+        return not self._exclusive and self._shared == 0
+
+
+class LockTable:
+    """One exclusive lock per name, created on demand and dropped when nobody holds it."""
+
+    def __init__(self) -> None:
+        self._locks: dict[Hashable, tuple[asyncio.Lock, int]] = {}
+
+    @asynccontextmanager
+    async def hold(self, name: Hashable) -> AsyncIterator[None]:
+        lock, users = self._locks.get(name, (asyncio.Lock(), 0))
+        self._locks[name] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._locks[name]
+            if users == 1:
+                del self._locks[name]
+            else:
+                self._locks[name] = (lock, users - 1)
+
+
+class BucketLocks:
+    def __init__(self) -> None:
+        self._locks: dict[str, SharedExclusiveLock] = {}
+
+    def __getitem__(self, bucket: str) -> SharedExclusiveLock:
+        lock = self._locks.get(bucket)
+        if lock is None:
+            lock = self._locks[bucket] = SharedExclusiveLock()
+        return lock

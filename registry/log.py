@@ -1,0 +1,190 @@
+"""The append-only event log in DuckDB, with group commit.
+
+Concurrent appends queue up while a transaction commits; the next transaction
+takes everything queued (up to MAX_BATCH events). Each append's future resolves
+only after the transaction holding its events has committed, so an acknowledged
+write is durable, yet 32 concurrent writers cost one commit, not 32.
+
+DuckDB lets one process hold the file for writing and one connection must not be
+used by two threads at once, so every DuckDB call runs on one dedicated thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from registry.events import (
+    GENESIS_HASH,
+    CommittedEvent,
+    Event,
+    EventType,
+    seal,
+    utc_now,
+)
+
+MAX_BATCH = 1000
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS events (
+    seq BIGINT NOT NULL,
+    time TIMESTAMP NOT NULL,
+    type VARCHAR NOT NULL,
+    bucket VARCHAR NOT NULL,
+    key VARCHAR,
+    data JSON NOT NULL,
+    prev_hash VARCHAR NOT NULL,
+    hash VARCHAR NOT NULL
+)
+"""
+
+_INSERT = "INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+
+
+@dataclass
+class _PendingAppend:
+    events: Sequence[Event]
+    future: asyncio.Future[list[CommittedEvent]] = field(repr=False)
+
+
+class EventLog:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        clock: Callable[[], datetime] = utc_now,
+        on_commit: Callable[[CommittedEvent], None] | None = None,
+    ) -> None:
+        self._path = path
+        self._clock = clock
+        self._on_commit = on_commit
+        self._db = duckdb.connect(str(path))
+        self._db.execute(SCHEMA)
+        last = self._db.execute(
+            "SELECT seq, hash, time FROM events ORDER BY seq DESC LIMIT 1"
+        ).fetchone()
+        self._last_seq: int = last[0] if last else 0
+        self._last_hash: str = last[1] if last else GENESIS_HASH
+        self._last_time: datetime = last[2] if last else datetime(1970, 1, 1)
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="event-log")
+        self._queue: list[_PendingAppend] = []
+        self._flusher: asyncio.Task[None] | None = None
+        self.commits = 0  # transactions committed, for benchmarks and metrics
+
+    @property
+    def last_seq(self) -> int:
+        return self._last_seq
+
+    def set_on_commit(self, on_commit: Callable[[CommittedEvent], None]) -> None:
+        self._on_commit = on_commit
+
+    def replay(self, batch_size: int = 10_000) -> Iterator[CommittedEvent]:
+        """Every committed event in sequence order (for rebuilding views; not while serving)."""
+        cursor = self._db.cursor()
+        cursor.execute(
+            "SELECT seq, time, type, bucket, key, data, prev_hash, hash FROM events ORDER BY seq"
+        )
+        while rows := cursor.fetchmany(batch_size):
+            for seq, time, type_, bucket, key, data, prev_hash, digest in rows:
+                yield CommittedEvent(
+                    seq, time, EventType(type_), bucket, key, json.loads(data), prev_hash, digest
+                )
+        cursor.close()
+
+    async def append(self, events: Sequence[Event]) -> list[CommittedEvent]:
+        """Append events atomically; returns them sealed once their transaction committed."""
+        future: asyncio.Future[list[CommittedEvent]] = asyncio.get_running_loop().create_future()
+        self._queue.append(_PendingAppend(events, future))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush_queue())
+        return await future
+
+    async def _flush_queue(self) -> None:
+        loop = asyncio.get_running_loop()
+        while self._queue:
+            batch = self._take_batch()
+            sealed = self._seal(batch)
+            rows = [_row(e) for group in sealed for e in group]
+            try:
+                await loop.run_in_executor(self._thread, self._write, rows)
+            except Exception as exc:  # the whole transaction failed: nothing was committed
+                for pending in batch:
+                    if not pending.future.done():
+                        pending.future.set_exception(exc)
+                continue
+            last = sealed[-1][-1] if sealed and sealed[-1] else None
+            if last is not None:
+                self._last_seq, self._last_hash, self._last_time = last.seq, last.hash, last.time
+            self.commits += 1
+            for pending, group in zip(batch, sealed, strict=True):
+                if self._on_commit is not None:
+                    for event in group:
+                        self._on_commit(event)
+                if not pending.future.done():
+                    pending.future.set_result(group)
+
+    def _take_batch(self) -> list[_PendingAppend]:
+        batch: list[_PendingAppend] = []
+        count = 0
+        while self._queue and (not batch or count + len(self._queue[0].events) <= MAX_BATCH):
+            pending = self._queue.pop(0)
+            batch.append(pending)
+            count += len(pending.events)
+        return batch
+
+    def _seal(self, batch: list[_PendingAppend]) -> list[list[CommittedEvent]]:
+        # Sequence and hash are assigned here, in commit order, so the chain has no gaps
+        # even when a previous transaction failed (its numbers are reused).
+        seq, prev_hash = self._last_seq, self._last_hash
+        time = max(self._clock(), self._last_time)  # monotonic with seq
+        sealed: list[list[CommittedEvent]] = []
+        for pending in batch:
+            group = []
+            for event in pending.events:
+                seq += 1
+                committed = seal(event, seq, time, prev_hash)
+                prev_hash = committed.hash
+                group.append(committed)
+            sealed.append(group)
+        return sealed
+
+    def _write(self, rows: list[tuple[Any, ...]]) -> None:
+        self._db.execute("BEGIN TRANSACTION")
+        try:
+            self._db.executemany(_INSERT, rows)
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+
+    async def close(self) -> None:
+        while self._flusher is not None and not self._flusher.done():
+            await self._flusher
+        await asyncio.get_running_loop().run_in_executor(self._thread, self._db.close)
+        self._thread.shutdown(wait=True)
+
+    def close_sync(self) -> None:
+        """For offline tools that never started an event loop."""
+        self._db.close()
+        self._thread.shutdown(wait=True)
+
+
+def _row(event: CommittedEvent) -> tuple[Any, ...]:
+    return (
+        event.seq,
+        event.time,
+        str(event.type),
+        event.bucket,
+        event.key,
+        json.dumps(event.data, sort_keys=True, separators=(",", ":"), ensure_ascii=False),
+        event.prev_hash,
+        event.hash,
+    )

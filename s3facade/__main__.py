@@ -1,0 +1,3 @@
+from s3facade.cli import main
+
+raise SystemExit(main())

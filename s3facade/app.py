@@ -1,0 +1,156 @@
+"""The ASGI application: operational endpoints under /-/, and the S3 request seam.
+
+Every S3 request passes through `S3Gateway.__call__` once: addressing, authentication,
+routing to the one handler its operation maps to, and rendering of any error. Handlers
+only return responses or raise S3Error / domain errors.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from urllib.parse import parse_qsl
+
+from starlette.applications import Starlette
+from starlette.datastructures import Headers
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
+
+from registry import Provenance, Registry
+from registry.errors import RegistryError
+from s3facade.config import ServerConfig
+from s3facade.context import ServerContext
+from s3facade.domain_errors import s3_error_for
+from s3facade.errors import S3Error
+from s3facade.handlers import HANDLERS
+from s3facade.operations import parse_operation, resolve_address
+from s3facade.request import RequestBody, S3Request
+from s3facade.responses import error_response
+from s3facade.sigv4 import Authenticator, RequestView
+
+log = logging.getLogger("s3facade")
+
+OPS_PREFIX = "/-/"
+
+
+class S3Gateway:
+    def __init__(self, config: ServerConfig, registry: Registry) -> None:
+        self._config = config
+        self._context = ServerContext(registry=registry, region=config.region)
+        credentials = dict(config.credentials)
+        self._authenticator = Authenticator(credentials.get, config.region)
+
+    def virtual_host_bucket(self, host: str) -> str | None:
+        domain = self._config.base_domain
+        hostname = host.rsplit(":", 1)[0].lower()
+        if domain and hostname.endswith("." + domain):
+            return hostname[: -len(domain) - 1]
+        return None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        request_id = secrets.token_hex(8).upper()
+        method: str = scope["method"]
+        headers = Headers(scope=scope)
+        raw_path: bytes = scope.get("raw_path") or scope["path"].encode()
+        resource = "/"
+        try:
+            response = await self._handle(scope, receive, headers, raw_path, request_id)
+        except S3Error as exc:
+            response = self._error(exc, request_id, raw_path, method)
+        except RegistryError as exc:
+            response = self._error(s3_error_for(exc), request_id, raw_path, method)
+        except Exception:
+            log.exception("request %s failed", request_id)
+            response = error_response(S3Error("InternalError"), request_id, resource, head=method == "HEAD")
+        response.headers["x-amz-request-id"] = request_id
+        response.headers["x-amz-id-2"] = request_id
+        response.headers["Server"] = "s3facade"
+        await response(scope, receive, send)
+
+    def _error(self, error: S3Error, request_id: str, raw_path: bytes, method: str) -> Response:
+        resource = raw_path.decode("latin-1")
+        return error_response(error, request_id, resource, head=method == "HEAD")
+
+    async def _handle(
+        self, scope: Scope, receive: Receive, headers: Headers, raw_path: bytes, request_id: str
+    ) -> Response:
+        method: str = scope["method"]
+        host = headers.get("host", "")
+        raw_query: bytes = scope.get("query_string", b"")
+        auth = self._authenticator.authenticate(
+            RequestView(method, raw_path, raw_query, _joined(headers)),
+            vhost_bucket=self.virtual_host_bucket(host),
+        )
+        if auth.principal is None:
+            raise S3Error("AccessDenied")
+        address = resolve_address(raw_path, host, self._config.base_domain)
+        query = dict(parse_qsl(raw_query.decode("latin-1"), keep_blank_values=True))
+        operation = parse_operation(method, address, query, headers)
+        client = scope.get("client")
+        provenance = Provenance(
+            principal=auth.principal,
+            client_address=f"{client[0]}:{client[1]}" if client else "",
+            user_agent=headers.get("user-agent", ""),
+            request_id=request_id,
+        )
+        request = S3Request(
+            operation=operation,
+            request_id=request_id,
+            method=method,
+            headers=headers,
+            query=query,
+            auth=auth,
+            provenance=provenance,
+            body=RequestBody(receive, headers, auth),
+        )
+        return await HANDLERS[operation.action](request, self._context)
+
+
+def _joined(headers: Headers) -> dict[str, str]:
+    """Header name -> value, repeated headers joined with ',' as SigV4 canonicalises them."""
+    joined: dict[str, str] = {}
+    for name, value in headers.items():
+        joined[name] = f"{joined[name]},{value}" if name in joined else value
+    return joined
+
+
+def build_app(config: ServerConfig, registry: Registry) -> Starlette:
+    gateway = S3Gateway(config, registry)
+
+    async def health(request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def ready(request: Request) -> Response:
+        checks = [await backend.health() for backend in registry.backends.values()]
+        body = {
+            "status": "ok" if all(c.healthy for c in checks) else "unavailable",
+            "log": {"last_seq": registry.log.last_seq},
+            "backends": {c.backend_id: {"healthy": c.healthy, **c.detail} for c in checks},
+        }
+        return JSONResponse(body, status_code=200 if body["status"] == "ok" else 503)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        await registry.close()
+
+    ops = Starlette(
+        routes=[Route("/-/health", health), Route("/-/ready", ready)],
+        lifespan=lifespan,
+    )
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and not (
+            scope["path"].startswith(OPS_PREFIX)
+            and gateway.virtual_host_bucket(Headers(scope=scope).get("host", "")) is None
+        ):
+            await gateway(scope, receive, send)
+        else:
+            await ops(scope, receive, send)
+
+    ops.state.gateway = gateway
+    return app  # type: ignore[return-value]

@@ -1,0 +1,19 @@
+"""What every handler may use: the registry and the server's settings."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+from registry import Registry
+
+
+@dataclass(frozen=True)
+class ServerContext:
+    registry: Registry
+    region: str
+
+
+def canonical_user_id(principal: str) -> str:
+    """A stable 64-hex owner id per principal, shaped like AWS's canonical user ids."""
+    return hashlib.sha256(f"s3facade:{principal}".encode()).hexdigest()

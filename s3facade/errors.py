@@ -1,0 +1,132 @@
+"""S3 errors: one exception type, one table of codes -> (HTTP status, default message).
+
+Handlers and middleware raise `S3Error("NoSuchKey")`; `s3facade.responses` renders it.
+Nothing else writes an error body.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+# code -> (HTTP status, AWS's default message)
+ERROR_TABLE: Mapping[str, tuple[int, str]] = {
+    "AccessDenied": (403, "Access Denied"),
+    "AuthorizationHeaderMalformed": (400, "The authorization header is malformed."),
+    "AuthorizationQueryParametersError": (
+        400,
+        "Error parsing the X-Amz-Credential parameter; the Credential is mal-formed.",
+    ),
+    "BadDigest": (400, "The Content-MD5 or checksum you specified did not match what we received."),
+    "BucketAlreadyExists": (
+        409,
+        "The requested bucket name is not available. The bucket namespace is shared by all "
+        "users of the system. Please select a different name and try again.",
+    ),
+    "BucketAlreadyOwnedByYou": (
+        409,
+        "Your previous request to create the named bucket succeeded and you already own it.",
+    ),
+    "BucketNotEmpty": (409, "The bucket you tried to delete is not empty"),
+    "ConditionalRequestConflict": (
+        409,
+        "The conditional request cannot succeed due to a conflicting operation against this "
+        "resource.",
+    ),
+    "EntityTooLarge": (400, "Your proposed upload exceeds the maximum allowed object size."),
+    "EntityTooSmall": (400, "Your proposed upload is smaller than the minimum allowed object size."),
+    "ExpiredToken": (400, "The provided token has expired."),
+    "IncompleteBody": (
+        400,
+        "You did not provide the number of bytes specified by the Content-Length HTTP header.",
+    ),
+    "InternalError": (500, "We encountered an internal error. Please try again."),
+    "InvalidAccessKeyId": (
+        403,
+        "The AWS Access Key Id you provided does not exist in our records.",
+    ),
+    "InvalidArgument": (400, "Invalid Argument"),
+    "InvalidBucketName": (400, "The specified bucket is not valid."),
+    "InvalidChunkSizeError": (403, "Only the last chunk is allowed to have a size less than 8192 bytes"),
+    "InvalidDigest": (400, "The Content-MD5 or checksum you specified is not valid."),
+    "InvalidEncryptionAlgorithmError": (
+        400,
+        "The encryption request you specified is not valid. The valid value is AES256.",
+    ),
+    "InvalidLocationConstraint": (400, "The specified location-constraint is not valid"),
+    "InvalidObjectState": (403, "The operation is not valid for the current state of the object."),
+    "InvalidPart": (
+        400,
+        "One or more of the specified parts could not be found. The part might not have been "
+        "uploaded, or the specified entity tag might not have matched the part's entity tag.",
+    ),
+    "InvalidPartOrder": (
+        400,
+        "The list of parts was not in ascending order. Parts must be ordered by part number.",
+    ),
+    "InvalidRange": (416, "The requested range is not satisfiable"),
+    "InvalidRequest": (400, "Invalid Request"),
+    "InvalidStorageClass": (400, "The storage class you specified is not valid"),
+    "InvalidURI": (400, "Couldn't parse the specified URI."),
+    "KeyTooLongError": (400, "Your key is too long"),
+    "MalformedXML": (
+        400,
+        "The XML you provided was not well-formed or did not validate against our published "
+        "schema",
+    ),
+    "MetadataTooLarge": (400, "Your metadata headers exceed the maximum allowed metadata size."),
+    "MethodNotAllowed": (405, "The specified method is not allowed against this resource."),
+    "MissingContentLength": (411, "You must provide the Content-Length HTTP header."),
+    "MissingSecurityHeader": (400, "Your request is missing a required header."),
+    "NoSuchBucket": (404, "The specified bucket does not exist"),
+    "NoSuchKey": (404, "The specified key does not exist."),
+    "NoSuchUpload": (
+        404,
+        "The specified upload does not exist. The upload ID may be invalid, or the upload may "
+        "have been aborted or completed.",
+    ),
+    "NoSuchVersion": (404, "The specified version does not exist."),
+    "NotImplemented": (501, "A header you provided implies functionality that is not implemented"),
+    "PreconditionFailed": (412, "At least one of the pre-conditions you specified did not hold"),
+    "RequestTimeTooSkewed": (
+        403,
+        "The difference between the request time and the current time is too large.",
+    ),
+    "RequestTimeout": (
+        400,
+        "Your socket connection to the server was not read from or written to within the "
+        "timeout period.",
+    ),
+    "ServiceUnavailable": (503, "Please reduce your request rate."),
+    "SignatureDoesNotMatch": (
+        403,
+        "The request signature we calculated does not match the signature you provided. "
+        "Check your key and signing method.",
+    ),
+    "SlowDown": (503, "Please reduce your request rate."),
+    "XAmzContentSHA256Mismatch": (
+        400,
+        "The provided 'x-amz-content-sha256' header does not match what was computed.",
+    ),
+}
+
+
+class S3Error(Exception):
+    """An S3 error response. `extra` adds elements to the XML body (e.g. RequestTime)."""
+
+    def __init__(
+        self,
+        code: str,
+        message: str | None = None,
+        *,
+        resource: str | None = None,
+        extra: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        status, default_message = ERROR_TABLE[code]
+        self.code = code
+        self.status = status
+        self.message = message or default_message
+        self.resource = resource
+        self.extra = dict(extra or {})
+        self.headers = dict(headers or {})
+        super().__init__(f"{code}: {self.message}")

@@ -1,0 +1,29 @@
+"""The one table from S3 operation to handler."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+
+from starlette.responses import Response
+
+from s3facade.context import ServerContext
+from s3facade.handlers import buckets, listing, objects
+from s3facade.operations import Action
+from s3facade.request import S3Request
+
+Handler = Callable[[S3Request, ServerContext], Awaitable[Response]]
+
+HANDLERS: Mapping[Action, Handler] = {
+    Action.LIST_BUCKETS: buckets.list_buckets,
+    Action.CREATE_BUCKET: buckets.create_bucket,
+    Action.HEAD_BUCKET: buckets.head_bucket,
+    Action.DELETE_BUCKET: buckets.delete_bucket,
+    Action.GET_BUCKET_LOCATION: buckets.get_bucket_location,
+    Action.LIST_OBJECTS: listing.list_objects,
+    Action.LIST_OBJECTS_V2: listing.list_objects_v2,
+    Action.DELETE_OBJECTS: objects.delete_objects,
+    Action.PUT_OBJECT: objects.put_object,
+    Action.GET_OBJECT: objects.get_object,
+    Action.HEAD_OBJECT: objects.head_object,
+    Action.DELETE_OBJECT: objects.delete_object,
+}

@@ -1,0 +1,104 @@
+"""ListBuckets, CreateBucket, HeadBucket, DeleteBucket, GetBucketLocation."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+
+from lxml import etree
+from starlette.responses import Response
+
+from s3facade.context import ServerContext, canonical_user_id
+from s3facade.errors import S3Error
+from s3facade.request import S3Request
+from s3facade.responses import xml_response
+from s3facade.xml import Document, add, child_text, iso8601, parse
+
+_BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+# Prefixes and suffixes AWS reserves for its own features (access points, aliases).
+_RESERVED_PREFIXES = ("xn--", "sthree-", "amzn-s3-demo-")
+_RESERVED_SUFFIXES = ("-s3alias", "--ol-s3", ".mrap", "--x-s3", "--table-s3")
+
+
+def check_bucket_name(name: str) -> None:
+    """AWS's general-purpose bucket naming rules."""
+    valid = (
+        _BUCKET_NAME.match(name) is not None
+        and ".." not in name
+        and ".-" not in name
+        and "-." not in name
+        and not name.startswith(_RESERVED_PREFIXES)
+        and not name.endswith(_RESERVED_SUFFIXES)
+        and not _is_ip_address(name)
+    )
+    if not valid:
+        raise S3Error("InvalidBucketName", resource=name, extra={"BucketName": name})
+
+
+def _is_ip_address(name: str) -> bool:
+    try:
+        ipaddress.IPv4Address(name)
+    except ValueError:
+        return False
+    return True
+
+
+def add_owner(parent: etree._Element, principal: str) -> None:
+    owner = add(parent, "Owner")
+    add(owner, "ID", canonical_user_id(principal))
+    add(owner, "DisplayName", principal)
+
+
+async def list_buckets(req: S3Request, server: ServerContext) -> Response:
+    principal = req.provenance.principal
+    prefix = req.query.get("prefix", "")
+    doc = Document("ListAllMyBucketsResult")
+    add_owner(doc.root, principal)
+    buckets = add(doc.root, "Buckets")
+    for bucket in server.registry.list_buckets(owner=principal):
+        if not bucket.name.startswith(prefix):
+            continue
+        entry = add(buckets, "Bucket")
+        add(entry, "Name", bucket.name)
+        add(entry, "CreationDate", iso8601(bucket.created))
+        add(entry, "BucketRegion", bucket.region)
+    if prefix:
+        add(doc.root, "Prefix", prefix)
+    return xml_response(doc)
+
+
+async def create_bucket(req: S3Request, server: ServerContext) -> Response:
+    check_bucket_name(req.bucket)
+    body = await req.body.read(64 * 1024)
+    if body.strip():
+        constraint = child_text(parse(body, "CreateBucketConfiguration"), "LocationConstraint")
+        # us-east-1 is implied by an empty constraint; naming it is an error in AWS.
+        if constraint is not None and (constraint != server.region or constraint == "us-east-1"):
+            raise S3Error(
+                "InvalidLocationConstraint",
+                f"The specified location-constraint is not valid: {constraint!r}; this "
+                f"endpoint serves {server.region!r}.",
+            )
+    await server.registry.create_bucket(req.bucket, server.region, req.provenance)
+    return Response(status_code=200, headers={"Location": f"/{req.bucket}"})
+
+
+async def head_bucket(req: S3Request, server: ServerContext) -> Response:
+    bucket = server.registry.bucket(req.bucket)
+    return Response(
+        status_code=200,
+        headers={"x-amz-bucket-region": bucket.region, "x-amz-access-point-alias": "false"},
+    )
+
+
+async def delete_bucket(req: S3Request, server: ServerContext) -> Response:
+    await server.registry.delete_bucket(req.bucket, req.provenance)
+    return Response(status_code=204)
+
+
+async def get_bucket_location(req: S3Request, server: ServerContext) -> Response:
+    bucket = server.registry.bucket(req.bucket)
+    doc = Document("LocationConstraint")
+    if bucket.region != "us-east-1":  # AWS answers an empty element for us-east-1
+        doc.root.text = bucket.region
+    return xml_response(doc)

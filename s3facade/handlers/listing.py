@@ -1,0 +1,151 @@
+"""ListObjects (v1) and ListObjectsV2."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Callable
+
+from lxml import etree
+from starlette.responses import Response
+
+from registry import ListingPage, ObjectVersion
+from s3facade.context import ServerContext
+from s3facade.errors import S3Error
+from s3facade.handlers.buckets import add_owner
+from s3facade.request import S3Request
+from s3facade.responses import xml_response
+from s3facade.xml import Document, add, iso8601, url_encode
+
+MAX_KEYS = 1000
+_TOKEN_PREFIX = b"s3facade:v1:"
+
+
+def _max_keys(req: S3Request) -> int:
+    text = req.query.get("max-keys", str(MAX_KEYS))
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise S3Error("InvalidArgument", "Provided max-keys not an integer or within integer range",
+                      extra={"ArgumentName": "max-keys", "ArgumentValue": text})
+    return min(value, MAX_KEYS)
+
+
+def _encoder(req: S3Request) -> Callable[[str], str]:
+    encoding = req.query.get("encoding-type")
+    if encoding is None:
+        return lambda value: value
+    if encoding.lower() != "url":
+        raise S3Error("InvalidArgument", "Invalid Encoding Method specified in Request",
+                      extra={"ArgumentName": "encoding-type", "ArgumentValue": encoding})
+    return url_encode
+
+
+def encode_token(key: str) -> str:
+    return base64.urlsafe_b64encode(_TOKEN_PREFIX + key.encode()).decode("ascii")
+
+
+def decode_token(token: str) -> str:
+    try:
+        raw = base64.urlsafe_b64decode(token.encode("ascii"))
+        if not raw.startswith(_TOKEN_PREFIX):
+            raise ValueError(token)
+        return raw[len(_TOKEN_PREFIX) :].decode()
+    except (ValueError, binascii.Error, UnicodeError):
+        raise S3Error(
+            "InvalidArgument",
+            "The continuation token provided is incorrect",
+            extra={"ArgumentName": "continuation-token"},
+        ) from None
+
+
+def _page(req: S3Request, server: ServerContext, after: str, max_keys: int) -> ListingPage:
+    return server.registry.list_objects(
+        req.bucket,
+        prefix=req.query.get("prefix", ""),
+        delimiter=req.query.get("delimiter", ""),
+        after=after,
+        max_keys=max_keys,
+    )
+
+
+def _contents(
+    root: etree._Element, page: ListingPage, encode: Callable[[str], str], owner: bool
+) -> None:
+    for version in page.objects:
+        _add_object(root, version, encode, owner)
+    for prefix in page.common_prefixes:
+        add(add(root, "CommonPrefixes"), "Prefix", encode(prefix))
+
+
+def _add_object(
+    root: etree._Element, version: ObjectVersion, encode: Callable[[str], str], owner: bool
+) -> None:
+    entry = add(root, "Contents")
+    add(entry, "Key", encode(version.key))
+    add(entry, "LastModified", iso8601(version.last_modified))
+    add(entry, "ETag", f'"{version.etag}"')
+    for algorithm in version.checksums:
+        add(entry, "ChecksumAlgorithm", algorithm)
+    if version.checksums:
+        add(entry, "ChecksumType", "FULL_OBJECT")
+    add(entry, "Size", version.size)
+    if owner:
+        add_owner(entry, version.owner)
+    add(entry, "StorageClass", "STANDARD")
+
+
+def _header(doc: Document, req: S3Request, encode: Callable[[str], str], max_keys: int) -> None:
+    add(doc.root, "Name", req.bucket)
+    add(doc.root, "Prefix", encode(req.query.get("prefix", "")))
+
+
+async def list_objects_v2(req: S3Request, server: ServerContext) -> Response:
+    max_keys = _max_keys(req)
+    encode = _encoder(req)
+    token = req.query.get("continuation-token")
+    start_after = req.query.get("start-after", "")
+    # start-after is ignored once a continuation token is given (rule 11).
+    after = decode_token(token) if token is not None else start_after
+    page = _page(req, server, after, max_keys)
+    doc = Document("ListBucketResult")
+    _header(doc, req, encode, max_keys)
+    if token is not None:
+        add(doc.root, "ContinuationToken", token)
+    if page.next_marker is not None:
+        add(doc.root, "NextContinuationToken", encode_token(page.next_marker))
+    add(doc.root, "KeyCount", len(page.objects) + len(page.common_prefixes))
+    add(doc.root, "MaxKeys", max_keys)
+    if "delimiter" in req.query:
+        add(doc.root, "Delimiter", encode(req.query["delimiter"]))
+    add(doc.root, "IsTruncated", page.is_truncated)
+    if start_after:
+        add(doc.root, "StartAfter", encode(start_after))
+    if "encoding-type" in req.query:
+        add(doc.root, "EncodingType", "url")
+    fetch_owner = req.query.get("fetch-owner", "").lower() == "true"
+    _contents(doc.root, page, encode, owner=fetch_owner)
+    return xml_response(doc)
+
+
+async def list_objects(req: S3Request, server: ServerContext) -> Response:
+    max_keys = _max_keys(req)
+    encode = _encoder(req)
+    marker = req.query.get("marker", "")
+    page = _page(req, server, marker, max_keys)
+    doc = Document("ListBucketResult")
+    _header(doc, req, encode, max_keys)
+    add(doc.root, "Marker", encode(marker))
+    # AWS sends NextMarker only with a delimiter; without one, clients use the last key.
+    if page.next_marker is not None and "delimiter" in req.query:
+        add(doc.root, "NextMarker", encode(page.next_marker))
+    add(doc.root, "MaxKeys", max_keys)
+    if "delimiter" in req.query:
+        add(doc.root, "Delimiter", encode(req.query["delimiter"]))
+    add(doc.root, "IsTruncated", page.is_truncated)
+    if "encoding-type" in req.query:
+        add(doc.root, "EncodingType", "url")
+    _contents(doc.root, page, encode, owner=True)
+    return xml_response(doc)

@@ -1,0 +1,161 @@
+"""Request -> S3 operation: addressing (path-style / virtual-hosted) and the routing table.
+
+Routing reads the raw path (COMPATIBILITY rule 14) so keys with '+', '%', '%2F',
+spaces or unicode arrive exactly as the client meant them. Which operation a request
+is depends on the method, whether it names a bucket or an object, the query's
+sub-resource keyword and a few tell-tale headers; all of that is the table below.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import Enum, StrEnum
+from urllib.parse import unquote_to_bytes
+
+from s3facade.errors import S3Error
+
+
+class Action(StrEnum):
+    LIST_BUCKETS = "ListBuckets"
+    CREATE_BUCKET = "CreateBucket"
+    HEAD_BUCKET = "HeadBucket"
+    DELETE_BUCKET = "DeleteBucket"
+    GET_BUCKET_LOCATION = "GetBucketLocation"
+    LIST_OBJECTS = "ListObjects"
+    LIST_OBJECTS_V2 = "ListObjectsV2"
+    DELETE_OBJECTS = "DeleteObjects"
+    PUT_OBJECT = "PutObject"
+    GET_OBJECT = "GetObject"
+    HEAD_OBJECT = "HeadObject"
+    DELETE_OBJECT = "DeleteObject"
+
+
+class Target(Enum):
+    SERVICE = "service"
+    BUCKET = "bucket"
+    OBJECT = "object"
+
+
+# Query parameters that select a sub-resource (a different operation on the same path).
+# A request naming one we have no route for gets NotImplemented, never a wrong operation
+# (s3cmd asks for ?acl, ?policy, ?cors; those must not be answered as a listing).
+SUBRESOURCES = frozenset(
+    {
+        "accelerate", "acl", "analytics", "attributes", "cors", "delete", "encryption",
+        "intelligent-tiering", "inventory", "legal-hold", "lifecycle", "list-type", "location",
+        "logging", "metadataConfiguration", "metrics", "notification", "object-lock",
+        "ownershipControls", "partNumber", "policy", "policyStatus", "publicAccessBlock",
+        "replication", "requestPayment", "restore", "retention", "select", "session",
+        "tagging", "torrent", "uploadId", "uploads", "versioning", "versions", "website",
+    }
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Route:
+    target: Target
+    method: str
+    action: Action
+    keyword: str | None = None  # sub-resource that must be present; None: no sub-resource
+    header: str | None = None  # header that must be present
+
+
+ROUTES: tuple[Route, ...] = (
+    Route(Target.SERVICE, "GET", Action.LIST_BUCKETS),
+    Route(Target.BUCKET, "PUT", Action.CREATE_BUCKET),
+    Route(Target.BUCKET, "HEAD", Action.HEAD_BUCKET),
+    Route(Target.BUCKET, "DELETE", Action.DELETE_BUCKET),
+    Route(Target.BUCKET, "GET", Action.GET_BUCKET_LOCATION, keyword="location"),
+    Route(Target.BUCKET, "GET", Action.LIST_OBJECTS_V2, keyword="list-type"),
+    Route(Target.BUCKET, "GET", Action.LIST_OBJECTS),
+    Route(Target.BUCKET, "POST", Action.DELETE_OBJECTS, keyword="delete"),
+    Route(Target.OBJECT, "PUT", Action.PUT_OBJECT),
+    Route(Target.OBJECT, "GET", Action.GET_OBJECT),
+    Route(Target.OBJECT, "HEAD", Action.HEAD_OBJECT),
+    Route(Target.OBJECT, "DELETE", Action.DELETE_OBJECT),
+)
+
+# Sub-resources that qualify an object operation instead of selecting another one.
+_OBJECT_QUALIFIERS = frozenset({"partNumber"})
+# A header that turns an otherwise-matching route into an operation we do not serve yet.
+_UNSERVED_HEADERS: Mapping[Target, frozenset[str]] = {
+    Target.OBJECT: frozenset({"x-amz-copy-source"}),
+}
+
+
+@dataclass(frozen=True)
+class Operation:
+    action: Action
+    bucket: str | None
+    key: str | None
+
+    @property
+    def resource(self) -> str:
+        """The Resource element of error bodies: /bucket/key as the client named it."""
+        if self.bucket is None:
+            return "/"
+        return f"/{self.bucket}" + (f"/{self.key}" if self.key is not None else "")
+
+
+@dataclass(frozen=True)
+class Address:
+    bucket: str | None
+    key: str | None
+
+    @property
+    def target(self) -> Target:
+        if self.bucket is None:
+            return Target.SERVICE
+        return Target.BUCKET if self.key is None else Target.OBJECT
+
+
+def resolve_address(raw_path: bytes, host: str, base_domain: str | None) -> Address:
+    """Bucket and key from a raw request path and Host header."""
+    path = _decode_path(raw_path)
+    if not path.startswith("/"):
+        raise S3Error("InvalidURI")
+    hostname = host.rsplit(":", 1)[0].lower() if not host.startswith("[") else host
+    if base_domain and hostname.endswith("." + base_domain):
+        bucket = hostname[: -len(base_domain) - 1]
+        key = path[1:]
+        return Address(bucket, key or None)
+    rest = path[1:]
+    if not rest:
+        return Address(None, None)
+    bucket, slash, key = rest.partition("/")
+    return Address(bucket, key if slash and key else None)
+
+
+def _decode_path(raw_path: bytes) -> str:
+    try:
+        return unquote_to_bytes(raw_path).decode("utf-8")
+    except UnicodeDecodeError:
+        raise S3Error("InvalidURI") from None
+
+
+def parse_operation(
+    method: str, address: Address, query: Mapping[str, str], headers: Mapping[str, str]
+) -> Operation:
+    target = address.target
+    keywords = {k for k in query if k in SUBRESOURCES}
+    if target is Target.OBJECT:
+        keywords -= _OBJECT_QUALIFIERS
+    for route in ROUTES:
+        if route.target is not target or route.method != method:
+            continue
+        if route.keyword is None and keywords:
+            continue
+        if route.keyword is not None and route.keyword not in keywords:
+            continue
+        if route.header is not None and route.header not in headers:
+            continue
+        if any(h in headers for h in _UNSERVED_HEADERS.get(target, ())):
+            raise S3Error("NotImplemented", "This operation is not implemented yet.")
+        return Operation(route.action, address.bucket, address.key)
+    if keywords:
+        raise S3Error(
+            "NotImplemented",
+            f"The sub-resource '{sorted(keywords)[0]}' is not implemented.",
+        )
+    raise S3Error("MethodNotAllowed")

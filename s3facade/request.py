@@ -1,0 +1,140 @@
+"""One parsed S3 request: its operation, who signed it, and its payload as a stream.
+
+The payload is read from ASGI `receive` lazily, so uvicorn answers
+`Expect: 100-continue` only once a handler starts reading, and a request refused
+before that (bad signature, missing bucket) never uploads its body.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+
+from starlette.datastructures import Headers
+from starlette.types import Receive
+
+from registry import Provenance
+from s3facade.aws_chunked import AwsChunkedReader, is_aws_chunked
+from s3facade.errors import S3Error
+from s3facade.operations import Operation
+from s3facade.sigv4 import AuthContext, PayloadMode
+
+MAX_OBJECT_SIZE = 5 * 1024**3  # a single PUT; larger objects need multipart
+
+_TRAILER_MODES = frozenset(
+    {PayloadMode.STREAMING_SIGNED_TRAILER, PayloadMode.STREAMING_UNSIGNED_TRAILER}
+)
+
+
+@dataclass
+class RequestBody:
+    receive: Receive
+    headers: Headers
+    auth: AuthContext
+    trailers: dict[str, str] = field(default_factory=dict)
+    _reader: AwsChunkedReader | None = None
+
+    @property
+    def aws_chunked(self) -> bool:
+        return is_aws_chunked(self.headers)
+
+    @property
+    def declared_length(self) -> int | None:
+        """The payload size the client announced, framing excluded (None: unknown)."""
+        name = "x-amz-decoded-content-length" if self.aws_chunked else "content-length"
+        value = self.headers.get(name)
+        if value is None:
+            return None
+        if not value.isdigit():
+            raise S3Error("InvalidArgument", f"Invalid {name}: {value}")
+        return int(value)
+
+    def require_length(self) -> int | None:
+        """Uploads need a declared size unless the transfer itself is chunked (rule 16)."""
+        length = self.declared_length
+        chunked_transfer = "chunked" in self.headers.get("transfer-encoding", "").lower()
+        if length is None and not chunked_transfer and "content-length" not in self.headers:
+            raise S3Error("MissingContentLength")
+        if length is not None and length > MAX_OBJECT_SIZE:
+            raise S3Error("EntityTooLarge")
+        return length
+
+    async def _raw(self) -> AsyncIterator[bytes]:
+        received = 0
+        while True:
+            message = await self.receive()
+            if message["type"] == "http.disconnect":
+                raise S3Error("IncompleteBody")
+            chunk: bytes = message.get("body", b"")
+            if chunk:
+                received += len(chunk)
+                # Only the chunked-transfer case can exceed a declared size; stop it early.
+                if received > MAX_OBJECT_SIZE + (1 << 20) * 64:
+                    raise S3Error("EntityTooLarge")
+                yield chunk
+            if not message.get("more_body", False):
+                return
+
+    def stream(self) -> AsyncIterator[bytes]:
+        """The decoded payload; aws-chunked framing is removed and its signatures checked."""
+        if not self.aws_chunked:
+            return self._raw()
+        self._reader = AwsChunkedReader(
+            self._raw(),
+            signer=self.auth.chunk_signer,
+            decoded_length=self.declared_length,
+            expect_trailer=self.auth.payload in _TRAILER_MODES,
+        )
+        return self._collect_trailers(self._reader)
+
+    async def _collect_trailers(self, reader: AwsChunkedReader) -> AsyncIterator[bytes]:
+        async for chunk in reader:
+            yield chunk
+        self.trailers.update(reader.trailers)
+
+    async def read(self, limit: int) -> bytes:
+        """A small payload (an XML document) whole, with its payload hash checked."""
+        parts: list[bytes] = []
+        size = 0
+        async for chunk in self.stream():
+            size += len(chunk)
+            if size > limit:
+                raise S3Error("MalformedXML", "The XML you provided was too large.")
+            parts.append(chunk)
+        body = b"".join(parts)
+        check_payload_hash(self.auth, hashlib.sha256(body).hexdigest())
+        return body
+
+
+def check_payload_hash(auth: AuthContext, sha256_hex: str) -> None:
+    if auth.payload is PayloadMode.SIGNED and auth.expected_sha256 != sha256_hex:
+        raise S3Error(
+            "XAmzContentSHA256Mismatch",
+            extra={
+                "ClientComputedContentSHA256": auth.expected_sha256 or "",
+                "S3ComputedContentSHA256": sha256_hex,
+            },
+        )
+
+
+@dataclass
+class S3Request:
+    operation: Operation
+    request_id: str
+    method: str
+    headers: Headers
+    query: Mapping[str, str]
+    auth: AuthContext
+    provenance: Provenance
+    body: RequestBody
+
+    @property
+    def bucket(self) -> str:
+        assert self.operation.bucket is not None
+        return self.operation.bucket
+
+    @property
+    def key(self) -> str:
+        assert self.operation.key is not None
+        return self.operation.key

@@ -1,0 +1,89 @@
+"""S3 XML in and out, with lxml. Parsing never resolves entities or touches the network."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime
+from urllib.parse import quote_plus
+
+from lxml import etree
+
+from s3facade.errors import S3Error
+
+S3_NS = "http://s3.amazonaws.com/doc/2006-03-01/"
+MAX_XML_BYTES = 2 * 1024 * 1024
+
+_PARSER = etree.XMLParser(
+    resolve_entities=False,
+    no_network=True,
+    load_dtd=False,
+    dtd_validation=False,
+    huge_tree=False,
+    remove_comments=True,
+    remove_pis=True,
+)
+
+
+def parse(body: bytes, root: str) -> etree._Element:
+    """Parse a request body whose root element must be `root` (any or no namespace)."""
+    if not body.strip():
+        raise S3Error("MalformedXML")
+    try:
+        element = etree.fromstring(body, _PARSER)
+    except etree.XMLSyntaxError:
+        raise S3Error("MalformedXML") from None
+    if local_name(element) != root:
+        raise S3Error("MalformedXML")
+    return element
+
+
+def local_name(element: etree._Element) -> str:
+    tag = element.tag
+    if not isinstance(tag, str):  # comments, entities
+        return ""
+    return etree.QName(tag).localname
+
+
+def children(element: etree._Element, name: str) -> Iterator[etree._Element]:
+    return (child for child in element if local_name(child) == name)
+
+
+def child_text(element: etree._Element, name: str) -> str | None:
+    for child in children(element, name):
+        return child.text or ""
+    return None
+
+
+class Document:
+    """Builds a response in S3's namespace: `doc = Document("ListBucketResult")`."""
+
+    def __init__(self, root: str) -> None:
+        self.root = etree.Element(f"{{{S3_NS}}}{root}", nsmap={None: S3_NS})
+
+    def to_bytes(self) -> bytes:
+        return bytes(etree.tostring(self.root, xml_declaration=True, encoding="UTF-8"))
+
+
+def add(parent: etree._Element, name: str, text: str | int | bool | None = None) -> etree._Element:
+    element = etree.SubElement(parent, f"{{{S3_NS}}}{name}")
+    if text is not None:
+        element.text = _text(text)
+    return element
+
+
+def _text(value: str | int | bool) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    return value
+
+
+def iso8601(time: datetime) -> str:
+    """S3's XML timestamps: millisecond precision, Z suffix."""
+    return time.strftime("%Y-%m-%dT%H:%M:%S.") + f"{time.microsecond // 1000:03d}Z"
+
+
+def url_encode(value: str) -> str:
+    """encoding-type=url as AWS does it: space -> '+', '/' kept, the rest percent-encoded."""
+    return quote_plus(value, safe="/")
