@@ -46,6 +46,7 @@ from registry.model import (
 from registry.namespace import Namespace
 
 LOG_FILE = "registry.duckdb"
+UNCONDITIONAL = WriteCondition()
 
 # Called once the bytes are staged, before they become visible: the protocol layer
 # checks what the client declared (Content-MD5, checksums, payload hash) and returns
@@ -156,7 +157,7 @@ class Registry:
         *,
         spec: ObjectSpec,
         provenance: Provenance,
-        condition: WriteCondition = WriteCondition(),
+        condition: WriteCondition = UNCONDITIONAL,
         hashers: Sequence[Hasher] = (),
         check: UploadCheck | None = None,
     ) -> ObjectVersion:
@@ -193,7 +194,7 @@ class Registry:
         bucket: str,
         key: str,
         provenance: Provenance,
-        condition: WriteCondition = WriteCondition(),
+        condition: WriteCondition = UNCONDITIONAL,
     ) -> bool:
         """Remove the key's current object; False if there was none (not an error in S3)."""
         self.bucket(bucket)

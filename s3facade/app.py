@@ -57,18 +57,23 @@ class S3Gateway:
         headers = Headers(scope=scope)
         raw_path: bytes = scope.get("raw_path") or scope["path"].encode()
         resource = "/"
+        body = RequestBody(receive, headers)
         try:
-            response = await self._handle(scope, receive, headers, raw_path, request_id)
+            response = await self._handle(scope, body, headers, raw_path, request_id)
         except S3Error as exc:
             response = self._error(exc, request_id, raw_path, method)
         except RegistryError as exc:
             response = self._error(s3_error_for(exc), request_id, raw_path, method)
         except Exception:
             log.exception("request %s failed", request_id)
-            response = error_response(S3Error("InternalError"), request_id, resource, head=method == "HEAD")
+            response = error_response(
+                S3Error("InternalError"), request_id, resource, head=method == "HEAD"
+            )
         response.headers["x-amz-request-id"] = request_id
         response.headers["x-amz-id-2"] = request_id
         response.headers["Server"] = "s3facade"
+        if not await body.settle():
+            response.headers["Connection"] = "close"
         await response(scope, receive, send)
 
     def _error(self, error: S3Error, request_id: str, raw_path: bytes, method: str) -> Response:
@@ -76,7 +81,7 @@ class S3Gateway:
         return error_response(error, request_id, resource, head=method == "HEAD")
 
     async def _handle(
-        self, scope: Scope, receive: Receive, headers: Headers, raw_path: bytes, request_id: str
+        self, scope: Scope, body: RequestBody, headers: Headers, raw_path: bytes, request_id: str
     ) -> Response:
         method: str = scope["method"]
         host = headers.get("host", "")
@@ -105,7 +110,7 @@ class S3Gateway:
             query=query,
             auth=auth,
             provenance=provenance,
-            body=RequestBody(receive, headers, auth),
+            body=body.authenticated(auth),
         )
         return await HANDLERS[operation.action](request, self._context)
 

@@ -68,7 +68,9 @@ class _Digest:
 
 @dataclass(frozen=True)
 class ChecksumAlgorithm:
-    name: str  # as in x-amz-checksum-<name>, upper-case in S3's XML and x-amz-sdk-checksum-algorithm
+    name: (
+        str  # as in x-amz-checksum-<name>, upper-case in S3's XML and x-amz-sdk-checksum-algorithm
+    )
     digest_size: int
     new: Callable[[], RunningChecksum]
 
@@ -108,9 +110,7 @@ def decode_checksum(algorithm: ChecksumAlgorithm, value: str) -> bytes:
     except (binascii.Error, ValueError):
         raw = b""
     if len(raw) != algorithm.digest_size:
-        raise S3Error(
-            "InvalidRequest", f"Value for {algorithm.header} header is invalid."
-        )
+        raise S3Error("InvalidRequest", f"Value for {algorithm.header} header is invalid.")
     return raw
 
 

@@ -22,7 +22,7 @@ S3_CODES: Mapping[type[domain.RegistryError], str] = {
 
 def s3_error_for(exc: domain.RegistryError) -> S3Error:
     for cls in type(exc).__mro__:
-        code = S3_CODES.get(cls)  # type: ignore[call-overload]
+        code = S3_CODES.get(cls)
         if code is not None:
             return S3Error(code)
     return S3Error("InternalError")

@@ -33,7 +33,10 @@ ERROR_TABLE: Mapping[str, tuple[int, str]] = {
         "resource.",
     ),
     "EntityTooLarge": (400, "Your proposed upload exceeds the maximum allowed object size."),
-    "EntityTooSmall": (400, "Your proposed upload is smaller than the minimum allowed object size."),
+    "EntityTooSmall": (
+        400,
+        "Your proposed upload is smaller than the minimum allowed object size.",
+    ),
     "ExpiredToken": (400, "The provided token has expired."),
     "IncompleteBody": (
         400,
@@ -46,7 +49,10 @@ ERROR_TABLE: Mapping[str, tuple[int, str]] = {
     ),
     "InvalidArgument": (400, "Invalid Argument"),
     "InvalidBucketName": (400, "The specified bucket is not valid."),
-    "InvalidChunkSizeError": (403, "Only the last chunk is allowed to have a size less than 8192 bytes"),
+    "InvalidChunkSizeError": (
+        403,
+        "Only the last chunk is allowed to have a size less than 8192 bytes",
+    ),
     "InvalidDigest": (400, "The Content-MD5 or checksum you specified is not valid."),
     "InvalidEncryptionAlgorithmError": (
         400,
@@ -70,8 +76,7 @@ ERROR_TABLE: Mapping[str, tuple[int, str]] = {
     "KeyTooLongError": (400, "Your key is too long"),
     "MalformedXML": (
         400,
-        "The XML you provided was not well-formed or did not validate against our published "
-        "schema",
+        "The XML you provided was not well-formed or did not validate against our published schema",
     ),
     "MetadataTooLarge": (400, "Your metadata headers exceed the maximum allowed metadata size."),
     "MethodNotAllowed": (405, "The specified method is not allowed against this resource."),

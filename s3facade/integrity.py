@@ -102,8 +102,7 @@ class UploadIntegrity:
         if expected is not None and not hmac.compare_digest(expected, computed):
             raise S3Error(
                 "BadDigest",
-                f"The {self.algorithm.name} you specified did not match the calculated "
-                "checksum.",
+                f"The {self.algorithm.name} you specified did not match the calculated checksum.",
             )
         return {self.algorithm.name: b64(computed)}
 

@@ -31,9 +31,43 @@ _TRAILER_MODES = frozenset(
 class RequestBody:
     receive: Receive
     headers: Headers
-    auth: AuthContext
+    _auth: AuthContext | None = None
     trailers: dict[str, str] = field(default_factory=dict)
+    finished: bool = False  # the whole body has been received
     _reader: AwsChunkedReader | None = None
+
+    def authenticated(self, auth: AuthContext) -> RequestBody:
+        self._auth = auth
+        return self
+
+    @property
+    def auth(self) -> AuthContext:
+        assert self._auth is not None, "the body is read only after authentication"
+        return self._auth
+
+    @property
+    def expected(self) -> bool:
+        """Whether the client sends (or will send) a body."""
+        if "chunked" in self.headers.get("transfer-encoding", "").lower():
+            return True
+        return self.headers.get("content-length", "0") not in ("", "0")
+
+    async def settle(self) -> bool:
+        """Before answering a request whose body was not read: drain a small remainder so
+        the connection can be reused; False if the connection must be closed instead."""
+        if self.finished or not self.expected:
+            return True
+        if "100-continue" in self.headers.get("expect", "").lower():
+            return False  # the client may still be waiting to send it
+        length = self.headers.get("content-length", "")
+        if not length.isdigit() or int(length) > 256 * 1024:
+            return False
+        try:
+            async for _ in self._raw():
+                pass
+        except S3Error:
+            return False
+        return True
 
     @property
     def aws_chunked(self) -> bool:
@@ -74,6 +108,7 @@ class RequestBody:
                     raise S3Error("EntityTooLarge")
                 yield chunk
             if not message.get("more_body", False):
+                self.finished = True
                 return
 
     def stream(self) -> AsyncIterator[bytes]:

@@ -19,23 +19,57 @@ import base64
 import hashlib
 import hmac
 import itertools
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 from urllib.parse import quote_from_bytes, unquote_to_bytes
 
 from s3facade.errors import S3Error
 
+if TYPE_CHECKING:  # sigv4 imports this module at run time
+    from s3facade.sigv4 import RequestView
+
 # Sub-resources that belong to the CanonicalizedResource (AWS's list, plus what botocore
 # and the AWS JS SDK v2 sign).
-SUBRESOURCES = frozenset({
-    "accelerate", "acl", "analytics", "cors", "defaultObjectAcl", "delete", "inventory",
-    "lifecycle", "location", "logging", "metrics", "notification", "object-lock",
-    "partNumber", "policy", "replication", "requestPayment", "response-cache-control",
-    "response-content-disposition", "response-content-encoding", "response-content-language",
-    "response-content-type", "response-expires", "restore", "select", "select-type",
-    "storageClass", "tagging", "torrent", "uploadId", "uploads", "versionId", "versioning",
-    "versions", "website",
-})
+SUBRESOURCES = frozenset(
+    {
+        "accelerate",
+        "acl",
+        "analytics",
+        "cors",
+        "defaultObjectAcl",
+        "delete",
+        "inventory",
+        "lifecycle",
+        "location",
+        "logging",
+        "metrics",
+        "notification",
+        "object-lock",
+        "partNumber",
+        "policy",
+        "replication",
+        "requestPayment",
+        "response-cache-control",
+        "response-content-disposition",
+        "response-content-encoding",
+        "response-content-language",
+        "response-content-type",
+        "response-expires",
+        "restore",
+        "select",
+        "select-type",
+        "storageClass",
+        "tagging",
+        "torrent",
+        "uploadId",
+        "uploads",
+        "versionId",
+        "versioning",
+        "versions",
+        "website",
+    }
+)
 
 Pairs = Sequence[tuple[bytes, bytes]]
 
@@ -68,7 +102,7 @@ def _paths(raw_path: bytes, bucket: str | None) -> list[str]:
 
 
 def _subresources(raw_query: bytes | None, pairs: Pairs) -> list[str]:
-    """"?a&b=v" in name order, values decoded (botocore) or as sent (AWS JS SDK v2)."""
+    """ "?a&b=v" in name order, values decoded (botocore) or as sent (AWS JS SDK v2)."""
     decoded: list[tuple[str, str | None]] = []
     raw: list[tuple[str, str | None]] = []
     for name, value in pairs:
@@ -148,16 +182,23 @@ def verify_query(
     for name, value in pairs:
         params.setdefault(name.decode("utf-8", "replace"), value.decode("utf-8", "replace"))
     if not all(p in params for p in ("AWSAccessKeyId", "Signature", "Expires")):
-        raise S3Error("AccessDenied", "Query-string authentication requires the Signature, "
-                      "Expires and AWSAccessKeyId parameters")
+        raise S3Error(
+            "AccessDenied",
+            "Query-string authentication requires the Signature, "
+            "Expires and AWSAccessKeyId parameters",
+        )
     expires = params["Expires"]
     if not expires.isdigit():
         raise S3Error("AccessDenied", "Invalid date (should be seconds since epoch): " + expires)
     if now.timestamp() > int(expires):
-        raise S3Error("AccessDenied", "Request has expired", extra={
-            "Expires": datetime.fromtimestamp(int(expires), UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "ServerTime": now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        })
+        raise S3Error(
+            "AccessDenied",
+            "Request has expired",
+            extra={
+                "Expires": datetime.fromtimestamp(int(expires), UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "ServerTime": now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            },
+        )
     access_key = params["AWSAccessKeyId"]
     secret = _lookup(secret_for, access_key)
     # botocore moves x-amz-*, Content-Type and Content-MD5 into the query when presigning;
@@ -170,9 +211,19 @@ def verify_query(
         return list(dict.fromkeys([headers.get(name, ""), params.get(name, "")]))
 
     resources = [p + s for p in _paths(raw_path, bucket) for s in _subresources(raw_query, pairs)]
-    _check(access_key, secret, params["Signature"], _candidates(
-        method.upper(), options("content-md5"), options("content-type"), [expires], amz,
-        resources))
+    _check(
+        access_key,
+        secret,
+        params["Signature"],
+        _candidates(
+            method.upper(),
+            options("content-md5"),
+            options("content-type"),
+            [expires],
+            amz,
+            resources,
+        ),
+    )
     return access_key
 
 
@@ -189,11 +240,13 @@ def verify_header(
     """Verify "Authorization: AWS AKID:signature"; returns the access key id.
 
     The caller has already checked Date/x-amz-date and the clock skew."""
-    access_key, sep, provided = authorization[len("AWS "):].strip().rpartition(":")
+    access_key, sep, provided = authorization[len("AWS ") :].strip().rpartition(":")
     if not sep or not access_key or not provided:
-        raise S3Error("InvalidArgument", "Authorization header is invalid -- one and only one "
-                      "' ' (space) required", extra={"ArgumentName": "Authorization",
-                                                     "ArgumentValue": authorization})
+        raise S3Error(
+            "InvalidArgument",
+            "Authorization header is invalid -- one and only one ' ' (space) required",
+            extra={"ArgumentName": "Authorization", "ArgumentValue": authorization},
+        )
     secret = _lookup(secret_for, access_key)
     # With x-amz-date, AWS ignores Date: the line is empty (AWS JS SDK v2), though
     # botocore still signs the Date header it sets.
@@ -202,7 +255,17 @@ def verify_header(
         dates = list(dict.fromkeys(["", *dates]))
     amz = canonical_amz_headers(headers.items())
     resources = [p + s for p in _paths(raw_path, bucket) for s in _subresources(raw_query, pairs)]
-    _check(access_key, secret, provided, _candidates(
-        method.upper(), [headers.get("content-md5", "")], [headers.get("content-type", "")],
-        dates, amz, resources))
+    _check(
+        access_key,
+        secret,
+        provided,
+        _candidates(
+            method.upper(),
+            [headers.get("content-md5", "")],
+            [headers.get("content-type", "")],
+            dates,
+            amz,
+            resources,
+        ),
+    )
     return access_key

@@ -32,17 +32,14 @@ MAX_PRESIGN_EXPIRES = 604800  # seven days, AWS's limit for X-Amz-Expires
 _HEX64 = re.compile(r"[0-9a-fA-F]{64}")
 _AMZ_DATE = re.compile(r"\d{8}T\d{6}Z")
 _PRESIGN_PARAMS = (
-    "X-Amz-Algorithm",
-    "X-Amz-Credential",
-    "X-Amz-Signature",
-    "X-Amz-Date",
-    "X-Amz-SignedHeaders",
-    "X-Amz-Expires",
-)
+    "X-Amz-Algorithm X-Amz-Credential X-Amz-Signature X-Amz-Date X-Amz-SignedHeaders X-Amz-Expires"
+).split()
 # Unsigned x-amz-* headers tolerated on a presigned request: they only add integrity
 # checks, so a URL holder cannot use them to change what the signer authorised.
-_UNSIGNED_OK = ("x-amz-content-sha256", "x-amz-checksum-", "x-amz-sdk-checksum-algorithm",
-                "x-amz-trailer", "x-amz-decoded-content-length", "x-amz-date")
+_UNSIGNED_OK = tuple(
+    "x-amz-content-sha256 x-amz-checksum- x-amz-sdk-checksum-algorithm x-amz-trailer "
+    "x-amz-decoded-content-length x-amz-date".split()
+)
 
 
 class PayloadMode(enum.Enum):
@@ -78,15 +75,13 @@ class ChunkSigner:
     seed_signature: str
 
     def chunk_signature(self, previous: str, chunk_sha256_hex: str) -> str:
-        sts = "\n".join(("AWS4-HMAC-SHA256-PAYLOAD", self.amz_date, self.scope, previous,
-                         EMPTY_SHA256, chunk_sha256_hex))
-        return hmac.new(self.signing_key, sts.encode(), hashlib.sha256).hexdigest()
+        head = ("AWS4-HMAC-SHA256-PAYLOAD", self.amz_date, self.scope, previous)
+        return _sign(self.signing_key, *head, EMPTY_SHA256, chunk_sha256_hex)
 
     def trailer_signature(self, previous: str, canonical_trailers: bytes) -> str:
         """`canonical_trailers` is "name:value\\n" for each trailer, signature excluded."""
-        sts = "\n".join(("AWS4-HMAC-SHA256-TRAILER", self.amz_date, self.scope, previous,
-                         hashlib.sha256(canonical_trailers).hexdigest()))
-        return hmac.new(self.signing_key, sts.encode(), hashlib.sha256).hexdigest()
+        head = ("AWS4-HMAC-SHA256-TRAILER", self.amz_date, self.scope, previous)
+        return _sign(self.signing_key, *head, hashlib.sha256(canonical_trailers).hexdigest())
 
 
 @dataclass(frozen=True)
@@ -100,6 +95,11 @@ class AuthContext:
 
 
 # --- canonical forms ------------------------------------------------------------------
+
+
+def _sign(key: bytes, *lines: str) -> str:
+    """Hex HMAC-SHA256 of the lines joined with newlines (every SigV4 string to sign)."""
+    return hmac.new(key, "\n".join(lines).encode(), hashlib.sha256).hexdigest()
 
 
 def uri_encode(raw: bytes) -> str:
@@ -123,7 +123,10 @@ def parse_query(raw_query: bytes) -> list[tuple[bytes, bytes]]:
             continue
         name, _, value = part.partition(b"=")
         pairs.append(
-            (unquote_to_bytes(name.replace(b"+", b" ")), unquote_to_bytes(value.replace(b"+", b" ")))
+            (
+                unquote_to_bytes(name.replace(b"+", b" ")),
+                unquote_to_bytes(value.replace(b"+", b" ")),
+            )
         )
     return pairs
 
@@ -186,8 +189,11 @@ def check_skew(request_time: datetime, sent: str, now: datetime) -> None:
     if abs(now - request_time) > MAX_SKEW:
         raise S3Error(
             "RequestTimeTooSkewed",
-            extra={"RequestTime": sent, "ServerTime": _iso(now),
-                   "MaxAllowedSkewMilliseconds": str(int(MAX_SKEW.total_seconds() * 1000))},
+            extra={
+                "RequestTime": sent,
+                "ServerTime": _iso(now),
+                "MaxAllowedSkewMilliseconds": str(int(MAX_SKEW.total_seconds() * 1000)),
+            },
         )
 
 
@@ -273,22 +279,22 @@ class Authenticator:
             if scheme == ECDSA_ALGORITHM:
                 raise S3Error("NotImplemented", "SigV4a (AWS4-ECDSA-P256-SHA256) is not supported.")
             if scheme == "AWS":
-                sent = req.headers.get("x-amz-date") or req.headers.get("date")
-                when = parse_http_date(sent) if sent else None
-                if sent is None or when is None:
-                    raise S3Error("AccessDenied",
-                                  "AWS authentication requires a valid Date or x-amz-date header")
+                sent = req.headers.get("x-amz-date") or req.headers.get("date") or ""
+                when = parse_http_date(sent)
+                if when is None:
+                    raise _no_date()
                 check_skew(when, sent, self._now())
-                key = sigv2.verify_header(req.method, req.raw_path, pairs, req.headers, auth,
-                                          self._secret_for, vhost_bucket, req.raw_query)
+                key = sigv2.verify_header(req, pairs, auth, self._secret_for, vhost_bucket)
                 return self._v2_context(key, req.headers, presigned=False)
-            raise S3Error("InvalidArgument", "Unsupported Authorization Type",
-                          extra={"ArgumentName": "Authorization", "ArgumentValue": auth})
+            raise S3Error(
+                "InvalidArgument",
+                "Unsupported Authorization Type",
+                extra={"ArgumentName": "Authorization", "ArgumentValue": auth},
+            )
         if v4q:
             return self._presigned_v4(req, pairs)
         if v2q:
-            key = sigv2.verify_query(req.method, req.raw_path, pairs, req.headers,
-                                     self._secret_for, self._now(), vhost_bucket, req.raw_query)
+            key = sigv2.verify_query(req, pairs, self._secret_for, self._now(), vhost_bucket)
             return self._v2_context(key, req.headers, presigned=True)
         mode, digest = unauthenticated_payload(req.headers)
         return AuthContext(None, mode, digest, None, presigned=False, signature_version=None)
@@ -300,16 +306,19 @@ class Authenticator:
 
     # --- Authorization header ----------------------------------------------------------
 
-    def _header_v4(self, req: RequestView, pairs: list[tuple[bytes, bytes]], auth: str) -> AuthContext:
+    def _header_v4(
+        self, req: RequestView, pairs: list[tuple[bytes, bytes]], auth: str
+    ) -> AuthContext:
         def malformed(detail: str) -> S3Error:
-            return S3Error("AuthorizationHeaderMalformed",
-                           f"The authorization header is malformed; {detail}")
+            return S3Error(
+                "AuthorizationHeaderMalformed", f"The authorization header is malformed; {detail}"
+            )
 
         fields: dict[str, str] = {}
-        for item in auth[len(ALGORITHM):].split(","):
+        for item in auth[len(ALGORITHM) :].split(","):
             name, sep, value = item.strip().partition("=")
             if not sep:
-                raise malformed(f"the authorization component \"{item.strip()}\" is malformed.")
+                raise malformed(f'the authorization component "{item.strip()}" is malformed.')
             fields[name.strip()] = value.strip()
         for required in ("Credential", "SignedHeaders", "Signature"):
             if required not in fields:
@@ -327,26 +336,24 @@ class Authenticator:
             amz_date = req.headers["date"]
             when = parse_http_date(amz_date)
         if when is None or amz_date is None:
-            raise S3Error("AccessDenied",
-                          "AWS authentication requires a valid Date or x-amz-date header")
+            raise _no_date()
         iso_date = when.strftime("%Y%m%dT%H%M%SZ")
         if cred.date != iso_date[:8]:
-            raise malformed(f"Invalid credential date \"{cred.date}\". This date is not the "
-                            f"same as X-Amz-Date: \"{iso_date[:8]}\".")
+            raise malformed(
+                f'Invalid credential date "{cred.date}". This date is not the '
+                f'same as X-Amz-Date: "{iso_date[:8]}".'
+            )
         check_skew(when, amz_date, self._now())
 
         content_sha = req.headers.get("x-amz-content-sha256")
         if content_sha is None:
-            raise S3Error("InvalidRequest",
-                          "Missing required header for this request: x-amz-content-sha256")
+            raise S3Error(
+                "InvalidRequest", "Missing required header for this request: x-amz-content-sha256"
+            )
         mode, digest = classify_payload(content_sha)
-        key = signing_key(secret, cred.date, cred.region)
-        self._verify(req, pairs, None, signed, [content_sha], iso_date, cred, key,
-                     fields["Signature"])
-        signer = (ChunkSigner(key, iso_date, cred.scope, fields["Signature"].lower())
-                  if mode in _SIGNED_STREAMING else None)
-        return AuthContext(cred.access_key, mode, digest, signer, presigned=False,
-                           signature_version="v4")
+        canonical = _Canonical(req, pairs, None, signed, iso_date, cred)
+        key = canonical.verify(secret, [content_sha], fields["Signature"])
+        return canonical.context(key, fields["Signature"], mode, digest, presigned=False)
 
     # --- presigned URL -------------------------------------------------------------------
 
@@ -358,15 +365,19 @@ class Authenticator:
         for name, value in pairs:
             params.setdefault(name.decode("utf-8", "replace"), value.decode("utf-8", "replace"))
         if any(p not in params for p in _PRESIGN_PARAMS):
-            raise bad("Query-string authentication version 4 requires the X-Amz-Algorithm, "
-                      "X-Amz-Credential, X-Amz-Signature, X-Amz-Date, X-Amz-SignedHeaders, and "
-                      "X-Amz-Expires parameters.")
+            raise bad(
+                "Query-string authentication version 4 requires the X-Amz-Algorithm, "
+                "X-Amz-Credential, X-Amz-Signature, X-Amz-Date, X-Amz-SignedHeaders, and "
+                "X-Amz-Expires parameters."
+            )
         if params["X-Amz-Algorithm"] == ECDSA_ALGORITHM:
             raise S3Error("NotImplemented", "SigV4a (AWS4-ECDSA-P256-SHA256) is not supported.")
         if params["X-Amz-Algorithm"] != ALGORITHM:
             raise bad('X-Amz-Algorithm only supports "AWS4-HMAC-SHA256"')
-        cred = self._credential(params["X-Amz-Credential"],
-                                lambda d: bad(f"Error parsing the X-Amz-Credential parameter; {d}"))
+        cred = self._credential(
+            params["X-Amz-Credential"],
+            lambda d: bad(f"Error parsing the X-Amz-Credential parameter; {d}"),
+        )
         amz_date = params["X-Amz-Date"]
         when = _parse_amz_date(amz_date)
         if when is None:
@@ -380,8 +391,10 @@ class Authenticator:
         if expires > MAX_PRESIGN_EXPIRES:
             raise bad("X-Amz-Expires must be less than a week (in seconds) that is 604800")
         if cred.date != amz_date[:8]:
-            raise bad(f"Invalid credential date \"{cred.date}\". This date is not the same as "
-                      f"X-Amz-Date: \"{amz_date[:8]}\".")
+            raise bad(
+                f'Invalid credential date "{cred.date}". This date is not the same as '
+                f'X-Amz-Date: "{amz_date[:8]}".'
+            )
         signed = params["X-Amz-SignedHeaders"]
         signed_names = signed.split(";")
         if "host" not in signed_names:
@@ -392,21 +405,36 @@ class Authenticator:
         deadline = when + timedelta(seconds=expires)
         if when > now + MAX_SKEW:
             # AWS reports X-Amz-Date here in epoch milliseconds; mirror it.
-            raise S3Error("AccessDenied", "Request is not yet valid",
-                          extra={"X-Amz-Date": str(int(when.timestamp() * 1000)),
-                                 "Expires": _iso(deadline), "ServerTime": _iso(now)})
+            raise S3Error(
+                "AccessDenied",
+                "Request is not yet valid",
+                extra={
+                    "X-Amz-Date": str(int(when.timestamp() * 1000)),
+                    "Expires": _iso(deadline),
+                    "ServerTime": _iso(now),
+                },
+            )
         if now > deadline:
-            raise S3Error("AccessDenied", "Request has expired",
-                          extra={"X-Amz-Expires": raw_expires, "Expires": _iso(deadline),
-                                 "ServerTime": _iso(now)})
+            raise S3Error(
+                "AccessDenied",
+                "Request has expired",
+                extra={
+                    "X-Amz-Expires": raw_expires,
+                    "Expires": _iso(deadline),
+                    "ServerTime": _iso(now),
+                },
+            )
         unsigned = sorted(
-            h for h in req.headers
+            h
+            for h in req.headers
             if h.startswith("x-amz-") and h not in signed_names and not h.startswith(_UNSIGNED_OK)
         )
         if unsigned:
-            raise S3Error("AccessDenied",
-                          "There were headers present in the request which were not signed",
-                          extra={"HeadersNotSigned": ", ".join(unsigned)})
+            raise S3Error(
+                "AccessDenied",
+                "There were headers present in the request which were not signed",
+                extra={"HeadersNotSigned": ", ".join(unsigned)},
+            )
 
         # Rule 17: a pinned payload hash (query, or a signed header) is honoured. It is
         # covered by the canonical query/headers, so whichever payload line the client
@@ -421,34 +449,36 @@ class Authenticator:
             # An unsigned header only adds checks (a hash the caller verifies, or chunk
             # signatures chained on this URL's signature), so it may pick the mode.
             header = req.headers.get("x-amz-content-sha256")
-            mode, digest = (PayloadMode.UNSIGNED, None) if header is None else (
-                classify_payload(header))
+            mode, digest = (
+                (PayloadMode.UNSIGNED, None) if header is None else (classify_payload(header))
+            )
             lines = [UNSIGNED_PAYLOAD]
-        key = signing_key(secret, cred.date, cred.region)
-        signature = params["X-Amz-Signature"]
-        self._verify(req, pairs, b"X-Amz-Signature", signed, lines, amz_date, cred, key, signature)
-        signer = (ChunkSigner(key, amz_date, cred.scope, signature.lower())
-                  if mode in _SIGNED_STREAMING else None)
-        return AuthContext(cred.access_key, mode, digest, signer, presigned=True,
-                           signature_version="v4")
+        canonical = _Canonical(req, pairs, b"X-Amz-Signature", signed, amz_date, cred)
+        key = canonical.verify(secret, lines, params["X-Amz-Signature"])
+        return canonical.context(key, params["X-Amz-Signature"], mode, digest, presigned=True)
 
     # --- shared --------------------------------------------------------------------------
 
     def _credential(self, value: str, error: Callable[[str], S3Error]) -> _Credential:
         parts = value.rsplit("/", 4)
         if len(parts) != 5 or not parts[0] or not re.fullmatch(r"\d{8}", parts[1]):
-            raise error('the Credential is mal-formed; expecting '
-                        '"<YOUR-AKID>/YYYYMMDD/REGION/SERVICE/aws4_request".')
+            raise error(
+                "the Credential is mal-formed; expecting "
+                '"<YOUR-AKID>/YYYYMMDD/REGION/SERVICE/aws4_request".'
+            )
         cred = _Credential(*parts)
         if cred.region != self._region:
             err = error(f"the region '{cred.region}' is wrong; expecting '{self._region}'")
             err.extra["Region"] = self._region
             raise err
         if cred.service != SERVICE:
-            raise error(f'incorrect service "{cred.service}". This endpoint belongs to "{SERVICE}".')
+            raise error(
+                f'incorrect service "{cred.service}". This endpoint belongs to "{SERVICE}".'
+            )
         if cred.terminator != TERMINATOR:
-            raise error(f'incorrect terminal "{cred.terminator}". This endpoint uses '
-                        f'"{TERMINATOR}".')
+            raise error(
+                f'incorrect terminal "{cred.terminator}". This endpoint uses "{TERMINATOR}".'
+            )
         return cred
 
     def _lookup(self, access_key: str) -> str:
@@ -457,25 +487,39 @@ class Authenticator:
             raise S3Error("InvalidAccessKeyId", extra={"AWSAccessKeyId": access_key})
         return secret
 
-    @staticmethod
-    def _verify(req: RequestView, pairs: Sequence[tuple[bytes, bytes]], exclude: bytes | None,
-                signed: str, payload_lines: Sequence[str], amz_date: str, cred: _Credential,
-                key: bytes, provided: str) -> None:
-        """Accept if the signature matches with any candidate payload line."""
+
+def _no_date() -> S3Error:
+    return S3Error("AccessDenied", "AWS authentication requires a valid Date or x-amz-date header")
+
+
+@dataclass(frozen=True)
+class _Canonical:
+    """The parts of a canonical request fixed before the payload line is chosen."""
+
+    req: RequestView
+    pairs: Sequence[tuple[bytes, bytes]]
+    exclude: bytes | None  # X-Amz-Signature, left out of a presigned canonical query
+    signed: str
+    amz_date: str
+    cred: _Credential
+
+    def verify(self, secret: str, payload_lines: Sequence[str], provided: str) -> bytes:
+        """The signing key if the signature matches with any candidate payload line."""
+        req, cred = self.req, self.cred
         headers = "".join(
-            f"{name}:{_trimall(req.headers.get(name, ''))}\n" for name in signed.split(";")
+            f"{name}:{_trimall(req.headers.get(name, ''))}\n" for name in self.signed.split(";")
         )
-        prefix = "\n".join((req.method.upper(), canonical_uri(req.raw_path),
-                            canonical_query(pairs, exclude), headers, signed))
+        path, query = canonical_uri(req.raw_path), canonical_query(self.pairs, self.exclude)
+        prefix = f"{req.method.upper()}\n{path}\n{query}\n{headers}\n{self.signed}"
+        key = signing_key(secret, cred.date, cred.region)
         wanted = provided.strip().lower().encode("utf-8", "replace")
         first: tuple[bytes, str] | None = None
         for line in payload_lines:
             canonical = to_wire(f"{prefix}\n{line}")
-            sts = "\n".join((ALGORITHM, amz_date, cred.scope,
-                             hashlib.sha256(canonical).hexdigest()))
-            computed = hmac.new(key, sts.encode(), hashlib.sha256).hexdigest()
-            if hmac.compare_digest(computed.encode(), wanted):
-                return
+            digest = hashlib.sha256(canonical).hexdigest()
+            sts = "\n".join((ALGORITHM, self.amz_date, cred.scope, digest))
+            if hmac.compare_digest(_sign(key, sts).encode(), wanted):
+                return key
             first = first or (canonical, sts)
         assert first is not None
         canonical, sts = first
@@ -490,3 +534,11 @@ class Authenticator:
                 "CanonicalRequestBytes": _hex_bytes(canonical),
             },
         )
+
+    def context(
+        self, key: bytes, signature: str, mode: PayloadMode, digest: str | None, *, presigned: bool
+    ) -> AuthContext:
+        signer = None
+        if mode in _SIGNED_STREAMING:  # the request's signature seeds the chunk chain
+            signer = ChunkSigner(key, self.amz_date, self.cred.scope, signature.strip().lower())
+        return AuthContext(self.cred.access_key, mode, digest, signer, presigned, "v4")

@@ -58,7 +58,7 @@ class Document:
     """Builds a response in S3's namespace: `doc = Document("ListBucketResult")`."""
 
     def __init__(self, root: str) -> None:
-        self.root = etree.Element(f"{{{S3_NS}}}{root}", nsmap={None: S3_NS})
+        self.root = etree.Element(f"{{{S3_NS}}}{root}", nsmap={None: S3_NS})  # type: ignore[dict-item]
 
     def to_bytes(self) -> bytes:
         return bytes(etree.tostring(self.root, xml_declaration=True, encoding="UTF-8"))

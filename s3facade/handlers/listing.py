@@ -28,8 +28,11 @@ def _max_keys(req: S3Request) -> int:
     except ValueError:
         value = -1
     if value < 0:
-        raise S3Error("InvalidArgument", "Provided max-keys not an integer or within integer range",
-                      extra={"ArgumentName": "max-keys", "ArgumentValue": text})
+        raise S3Error(
+            "InvalidArgument",
+            "Provided max-keys not an integer or within integer range",
+            extra={"ArgumentName": "max-keys", "ArgumentValue": text},
+        )
     return min(value, MAX_KEYS)
 
 
@@ -38,8 +41,11 @@ def _encoder(req: S3Request) -> Callable[[str], str]:
     if encoding is None:
         return lambda value: value
     if encoding.lower() != "url":
-        raise S3Error("InvalidArgument", "Invalid Encoding Method specified in Request",
-                      extra={"ArgumentName": "encoding-type", "ArgumentValue": encoding})
+        raise S3Error(
+            "InvalidArgument",
+            "Invalid Encoding Method specified in Request",
+            extra={"ArgumentName": "encoding-type", "ArgumentValue": encoding},
+        )
     return url_encode
 
 

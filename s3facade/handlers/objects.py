@@ -50,7 +50,9 @@ STORAGE_CLASSES = frozenset(
 
 def check_key(key: str) -> None:
     if len(key.encode("utf-8")) > MAX_KEY_BYTES:
-        raise S3Error("KeyTooLongError", extra={"Size": str(len(key.encode())), "MaxSizeAllowed": "1024"})
+        raise S3Error(
+            "KeyTooLongError", extra={"Size": str(len(key.encode())), "MaxSizeAllowed": "1024"}
+        )
 
 
 def object_spec(headers: Headers) -> ObjectSpec:
@@ -116,11 +118,12 @@ async def put_object(req: S3Request, server: ServerContext) -> Response:
 
 
 def object_headers(version: ObjectVersion, req: S3Request) -> dict[str, str]:
+    # Lower-case names throughout, so response-* overrides replace rather than duplicate.
     headers = {
-        "ETag": f'"{version.etag}"',
-        "Last-Modified": http_date(version.last_modified),
-        "Accept-Ranges": "bytes",
-        "Content-Type": version.content_type,
+        "etag": f'"{version.etag}"',
+        "last-modified": http_date(version.last_modified),
+        "accept-ranges": "bytes",
+        "content-type": version.content_type,
     }
     headers.update(version.headers)
     for name, value in version.metadata.items():
@@ -141,7 +144,9 @@ def _checksum_headers(version: ObjectVersion, req: S3Request) -> dict[str, str]:
     return headers
 
 
-def _read(req: S3Request, server: ServerContext) -> tuple[ObjectVersion, ByteRange | None, Response | None]:
+def _read(
+    req: S3Request, server: ServerContext
+) -> tuple[ObjectVersion, ByteRange | None, Response | None]:
     version = server.registry.head_object(req.bucket, req.key)
     try:
         check_read_conditions(req.headers, version)
@@ -151,14 +156,16 @@ def _read(req: S3Request, server: ServerContext) -> tuple[ObjectVersion, ByteRan
     return version, parse_range(req.headers.get("range"), version.size), None
 
 
-def _framing(version: ObjectVersion, byte_range: ByteRange | None, req: S3Request) -> tuple[int, dict[str, str]]:
+def _framing(
+    version: ObjectVersion, byte_range: ByteRange | None, req: S3Request
+) -> tuple[int, dict[str, str]]:
     headers = object_headers(version, req)
     if byte_range is None:
         headers.update(_checksum_headers(version, req))
-        headers["Content-Length"] = str(version.size)
+        headers["content-length"] = str(version.size)
         return 200, headers
-    headers["Content-Length"] = str(byte_range.length)
-    headers["Content-Range"] = f"bytes {byte_range.first}-{byte_range.last}/{version.size}"
+    headers["content-length"] = str(byte_range.length)
+    headers["content-range"] = f"bytes {byte_range.first}-{byte_range.last}/{version.size}"
     return 206, headers
 
 
@@ -205,9 +212,7 @@ async def delete_object(req: S3Request, server: ServerContext) -> Response:
 async def delete_objects(req: S3Request, server: ServerContext) -> Response:
     integrity = UploadIntegrity.of(req.body)
     if integrity.content_md5 is None and integrity.expected is None and integrity.trailer is None:
-        raise S3Error(
-            "InvalidRequest", "Missing required header for this request: Content-MD5"
-        )
+        raise S3Error("InvalidRequest", "Missing required header for this request: Content-MD5")
     body = await req.body.read(2 * 1024 * 1024)
     integrity.verify_bytes(body)
     root = parse(body, "Delete")
@@ -234,5 +239,3 @@ async def delete_objects(req: S3Request, server: ServerContext) -> Response:
         if not quiet:
             add(add(doc.root, "Deleted"), "Key", key)
     return xml_response(doc)
-
-

@@ -1,0 +1,99 @@
+"""Bucket operations through boto3 at its default settings."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import httpx
+import pytest
+from botocore.exceptions import ClientError
+
+
+def error_code(exc: ClientError) -> str:
+    return str(exc.response["Error"]["Code"])
+
+
+def test_bucket_lifecycle(s3: Any) -> None:
+    name = f"life-{uuid.uuid4().hex[:10]}"
+    created = s3.create_bucket(Bucket=name)
+    assert created["Location"] == f"/{name}"
+    assert name in [b["Name"] for b in s3.list_buckets()["Buckets"]]
+    assert s3.head_bucket(Bucket=name)["ResponseMetadata"]["HTTPStatusCode"] == 200
+    assert s3.get_bucket_location(Bucket=name)["LocationConstraint"] is None  # us-east-1
+    s3.put_object(Bucket=name, Key="k", Body=b"x")
+    with pytest.raises(ClientError) as raised:
+        s3.delete_bucket(Bucket=name)
+    assert error_code(raised.value) == "BucketNotEmpty"
+    s3.delete_object(Bucket=name, Key="k")
+    s3.delete_bucket(Bucket=name)
+    assert name not in [b["Name"] for b in s3.list_buckets()["Buckets"]]
+    with pytest.raises(ClientError) as raised:
+        s3.head_bucket(Bucket=name)
+    assert raised.value.response["ResponseMetadata"]["HTTPStatusCode"] == 404
+
+
+def test_create_twice_is_already_owned(s3: Any, bucket: str) -> None:
+    with pytest.raises(ClientError) as raised:
+        s3.create_bucket(Bucket=bucket)
+    assert error_code(raised.value) == "BucketAlreadyOwnedByYou"
+    assert raised.value.response["ResponseMetadata"]["HTTPStatusCode"] == 409
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["ab", "a" * 64, "Upper", "under_score", "-lead", "trail-", "dou..ble", "192.168.1.1",
+     "xn--punycode", "bucket-s3alias", "dot.-dash"],
+)  # fmt: skip
+def test_invalid_bucket_names(s3: Any, name: str) -> None:
+    with pytest.raises(ClientError) as raised:
+        s3.create_bucket(Bucket=name)
+    assert error_code(raised.value) == "InvalidBucketName"
+    assert name not in [b["Name"] for b in s3.list_buckets()["Buckets"]]
+
+
+def test_location_constraint_must_match_region(s3: Any) -> None:
+    name = f"loc-{uuid.uuid4().hex[:10]}"
+    with pytest.raises(ClientError) as raised:
+        s3.create_bucket(Bucket=name, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+    assert error_code(raised.value) == "InvalidLocationConstraint"
+    assert name not in [b["Name"] for b in s3.list_buckets()["Buckets"]]
+
+
+def test_missing_bucket_errors(s3: Any) -> None:
+    name = f"nobody-{uuid.uuid4().hex[:10]}"
+    for call in (
+        lambda: s3.list_objects_v2(Bucket=name),
+        lambda: s3.put_object(Bucket=name, Key="k", Body=b"x"),
+        lambda: s3.get_object(Bucket=name, Key="k"),
+        lambda: s3.delete_bucket(Bucket=name),
+        lambda: s3.get_bucket_location(Bucket=name),
+    ):
+        with pytest.raises(ClientError) as raised:
+            call()
+        assert error_code(raised.value) == "NoSuchBucket"
+
+
+def test_operational_endpoints(server: Any) -> None:
+    health = httpx.get(f"{server.endpoint}/-/health")
+    assert health.status_code == 200
+    assert health.json()["status"] == "ok"
+    ready = httpx.get(f"{server.endpoint}/-/ready")
+    assert ready.status_code == 200
+    assert ready.json()["backends"]["local"]["healthy"] is True
+
+
+def test_every_response_has_a_request_id(server: Any, s3: Any) -> None:
+    listed = s3.list_buckets()
+    assert listed["ResponseMetadata"]["HTTPHeaders"]["x-amz-request-id"]
+    anonymous = httpx.get(f"{server.endpoint}/")
+    assert anonymous.status_code == 403
+    assert "<Code>AccessDenied</Code>" in anonymous.text
+    assert anonymous.headers["x-amz-request-id"] in anonymous.text
+
+
+def test_unimplemented_subresource_is_not_a_listing(server: Any, s3: Any, bucket: str) -> None:
+    with pytest.raises(ClientError) as raised:
+        s3.get_bucket_acl(Bucket=bucket)
+    assert error_code(raised.value) == "NotImplemented"
+    assert raised.value.response["ResponseMetadata"]["HTTPStatusCode"] == 501
