@@ -3,10 +3,13 @@
 from registry.model import (
     NULL_VERSION,
     Bucket,
+    CompletedPart,
     ListingPage,
+    MultipartUpload,
     ObjectSpec,
     ObjectVersion,
     Provenance,
+    UploadPart,
     WriteCondition,
 )
 from registry.registry import Registry, UploadCheck
@@ -14,11 +17,14 @@ from registry.registry import Registry, UploadCheck
 __all__ = [
     "NULL_VERSION",
     "Bucket",
+    "CompletedPart",
     "ListingPage",
+    "MultipartUpload",
     "ObjectSpec",
     "ObjectVersion",
     "Provenance",
     "Registry",
     "UploadCheck",
+    "UploadPart",
     "WriteCondition",
 ]

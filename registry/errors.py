@@ -41,3 +41,24 @@ class StorageUnavailable(RegistryError):
 
 class StorageFull(RegistryError):
     """No space left to store the bytes."""
+
+
+class NoSuchUpload(RegistryError):
+    pass
+
+
+class InvalidPart(RegistryError):
+    """A part named in a completion was never uploaded, or its ETag differs."""
+
+
+class InvalidPartOrder(RegistryError):
+    pass
+
+
+class EntityTooSmall(RegistryError):
+    """A part other than the last is under the minimum part size."""
+
+    def __init__(self, part: str, size: int) -> None:
+        super().__init__(f"part {part} is {size} bytes")
+        self.part = part
+        self.size = size

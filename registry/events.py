@@ -22,6 +22,10 @@ class EventType(StrEnum):
     BUCKET_DELETED = "BucketDeleted"
     OBJECT_WRITTEN = "ObjectWritten"
     OBJECT_DELETED = "ObjectDeleted"
+    UPLOAD_CREATED = "MultipartUploadCreated"
+    PART_UPLOADED = "PartUploaded"
+    UPLOAD_COMPLETED = "MultipartUploadCompleted"
+    UPLOAD_ABORTED = "MultipartUploadAborted"
 
 
 @dataclass(frozen=True, slots=True)

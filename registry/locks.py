@@ -18,34 +18,43 @@ class SharedExclusiveLock:
         self._cond = asyncio.Condition()
         self._shared = 0
         self._exclusive = False
+        self._users = 0  # holders and waiters; counted before the first await
 
     @asynccontextmanager
     async def shared(self) -> AsyncIterator[None]:
-        async with self._cond:
-            await self._cond.wait_for(lambda: not self._exclusive)
-            self._shared += 1
+        self._users += 1
         try:
-            yield
-        finally:
             async with self._cond:
-                self._shared -= 1
-                self._cond.notify_all()
+                await self._cond.wait_for(lambda: not self._exclusive)
+                self._shared += 1
+            try:
+                yield
+            finally:
+                async with self._cond:
+                    self._shared -= 1
+                    self._cond.notify_all()
+        finally:
+            self._users -= 1
 
     @asynccontextmanager
     async def exclusive(self) -> AsyncIterator[None]:
-        async with self._cond:
-            await self._cond.wait_for(lambda: not self._exclusive and self._shared == 0)
-            self._exclusive = True
+        self._users += 1
         try:
-            yield
-        finally:
             async with self._cond:
-                self._exclusive = False
-                self._cond.notify_all()
+                await self._cond.wait_for(lambda: not self._exclusive and self._shared == 0)
+                self._exclusive = True
+            try:
+                yield
+            finally:
+                async with self._cond:
+                    self._exclusive = False
+                    self._cond.notify_all()
+        finally:
+            self._users -= 1
 
     @property
     def idle(self) -> bool:
-        return not self._exclusive and self._shared == 0
+        return self._users == 0
 
 
 class LockTable:
@@ -69,12 +78,16 @@ class LockTable:
                 self._locks[name] = (lock, users - 1)
 
 
-class BucketLocks:
+class SharedLockTable:
+    """A shared-exclusive lock per name (bucket, upload id); idle ones are dropped."""
+
     def __init__(self) -> None:
         self._locks: dict[str, SharedExclusiveLock] = {}
 
-    def __getitem__(self, bucket: str) -> SharedExclusiveLock:
-        lock = self._locks.get(bucket)
+    def __getitem__(self, name: str) -> SharedExclusiveLock:
+        if len(self._locks) > 1024:  # keep the table small without tracking holders
+            self._locks = {k: v for k, v in self._locks.items() if not v.idle}
+        lock = self._locks.get(name)
         if lock is None:
-            lock = self._locks[bucket] = SharedExclusiveLock()
+            lock = self._locks[name] = SharedExclusiveLock()
         return lock

@@ -36,6 +36,13 @@ class ObjectVersion:
     backend_id: str
     owner: str
     seq: int  # the event that wrote it
+    checksum_type: str = "FULL_OBJECT"  # or COMPOSITE (multipart checksums of checksums)
+    part_sizes: tuple[int, ...] = ()  # sizes of the parts of a multipart object, in order
+    tags: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def parts_count(self) -> int:
+        return len(self.part_sizes)
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +82,19 @@ class ObjectSpec:
     content_type: str = "binary/octet-stream"
     headers: Mapping[str, str] = field(default_factory=dict)
     metadata: Mapping[str, str] = field(default_factory=dict)
+    tags: Mapping[str, str] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "content_type": self.content_type,
+            "headers": dict(self.headers),
+            "metadata": dict(self.metadata),
+            "tags": dict(self.tags),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ObjectSpec:
+        return cls(data["content_type"], data["headers"], data["metadata"], data.get("tags", {}))
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,3 +103,47 @@ class ListingPage:
     common_prefixes: list[str]
     is_truncated: bool
     next_marker: str | None  # last key or common prefix returned, when truncated
+
+
+@dataclass(frozen=True, slots=True)
+class UploadPart:
+    number: int
+    size: int
+    etag: str  # the part's MD5 hex
+    sha256: str
+    checksums: Mapping[str, str]
+    backend_id: str
+    last_modified: datetime
+
+
+@dataclass(slots=True)
+class MultipartUpload:
+    """An unfinished multipart upload. `parts` grows in place as parts arrive (up to
+    10,000; copying the mapping per part would make an upload quadratic)."""
+
+    upload_id: str
+    bucket: str
+    key: str
+    initiated: datetime
+    owner: str
+    spec: ObjectSpec
+    checksum_algorithm: str | None
+    checksum_type: str | None
+    parts: dict[int, UploadPart] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class UploadsPage:
+    uploads: list[MultipartUpload]
+    common_prefixes: list[str]
+    is_truncated: bool
+    next_key_marker: str | None
+    next_upload_id_marker: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class CompletedPart:
+    """A part as CompleteMultipartUpload names it."""
+
+    number: int
+    etag: str  # unquoted

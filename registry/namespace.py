@@ -15,13 +15,24 @@ from typing import Any
 from sortedcontainers import SortedDict
 
 from registry.events import CommittedEvent, EventType
-from registry.model import Bucket, ListingPage, ObjectVersion
+from registry.model import (
+    Bucket,
+    ListingPage,
+    MultipartUpload,
+    ObjectSpec,
+    ObjectVersion,
+    UploadPart,
+    UploadsPage,
+)
 
 
 class Namespace:
     def __init__(self) -> None:
         self.buckets: dict[str, Bucket] = {}
         self._objects: dict[str, SortedDict[str, ObjectVersion]] = {}
+        # Unfinished multipart uploads per bucket, ordered as ListMultipartUploads lists them.
+        self._uploads: dict[str, SortedDict[tuple[str, str], MultipartUpload]] = {}
+        self.uploads: dict[str, MultipartUpload] = {}  # by upload id
 
     def apply(self, event: CommittedEvent) -> None:
         data = event.data
@@ -34,15 +45,104 @@ class Namespace:
                     created=event.time,
                 )
                 self._objects[event.bucket] = SortedDict()
+                self._uploads[event.bucket] = SortedDict()
             case EventType.BUCKET_DELETED:
                 self.buckets.pop(event.bucket, None)
                 self._objects.pop(event.bucket, None)
+                for upload in self._uploads.pop(event.bucket, {}).values():
+                    del self.uploads[upload.upload_id]
             case EventType.OBJECT_WRITTEN:
                 assert event.key is not None
                 self._objects[event.bucket][event.key] = _version_from(event)
             case EventType.OBJECT_DELETED:
                 assert event.key is not None
                 self._objects[event.bucket].pop(event.key, None)
+            case EventType.UPLOAD_CREATED:
+                assert event.key is not None
+                upload = MultipartUpload(
+                    upload_id=data["upload_id"],
+                    bucket=event.bucket,
+                    key=event.key,
+                    initiated=event.time,
+                    owner=data["principal"],
+                    spec=ObjectSpec.from_dict(data),
+                    checksum_algorithm=data["checksum_algorithm"],
+                    checksum_type=data["checksum_type"],
+                )
+                self.uploads[upload.upload_id] = upload
+                self._uploads[event.bucket][(upload.key, upload.upload_id)] = upload
+            case EventType.PART_UPLOADED:
+                part = UploadPart(
+                    number=data["part_number"],
+                    size=data["size"],
+                    etag=data["etag"],
+                    sha256=data["sha256"],
+                    checksums=data["checksums"],
+                    backend_id=data["backend_id"],
+                    last_modified=event.time,
+                )
+                self.uploads[data["upload_id"]].parts[part.number] = part
+            case EventType.UPLOAD_COMPLETED:
+                assert event.key is not None
+                self._forget_upload(data["upload_id"])
+                self._objects[event.bucket][event.key] = _version_from(event)
+            case EventType.UPLOAD_ABORTED:
+                self._forget_upload(data["upload_id"])
+
+    def _forget_upload(self, upload_id: str) -> None:
+        upload = self.uploads.pop(upload_id)
+        del self._uploads[upload.bucket][(upload.key, upload_id)]
+
+    def upload_count(self, bucket: str) -> int:
+        return len(self._uploads.get(bucket, ()))
+
+    def list_uploads(
+        self,
+        bucket: str,
+        *,
+        prefix: str = "",
+        delimiter: str = "",
+        key_marker: str = "",
+        upload_id_marker: str = "",
+        max_uploads: int = 1000,
+    ) -> UploadsPage:
+        """Uploads ordered by key, then initiation (upload ids sort by time, see registry)."""
+        uploads = self._uploads.get(bucket, SortedDict())
+        if upload_id_marker and key_marker:
+            start = uploads.bisect_right((key_marker, upload_id_marker))
+        else:
+            start = uploads.bisect_right((key_marker, "\U0010ffff")) if key_marker else 0
+        found: list[MultipartUpload] = []
+        prefixes: list[str] = []
+        last_marker: tuple[str, str | None] = ("", None)
+        keys = uploads.keys()
+        index = max(start, uploads.bisect_left((prefix, "")))
+        truncated = False
+        while index < len(keys):
+            key, _ = keys[index]
+            if not key.startswith(prefix):
+                break
+            if len(found) + len(prefixes) == max_uploads:
+                truncated = True
+                break
+            cut = key.find(delimiter, len(prefix)) if delimiter else -1
+            if cut >= 0:
+                common = key[: cut + len(delimiter)]
+                prefixes.append(common)
+                last_marker = (common, None)
+                index = uploads.bisect_left((common[:-1] + chr(ord(common[-1]) + 1), ""))
+                continue
+            upload = uploads[keys[index]]
+            found.append(upload)
+            last_marker = (upload.key, upload.upload_id)
+            index += 1
+        return UploadsPage(
+            found,
+            prefixes,
+            truncated,
+            next_key_marker=last_marker[0] if truncated else None,
+            next_upload_id_marker=last_marker[1] if truncated else None,
+        )
 
     def current(self, bucket: str, key: str) -> ObjectVersion | None:
         objects = self._objects.get(bucket)
@@ -121,6 +221,9 @@ def _version_from(event: CommittedEvent) -> ObjectVersion:
         backend_id=data["backend_id"],
         owner=data["principal"],
         seq=event.seq,
+        checksum_type=data.get("checksum_type", "FULL_OBJECT"),
+        part_sizes=tuple(data.get("part_sizes", ())),
+        tags=data.get("tags", {}),
     )
 
 

@@ -12,9 +12,7 @@ from datetime import datetime
 from pathlib import Path
 
 from backends import (
-    BackendFull,
     BackendSet,
-    BackendUnavailable,
     BlobReceipt,
     ByteRange,
     Hasher,
@@ -28,11 +26,9 @@ from registry.errors import (
     NoSuchBucket,
     NoSuchKey,
     PreconditionFailed,
-    StorageFull,
-    StorageUnavailable,
 )
 from registry.events import Event, EventType, utc_now
-from registry.locks import BucketLocks, LockTable
+from registry.locks import LockTable, SharedLockTable
 from registry.log import EventLog
 from registry.model import (
     NULL_VERSION,
@@ -43,7 +39,9 @@ from registry.model import (
     Provenance,
     WriteCondition,
 )
+from registry.multipart import MultipartUploads
 from registry.namespace import Namespace
+from registry.staging import store_blob
 
 LOG_FILE = "registry.duckdb"
 UNCONDITIONAL = WriteCondition()
@@ -62,7 +60,8 @@ class Registry:
         for event in log.replay():
             self.namespace.apply(event)
         log.set_on_commit(self.namespace.apply)
-        self._bucket_locks = BucketLocks()
+        self._bucket_locks = SharedLockTable()
+        self.uploads = MultipartUploads(self)
         self._key_locks = LockTable()
 
     @classmethod
@@ -162,32 +161,76 @@ class Registry:
         check: UploadCheck | None = None,
     ) -> ObjectVersion:
         self.bucket(bucket)
-        self._check_condition(bucket, key, condition)  # fail before reading the body
-        backend = self._backend_for(bucket)
+        self.check_condition(bucket, key, condition)  # fail before reading the body
+        backend = self.backend_for(bucket)
         md5 = hashlib.md5()
-        receipt, checksums = await _store(backend, body, [md5, *hashers], check, md5)
+        verify = None if check is None else (lambda receipt: check(receipt, md5.digest()))
+        receipt, checksums = await store_blob(backend, body, [md5, *hashers], verify)
         data = {
             **provenance.as_dict(),
+            **spec.as_dict(),
             "version_id": NULL_VERSION,
             "size": receipt.size,
             "sha256": receipt.sha256,
             "md5": md5.hexdigest(),
             "etag": md5.hexdigest(),
             "checksums": dict(checksums),
-            "content_type": spec.content_type,
-            "headers": dict(spec.headers),
-            "metadata": dict(spec.metadata),
+            "checksum_type": "FULL_OBJECT",
             "backend_id": backend.backend_id,
         }
+        await self.commit_write(Event(EventType.OBJECT_WRITTEN, bucket, key, data), condition)
+        return self.head_object(bucket, key)
+
+    async def copy_object(
+        self,
+        source: ObjectVersion,
+        bucket: str,
+        key: str,
+        *,
+        spec: ObjectSpec,
+        provenance: Provenance,
+        condition: WriteCondition = UNCONDITIONAL,
+    ) -> ObjectVersion:
+        """A new version with the source's bytes: no bytes move when both share a backend
+        (content addressing), else they stream across. Recorded as derived from the source."""
+        self.bucket(bucket)
+        self.check_condition(bucket, key, condition)
+        backend = self.backend_for(bucket)
+        if backend.backend_id != source.backend_id:
+            await store_blob(backend, self.open_object(source), (), None)
+        data = {
+            **provenance.as_dict(),
+            **spec.as_dict(),
+            "version_id": NULL_VERSION,
+            "size": source.size,
+            "sha256": source.sha256,
+            "md5": source.md5,
+            "etag": source.etag,
+            "checksums": dict(source.checksums),
+            "checksum_type": source.checksum_type,
+            "part_sizes": list(source.part_sizes),
+            "backend_id": backend.backend_id,
+            "derived_from": derivation(source),
+        }
+        await self.commit_write(Event(EventType.OBJECT_WRITTEN, bucket, key, data), condition)
+        return self.head_object(bucket, key)
+
+    async def commit_write(self, event: Event, condition: WriteCondition) -> None:
+        """Append an object write, atomically with its condition and its bucket's existence.
+
+        Holds the bucket shared and the key exclusively only for the commit, never while
+        bytes upload, so concurrent writes to different keys still share transactions.
+        """
+        bucket, key = event.bucket, event.key
+        assert key is not None
         async with self._bucket_locks[bucket].shared(), self._key_locks.hold((bucket, key)):
             self.bucket(bucket)
             try:
-                self._check_condition(bucket, key, condition)
+                self.check_condition(bucket, key, condition)
             except PreconditionFailed:
                 # It held before the upload; a concurrent writer changed the key since.
                 raise ConditionalRequestConflict(key) from None
-            await self._log.append([Event(EventType.OBJECT_WRITTEN, bucket, key, data)])
-        return self.head_object(bucket, key)
+            await self._log.append([event])
 
     async def delete_object(
         self,
@@ -199,7 +242,7 @@ class Registry:
         """Remove the key's current object; False if there was none (not an error in S3)."""
         self.bucket(bucket)
         async with self._bucket_locks[bucket].shared(), self._key_locks.hold((bucket, key)):
-            self._check_condition(bucket, key, condition)
+            self.check_condition(bucket, key, condition)
             if self.namespace.current(bucket, key) is None:
                 return False
             await self._log.append(
@@ -207,7 +250,7 @@ class Registry:
             )
             return True
 
-    def _check_condition(self, bucket: str, key: str, condition: WriteCondition) -> None:
+    def check_condition(self, bucket: str, key: str, condition: WriteCondition) -> None:
         if condition.is_unconditional:
             return
         current = self.namespace.current(bucket, key)
@@ -219,32 +262,15 @@ class Registry:
             if condition.if_match not in ("*", current.etag):
                 raise PreconditionFailed(key)
 
-    def _backend_for(self, bucket: str) -> StorageBackend:
+    def backend_for(self, bucket: str) -> StorageBackend:
         return self._backends[self._backends.default]
 
 
-async def _store(
-    backend: StorageBackend,
-    body: AsyncIterable[bytes],
-    hashers: Sequence[Hasher],
-    check: UploadCheck | None,
-    md5: hashlib._Hash,
-) -> tuple[BlobReceipt, Mapping[str, str]]:
-    """Stage, let the caller verify, then make durable; on any failure nothing stays."""
-    try:
-        staged = await backend.stage(body, hashers)
-    except BackendFull as exc:
-        raise StorageFull(str(exc)) from exc
-    except BackendUnavailable as exc:
-        raise StorageUnavailable(str(exc)) from exc
-    try:
-        checksums = check(staged.receipt, md5.digest()) if check is not None else {}
-        await staged.commit()
-    except BaseException as exc:
-        await staged.discard()
-        if isinstance(exc, BackendFull):
-            raise StorageFull(str(exc)) from exc
-        if isinstance(exc, BackendUnavailable):
-            raise StorageUnavailable(str(exc)) from exc
-        raise
-    return staged.receipt, checksums
+def derivation(source: ObjectVersion) -> dict[str, str]:
+    """What a copy was derived from, as recorded in its event."""
+    return {
+        "bucket": source.bucket,
+        "key": source.key,
+        "version_id": source.version_id,
+        "sha256": source.sha256,
+    }

@@ -204,9 +204,9 @@ class AwsChunkedReader:
                 break
             if not line:
                 # Some encoders put a blank line between the 0-chunk and the trailers.
-                if not lines and signature is None and self._expect_trailer:
-                    if not await buf.at_eof():
-                        continue
+                wanted = not lines and signature is None and self._expect_trailer
+                if wanted and not await buf.at_eof():
+                    continue
                 break
             if len(lines) >= MAX_TRAILERS:
                 raise _invalid("too many trailers")

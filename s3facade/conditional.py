@@ -16,26 +16,27 @@ class NotModified(Exception):
     """304: the client's copy is current."""
 
 
-def check_read_conditions(headers: Headers, version: ObjectVersion) -> None:
+def check_read_conditions(headers: Headers, version: ObjectVersion, prefix: str = "") -> None:
     """If-Match / If-Unmodified-Since -> 412; If-None-Match / If-Modified-Since -> 304.
 
     As RFC 7232 and AWS: a date condition is ignored when its ETag counterpart is sent.
+    `prefix` "x-amz-copy-source-" reads CopyObject's conditions on its source instead.
     """
     modified = version.last_modified.replace(microsecond=0)
-    if_match = headers.get("if-match")
+    if_match = headers.get(prefix + "if-match")
     if if_match is not None:
         if not etag_matches(if_match, version.etag):
             raise S3Error("PreconditionFailed", extra={"Condition": "If-Match"})
     else:
-        since = _http_date(headers.get("if-unmodified-since"))
+        since = _http_date(headers.get(prefix + "if-unmodified-since"))
         if since is not None and modified > since:
             raise S3Error("PreconditionFailed", extra={"Condition": "If-Unmodified-Since"})
-    if_none_match = headers.get("if-none-match")
+    if_none_match = headers.get(prefix + "if-none-match")
     if if_none_match is not None:
         if etag_matches(if_none_match, version.etag):
             raise NotModified()
     else:
-        since = _http_date(headers.get("if-modified-since"))
+        since = _http_date(headers.get(prefix + "if-modified-since"))
         if since is not None and modified <= since:
             raise NotModified()
 

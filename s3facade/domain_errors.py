@@ -17,6 +17,10 @@ S3_CODES: Mapping[type[domain.RegistryError], str] = {
     domain.ConditionalRequestConflict: "ConditionalRequestConflict",
     domain.StorageUnavailable: "ServiceUnavailable",
     domain.StorageFull: "InternalError",
+    domain.NoSuchUpload: "NoSuchUpload",
+    domain.InvalidPart: "InvalidPart",
+    domain.InvalidPartOrder: "InvalidPartOrder",
+    domain.EntityTooSmall: "EntityTooSmall",
 }
 
 

@@ -16,6 +16,7 @@ ERROR_TABLE: Mapping[str, tuple[int, str]] = {
         400,
         "Error parsing the X-Amz-Credential parameter; the Credential is mal-formed.",
     ),
+    "BadRequest": (400, "Bad Request"),
     "BadDigest": (400, "The Content-MD5 or checksum you specified did not match what we received."),
     "BucketAlreadyExists": (
         409,
@@ -69,9 +70,11 @@ ERROR_TABLE: Mapping[str, tuple[int, str]] = {
         400,
         "The list of parts was not in ascending order. Parts must be ordered by part number.",
     ),
+    "InvalidPartNumber": (416, "The requested partnumber is not satisfiable"),
     "InvalidRange": (416, "The requested range is not satisfiable"),
     "InvalidRequest": (400, "Invalid Request"),
     "InvalidStorageClass": (400, "The storage class you specified is not valid"),
+    "InvalidTag": (400, "The TagKey or TagValue you have provided is invalid"),
     "InvalidURI": (400, "Couldn't parse the specified URI."),
     "KeyTooLongError": (400, "Your key is too long"),
     "MalformedXML": (

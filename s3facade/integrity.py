@@ -37,7 +37,10 @@ class UploadIntegrity:
     hasher: RunningChecksum
 
     @classmethod
-    def of(cls, body: RequestBody) -> UploadIntegrity:
+    def of(
+        cls, body: RequestBody, default: ChecksumAlgorithm = DEFAULT_ALGORITHM
+    ) -> UploadIntegrity:
+        """`default`: the algorithm computed when the client declares none."""
         headers = body.headers
         md5_header = headers.get("content-md5")
         content_md5 = decode_content_md5(md5_header) if md5_header is not None else None
@@ -64,7 +67,7 @@ class UploadIntegrity:
             algorithm = algorithm_named(sdk_name)
             expected = None
         else:
-            algorithm, expected = DEFAULT_ALGORITHM, None
+            algorithm, expected = default, None
         if sdk_name and algorithm_named(sdk_name) is not algorithm:
             raise S3Error(
                 "InvalidRequest",

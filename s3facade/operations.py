@@ -29,6 +29,14 @@ class Action(StrEnum):
     GET_OBJECT = "GetObject"
     HEAD_OBJECT = "HeadObject"
     DELETE_OBJECT = "DeleteObject"
+    COPY_OBJECT = "CopyObject"
+    CREATE_MULTIPART_UPLOAD = "CreateMultipartUpload"
+    UPLOAD_PART = "UploadPart"
+    UPLOAD_PART_COPY = "UploadPartCopy"
+    LIST_PARTS = "ListParts"
+    COMPLETE_MULTIPART_UPLOAD = "CompleteMultipartUpload"
+    ABORT_MULTIPART_UPLOAD = "AbortMultipartUpload"
+    LIST_MULTIPART_UPLOADS = "ListMultipartUploads"
 
 
 class Target(Enum):
@@ -70,18 +78,22 @@ ROUTES: tuple[Route, ...] = (
     Route(Target.BUCKET, "GET", Action.LIST_OBJECTS_V2, keyword="list-type"),
     Route(Target.BUCKET, "GET", Action.LIST_OBJECTS),
     Route(Target.BUCKET, "POST", Action.DELETE_OBJECTS, keyword="delete"),
+    Route(Target.BUCKET, "GET", Action.LIST_MULTIPART_UPLOADS, keyword="uploads"),
+    Route(Target.OBJECT, "PUT", Action.UPLOAD_PART_COPY, "uploadId", "x-amz-copy-source"),
+    Route(Target.OBJECT, "PUT", Action.UPLOAD_PART, keyword="uploadId"),
+    Route(Target.OBJECT, "PUT", Action.COPY_OBJECT, header="x-amz-copy-source"),
     Route(Target.OBJECT, "PUT", Action.PUT_OBJECT),
+    Route(Target.OBJECT, "GET", Action.LIST_PARTS, keyword="uploadId"),
     Route(Target.OBJECT, "GET", Action.GET_OBJECT),
     Route(Target.OBJECT, "HEAD", Action.HEAD_OBJECT),
+    Route(Target.OBJECT, "POST", Action.CREATE_MULTIPART_UPLOAD, keyword="uploads"),
+    Route(Target.OBJECT, "POST", Action.COMPLETE_MULTIPART_UPLOAD, keyword="uploadId"),
+    Route(Target.OBJECT, "DELETE", Action.ABORT_MULTIPART_UPLOAD, keyword="uploadId"),
     Route(Target.OBJECT, "DELETE", Action.DELETE_OBJECT),
 )
 
 # Sub-resources that qualify an object operation instead of selecting another one.
 _OBJECT_QUALIFIERS = frozenset({"partNumber"})
-# A header that turns an otherwise-matching route into an operation we do not serve yet.
-_UNSERVED_HEADERS: Mapping[Target, frozenset[str]] = {
-    Target.OBJECT: frozenset({"x-amz-copy-source"}),
-}
 
 
 @dataclass(frozen=True)
@@ -146,12 +158,10 @@ def parse_operation(
             continue
         if route.keyword is None and keywords:
             continue
-        if route.keyword is not None and route.keyword not in keywords:
+        if route.keyword is not None and keywords != {route.keyword}:
             continue
         if route.header is not None and route.header not in headers:
             continue
-        if any(h in headers for h in _UNSERVED_HEADERS.get(target, ())):
-            raise S3Error("NotImplemented", "This operation is not implemented yet.")
         return Operation(route.action, address.bucket, address.key)
     if keywords:
         raise S3Error(

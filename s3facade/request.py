@@ -101,14 +101,18 @@ class RequestBody:
             if message["type"] == "http.disconnect":
                 raise S3Error("IncompleteBody")
             chunk: bytes = message.get("body", b"")
+            # Known before the last piece is handed on: a consumer that stops there (an
+            # aws-chunked error) must not make settle() wait for more.
+            last = not message.get("more_body", False)
+            if last:
+                self.finished = True
             if chunk:
                 received += len(chunk)
                 # Only the chunked-transfer case can exceed a declared size; stop it early.
                 if received > MAX_OBJECT_SIZE + (1 << 20) * 64:
                     raise S3Error("EntityTooLarge")
                 yield chunk
-            if not message.get("more_body", False):
-                self.finished = True
+            if last:
                 return
 
     def stream(self) -> AsyncIterator[bytes]:

@@ -18,6 +18,11 @@ XML_TYPE = "application/xml"
 def error_response(error: S3Error, request_id: str, resource: str, *, head: bool) -> Response:
     if head:  # HEAD responses carry no body; clients read the status alone
         return Response(status_code=error.status, headers=error.headers)
+    body = error_xml(error, request_id, resource)
+    return Response(body, status_code=error.status, headers=error.headers, media_type=XML_TYPE)
+
+
+def error_xml(error: S3Error, request_id: str, resource: str, *, declaration: bool = True) -> bytes:
     # AWS's error documents are not namespaced.
     root = etree.Element("Error")
     for name, value in (
@@ -27,9 +32,13 @@ def error_response(error: S3Error, request_id: str, resource: str, *, head: bool
         ("Resource", error.resource or resource),
         ("RequestId", request_id),
     ):
-        etree.SubElement(root, name).text = value
-    body = bytes(etree.tostring(root, xml_declaration=True, encoding="UTF-8"))
-    return Response(body, status_code=error.status, headers=error.headers, media_type=XML_TYPE)
+        etree.SubElement(root, name).text = _xml_safe(value)
+    return bytes(etree.tostring(root, xml_declaration=declaration, encoding="UTF-8"))
+
+
+def _xml_safe(text: str) -> str:
+    """XML 1.0 cannot carry control characters (a hostile key may hold them)."""
+    return "".join(c if c in "\t\n\r" or ord(c) >= 0x20 else f"\\x{ord(c):02x}" for c in text)
 
 
 def xml_response(

@@ -19,7 +19,7 @@ import base64
 import hashlib
 import hmac
 import itertools
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 from urllib.parse import quote_from_bytes, unquote_to_bytes
@@ -101,20 +101,20 @@ def _paths(raw_path: bytes, bucket: str | None) -> list[str]:
     return list(dict.fromkeys(candidates))
 
 
-def _subresources(raw_query: bytes | None, pairs: Pairs) -> list[str]:
-    """ "?a&b=v" in name order, values decoded (botocore) or as sent (AWS JS SDK v2)."""
+def _subresources(req: RequestView, pairs: Pairs) -> list[str]:
+    """The signed "?a&b=v" suffix in name order: values decoded (botocore) or exactly as
+    sent (AWS JS SDK v2; also keeps an explicit empty "acl=")."""
     decoded: list[tuple[str, str | None]] = []
     raw: list[tuple[str, str | None]] = []
     for name, value in pairs:
         text = name.decode("utf-8", "replace")
         if text in SUBRESOURCES:
             decoded.append((text, value.decode("utf-8", "replace") if value else None))
-    if raw_query:
-        for part in raw_query.split(b"&"):
-            name, sep, value = part.partition(b"=")
-            text = unquote_to_bytes(name).decode("utf-8", "replace")
-            if text in SUBRESOURCES:
-                raw.append((text, value.decode("latin-1") if value else None))
+    for part in req.raw_query.split(b"&"):
+        name, sep, value = part.partition(b"=")
+        text = unquote_to_bytes(name).decode("utf-8", "replace")
+        if text in SUBRESOURCES:
+            raw.append((text, value.decode("latin-1") if sep else None))
     out = []
     for variant in (decoded, raw):
         items = sorted(variant, key=lambda item: item[0])
@@ -123,24 +123,21 @@ def _subresources(raw_query: bytes | None, pairs: Pairs) -> list[str]:
     return list(dict.fromkeys(out))
 
 
-def _candidates(
-    method: str,
-    md5s: Sequence[str],
-    types: Sequence[str],
-    dates: Sequence[str],
-    amz: str,
-    resources: Sequence[str],
-) -> Iterator[str]:
-    for md5, ctype, date, resource in itertools.product(md5s, types, dates, resources):
-        yield f"{method}\n{md5}\n{ctype}\n{date}\n{amz}{resource}"
-
-
 def _check(
+    req: RequestView,
+    pairs: Pairs,
+    bucket: str | None,
     access_key: str,
     secret: str,
     provided: str,
-    candidates: Iterator[str],
+    lines: tuple[Sequence[str], Sequence[str], Sequence[str]],  # Content-MD5, -Type, Date
+    amz: str,
 ) -> None:
+    resources = [p + q for p in _paths(req.raw_path, bucket) for q in _subresources(req, pairs)]
+    candidates = (
+        f"{req.method.upper()}\n{md5}\n{ctype}\n{date}\n{amz}{resource}"
+        for md5, ctype, date, resource in itertools.product(*lines, resources)
+    )
     # base64 has no spaces: a raw '+' that query decoding turned into ' ' is restored.
     wanted = provided.strip().replace(" ", "+").encode("utf-8", "replace")
     first: str | None = None
@@ -167,15 +164,16 @@ def _lookup(secret_for: Callable[[str], str | None], access_key: str) -> str:
     return secret
 
 
+def _iso(dt: datetime) -> str:
+    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def verify_query(
-    method: str,
-    raw_path: bytes,
+    req: RequestView,
     pairs: Pairs,
-    headers: Mapping[str, str],
     secret_for: Callable[[str], str | None],
     now: datetime,
     bucket: str | None = None,
-    raw_query: bytes | None = None,
 ) -> str:
     """Verify ?AWSAccessKeyId=&Expires=&Signature=; returns the access key id."""
     params: dict[str, str] = {}
@@ -184,58 +182,39 @@ def verify_query(
     if not all(p in params for p in ("AWSAccessKeyId", "Signature", "Expires")):
         raise S3Error(
             "AccessDenied",
-            "Query-string authentication requires the Signature, "
-            "Expires and AWSAccessKeyId parameters",
+            "Query-string authentication requires the Signature, Expires and AWSAccessKeyId "
+            "parameters",
         )
     expires = params["Expires"]
     if not expires.isdigit():
-        raise S3Error("AccessDenied", "Invalid date (should be seconds since epoch): " + expires)
-    if now.timestamp() > int(expires):
-        raise S3Error(
-            "AccessDenied",
-            "Request has expired",
-            extra={
-                "Expires": datetime.fromtimestamp(int(expires), UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-                "ServerTime": now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-            },
-        )
+        raise S3Error("AccessDenied", f"Invalid date (should be seconds since epoch): {expires}")
+    if now.timestamp() > int(expires):  # no 7-day cap: AWS never had one for SigV2
+        deadline = datetime.fromtimestamp(int(expires), UTC)
+        extra = {"Expires": _iso(deadline), "ServerTime": _iso(now)}
+        raise S3Error("AccessDenied", "Request has expired", extra=extra)
     access_key = params["AWSAccessKeyId"]
     secret = _lookup(secret_for, access_key)
     # botocore moves x-amz-*, Content-Type and Content-MD5 into the query when presigning;
     # the client following the URL may or may not send them again as headers.
+    headers = req.headers
     amz_items = {k.lower(): v for k, v in params.items() if k.lower().startswith("x-amz-")}
     amz_items.update((k, v) for k, v in headers.items() if k.startswith("x-amz-"))
-    amz = canonical_amz_headers(amz_items.items())
 
     def options(name: str) -> list[str]:
         return list(dict.fromkeys([headers.get(name, ""), params.get(name, "")]))
 
-    resources = [p + s for p in _paths(raw_path, bucket) for s in _subresources(raw_query, pairs)]
-    _check(
-        access_key,
-        secret,
-        params["Signature"],
-        _candidates(
-            method.upper(),
-            options("content-md5"),
-            options("content-type"),
-            [expires],
-            amz,
-            resources,
-        ),
-    )
+    lines = (options("content-md5"), options("content-type"), [expires])
+    amz = canonical_amz_headers(amz_items.items())
+    _check(req, pairs, bucket, access_key, secret, params["Signature"], lines, amz)
     return access_key
 
 
 def verify_header(
-    method: str,
-    raw_path: bytes,
+    req: RequestView,
     pairs: Pairs,
-    headers: Mapping[str, str],
     authorization: str,
     secret_for: Callable[[str], str | None],
     bucket: str | None = None,
-    raw_query: bytes | None = None,
 ) -> str:
     """Verify "Authorization: AWS AKID:signature"; returns the access key id.
 
@@ -248,24 +227,13 @@ def verify_header(
             extra={"ArgumentName": "Authorization", "ArgumentValue": authorization},
         )
     secret = _lookup(secret_for, access_key)
+    headers = req.headers
     # With x-amz-date, AWS ignores Date: the line is empty (AWS JS SDK v2), though
     # botocore still signs the Date header it sets.
     dates = [headers.get("date", "")]
     if "x-amz-date" in headers:
         dates = list(dict.fromkeys(["", *dates]))
+    lines = ([headers.get("content-md5", "")], [headers.get("content-type", "")], dates)
     amz = canonical_amz_headers(headers.items())
-    resources = [p + s for p in _paths(raw_path, bucket) for s in _subresources(raw_query, pairs)]
-    _check(
-        access_key,
-        secret,
-        provided,
-        _candidates(
-            method.upper(),
-            [headers.get("content-md5", "")],
-            [headers.get("content-type", "")],
-            dates,
-            amz,
-            resources,
-        ),
-    )
+    _check(req, pairs, bucket, access_key, secret, provided, lines, amz)
     return access_key

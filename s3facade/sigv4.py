@@ -31,15 +31,21 @@ MAX_PRESIGN_EXPIRES = 604800  # seven days, AWS's limit for X-Amz-Expires
 
 _HEX64 = re.compile(r"[0-9a-fA-F]{64}")
 _AMZ_DATE = re.compile(r"\d{8}T\d{6}Z")
-_PRESIGN_PARAMS = (
-    "X-Amz-Algorithm X-Amz-Credential X-Amz-Signature X-Amz-Date X-Amz-SignedHeaders X-Amz-Expires"
-).split()
+_PRESIGN_PARAMS: tuple[str, ...] = (
+    "X-Amz-Algorithm",
+    "X-Amz-Credential",
+    "X-Amz-Signature",
+    "X-Amz-Date",
+)
+_PRESIGN_PARAMS += ("X-Amz-SignedHeaders", "X-Amz-Expires")
 # Unsigned x-amz-* headers tolerated on a presigned request: they only add integrity
 # checks, so a URL holder cannot use them to change what the signer authorised.
-_UNSIGNED_OK = tuple(
-    "x-amz-content-sha256 x-amz-checksum- x-amz-sdk-checksum-algorithm x-amz-trailer "
-    "x-amz-decoded-content-length x-amz-date".split()
+_UNSIGNED_OK: tuple[str, ...] = (
+    "x-amz-content-sha256",
+    "x-amz-checksum-",
+    "x-amz-sdk-checksum-algorithm",
 )
+_UNSIGNED_OK += ("x-amz-trailer", "x-amz-decoded-content-length", "x-amz-date")
 
 
 class PayloadMode(enum.Enum):
@@ -117,18 +123,12 @@ def canonical_uri(raw_path: bytes) -> str:
 
 def parse_query(raw_query: bytes) -> list[tuple[bytes, bytes]]:
     """Decoded (name, value) pairs in wire order; '+' means space (rule 14)."""
-    pairs = []
-    for part in raw_query.split(b"&"):
-        if not part:
-            continue
-        name, _, value = part.partition(b"=")
-        pairs.append(
-            (
-                unquote_to_bytes(name.replace(b"+", b" ")),
-                unquote_to_bytes(value.replace(b"+", b" ")),
-            )
-        )
-    return pairs
+
+    def decode(raw: bytes) -> bytes:
+        return unquote_to_bytes(raw.replace(b"+", b" "))
+
+    parts = (part.partition(b"=") for part in raw_query.split(b"&") if part)
+    return [(decode(name), decode(value)) for name, _, value in parts]
 
 
 def canonical_query(pairs: Sequence[tuple[bytes, bytes]], exclude: bytes | None = None) -> str:

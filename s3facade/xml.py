@@ -60,8 +60,8 @@ class Document:
     def __init__(self, root: str) -> None:
         self.root = etree.Element(f"{{{S3_NS}}}{root}", nsmap={None: S3_NS})  # type: ignore[dict-item]
 
-    def to_bytes(self) -> bytes:
-        return bytes(etree.tostring(self.root, xml_declaration=True, encoding="UTF-8"))
+    def to_bytes(self, *, declaration: bool = True) -> bytes:
+        return bytes(etree.tostring(self.root, xml_declaration=declaration, encoding="UTF-8"))
 
 
 def add(parent: etree._Element, name: str, text: str | int | bool | None = None) -> etree._Element:

@@ -210,7 +210,7 @@ def send(
     *,
     signed: bool = True,
     content_length: bool = True,
-    timeout: float = 10,
+    timeout: float = 4,
     **sign_options: object,
 ) -> Reply:
     """One request over http.client, the path sent exactly as given."""
@@ -244,7 +244,7 @@ def request_head(
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
 
 
-def raw_exchange(port: int, data: bytes, *, half_close: bool = True, timeout: float = 5) -> bytes:
+def raw_exchange(port: int, data: bytes, *, half_close: bool = True, timeout: float = 4) -> bytes:
     """Write `data` on a fresh connection, optionally shut the write side, and return
     whatever the server sends until it closes (or `timeout` passes)."""
     with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:

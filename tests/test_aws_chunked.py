@@ -25,24 +25,25 @@ SEED = "4f232c4386841ef735655705268965c44a0e4690baa4adea153f7db9fa80a0a9"
 TRAILER_SEED = "106e2a8a18243abcf37539882f36619c00e2dfc72633413f02d3b74544bfeb8e"
 EMPTY = hashlib.sha256(b"").hexdigest()
 
+
+def chunk(signature: str, data: bytes) -> bytes:
+    return b"%x;chunk-signature=%s\r\n%s\r\n" % (len(data), signature.encode(), data)
+
+
 # sigv4-streaming.html: 65536 + 1024 bytes of 'a'.
 AWS_BODY = (
-    b"10000;chunk-signature=ad80c730a21e5b8d04586a2213dd63b9a0e99e0e2307b0ade35a65485a288648\r\n"
-    + b"a" * 65536
-    + b"\r\n400;chunk-signature=0055627c9e194cb4542bae2aa5492e3c1575bbb81b612b7d234b86a503ef5497\r\n"
-    + b"a" * 1024
-    + b"\r\n0;chunk-signature=b6c6ea8a5354eaf15b3cb7646744f4275b71ea724fed81ceb9323e279d449df9\r\n\r\n"
+    chunk("ad80c730a21e5b8d04586a2213dd63b9a0e99e0e2307b0ade35a65485a288648", b"a" * 65536)
+    + chunk("0055627c9e194cb4542bae2aa5492e3c1575bbb81b612b7d234b86a503ef5497", b"a" * 1024)
+    + chunk("b6c6ea8a5354eaf15b3cb7646744f4275b71ea724fed81ceb9323e279d449df9", b"")
 )
 # sigv4-streaming-trailers.html: same data, a CRC32C trailer and its signature.
 AWS_TRAILER_BODY = (
-    b"10000;chunk-signature=b474d8862b1487a5145d686f57f013e54db672cee1c953b3010fb58501ef5aa2\r\n"
-    + b"a" * 65536
-    + b"\r\n400;chunk-signature=1c1344b170168f8e65b41376b44b20fe354e373826ccbbe2c1d40a8cae51e5c7\r\n"
-    + b"a" * 1024
-    + b"\r\n0;chunk-signature=2ca2aba2005185cf7159c6277faf83795951dd77a3a99e6e65d5c9f85863f992\r\n"
+    chunk("b474d8862b1487a5145d686f57f013e54db672cee1c953b3010fb58501ef5aa2", b"a" * 65536)
+    + chunk("1c1344b170168f8e65b41376b44b20fe354e373826ccbbe2c1d40a8cae51e5c7", b"a" * 1024)
+    + chunk("2ca2aba2005185cf7159c6277faf83795951dd77a3a99e6e65d5c9f85863f992", b"")[:-2]
     + b"x-amz-checksum-crc32c:sOO8/Q==\r\n"
-    + b"x-amz-trailer-signature:d81f82fc3505edab99d459891051a732e8730629a2e4a59689829ca17fe2e435\r\n"
-    + b"\r\n"
+    + b"x-amz-trailer-signature:"
+    + b"d81f82fc3505edab99d459891051a732e8730629a2e4a59689829ca17fe2e435\r\n\r\n"
 )
 
 

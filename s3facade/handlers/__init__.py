@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from starlette.responses import Response
 
 from s3facade.context import ServerContext
-from s3facade.handlers import buckets, listing, objects
+from s3facade.handlers import buckets, copy, listing, multipart, objects
 from s3facade.operations import Action
 from s3facade.request import S3Request
 
@@ -26,4 +26,12 @@ HANDLERS: Mapping[Action, Handler] = {
     Action.GET_OBJECT: objects.get_object,
     Action.HEAD_OBJECT: objects.head_object,
     Action.DELETE_OBJECT: objects.delete_object,
+    Action.COPY_OBJECT: copy.copy_object,
+    Action.CREATE_MULTIPART_UPLOAD: multipart.create_multipart_upload,
+    Action.UPLOAD_PART: multipart.upload_part,
+    Action.UPLOAD_PART_COPY: multipart.upload_part_copy,
+    Action.LIST_PARTS: multipart.list_parts,
+    Action.COMPLETE_MULTIPART_UPLOAD: multipart.complete_multipart_upload,
+    Action.ABORT_MULTIPART_UPLOAD: multipart.abort_multipart_upload,
+    Action.LIST_MULTIPART_UPLOADS: multipart.list_multipart_uploads,
 }

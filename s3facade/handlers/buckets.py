@@ -43,8 +43,9 @@ def _is_ip_address(name: str) -> bool:
     return True
 
 
-def add_owner(parent: etree._Element, principal: str) -> None:
-    owner = add(parent, "Owner")
+def add_owner(parent: etree._Element, principal: str, element: str | None = "Owner") -> None:
+    """Owner (or, with element=None, the ID and DisplayName directly in `parent`)."""
+    owner = add(parent, element) if element is not None else parent
     add(owner, "ID", canonical_user_id(principal))
     add(owner, "DisplayName", principal)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from urllib.parse import parse_qsl
 
 from starlette.datastructures import Headers
 from starlette.responses import Response, StreamingResponse
@@ -80,7 +81,28 @@ def object_spec(headers: Headers) -> ObjectSpec:
         content_type=headers.get("content-type") or "binary/octet-stream",
         headers=stored,
         metadata=metadata,
+        tags=parse_tagging(headers),
     )
+
+
+MAX_TAGS = 10
+
+
+def parse_tagging(headers: Headers) -> dict[str, str]:
+    """`x-amz-tagging: k1=v1&k2=v2` (URL-encoded) as AWS validates it."""
+    value = headers.get("x-amz-tagging")
+    if not value:
+        return {}
+    pairs = parse_qsl(value, keep_blank_values=True)
+    tags = dict(pairs)
+    if len(tags) != len(pairs):
+        raise S3Error("InvalidArgument", "Cannot provide multiple Tags with the same key")
+    if len(tags) > MAX_TAGS:
+        raise S3Error("BadRequest", "Object tags cannot be greater than 10")
+    for key, tag_value in tags.items():
+        if not 1 <= len(key) <= 128 or len(tag_value) > 256:
+            raise S3Error("InvalidTag", "The TagKey or TagValue you have provided is invalid")
+    return tags
 
 
 def write_condition(headers: Headers) -> WriteCondition:
@@ -128,6 +150,10 @@ def object_headers(version: ObjectVersion, req: S3Request) -> dict[str, str]:
     headers.update(version.headers)
     for name, value in version.metadata.items():
         headers[f"x-amz-meta-{name}"] = value
+    if version.tags:
+        headers["x-amz-tagging-count"] = str(len(version.tags))
+    if version.part_sizes and "partNumber" in req.query:
+        headers["x-amz-mp-parts-count"] = str(version.parts_count)
     for param, header in RESPONSE_OVERRIDES.items():
         if param in req.query:
             headers[header] = req.query[param]
@@ -140,7 +166,7 @@ def _checksum_headers(version: ObjectVersion, req: S3Request) -> dict[str, str]:
         return {}
     headers = {f"x-amz-checksum-{n.lower()}": v for n, v in version.checksums.items()}
     if headers:
-        headers["x-amz-checksum-type"] = "FULL_OBJECT"
+        headers["x-amz-checksum-type"] = version.checksum_type
     return headers
 
 
@@ -153,7 +179,23 @@ def _read(
     except NotModified:
         headers = {"ETag": f'"{version.etag}"', "Last-Modified": http_date(version.last_modified)}
         return version, None, Response(status_code=304, headers=headers)
+    if "partNumber" in req.query:
+        return version, _part_range(req.query["partNumber"], version), None
     return version, parse_range(req.headers.get("range"), version.size), None
+
+
+def _part_range(text: str, version: ObjectVersion) -> ByteRange | None:
+    """GET/HEAD ?partNumber=N: the bytes of part N (an object stored whole has one part)."""
+    number = int(text) if text.isdigit() else 0
+    sizes = version.part_sizes or (version.size,)
+    if number < 1 or number > 10_000:
+        raise S3Error("InvalidArgument", "Part number must be an integer between 1 and 10000")
+    if number > len(sizes):
+        raise S3Error("InvalidPartNumber")
+    if not version.part_sizes:
+        return None
+    first = sum(sizes[: number - 1])
+    return ByteRange(first, first + sizes[number - 1] - 1)
 
 
 def _framing(

@@ -1,0 +1,70 @@
+"""Routing table: METHOD /uri?query -> operation, in path-style and virtual-hosted form."""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qsl
+
+import pytest
+
+from s3facade.errors import S3Error
+from s3facade.operations import Action, parse_operation, resolve_address
+
+BASE = "s3.example.test"
+
+ROUTES = [
+    ("GET", "/", "", None, None, Action.LIST_BUCKETS),
+    ("PUT", "/bkt", "", "bkt", None, Action.CREATE_BUCKET),
+    ("HEAD", "/bkt", "", "bkt", None, Action.HEAD_BUCKET),
+    ("DELETE", "/bkt", "", "bkt", None, Action.DELETE_BUCKET),
+    ("GET", "/bkt", "location", "bkt", None, Action.GET_BUCKET_LOCATION),
+    ("GET", "/bkt", "list-type=2&prefix=a", "bkt", None, Action.LIST_OBJECTS_V2),
+    ("GET", "/bkt", "prefix=a&marker=b", "bkt", None, Action.LIST_OBJECTS),
+    ("POST", "/bkt", "delete", "bkt", None, Action.DELETE_OBJECTS),
+    ("PUT", "/bkt/a/b", "", "bkt", "a/b", Action.PUT_OBJECT),
+    ("GET", "/bkt/a%20b%2Bc", "", "bkt", "a b+c", Action.GET_OBJECT),
+    ("GET", "/bkt/k", "x-id=GetObject&partNumber=1", "bkt", "k", Action.GET_OBJECT),
+    ("HEAD", "/bkt/dir//x/", "", "bkt", "dir//x/", Action.HEAD_OBJECT),
+    ("DELETE", "/bkt/%C3%BC", "", "bkt", "ü", Action.DELETE_OBJECT),
+    ("GET", "/bkt/a%2Fb", "", "bkt", "a/b", Action.GET_OBJECT),
+]
+
+
+@pytest.mark.parametrize(("method", "path", "query", "bucket", "key", "action"), ROUTES)
+def test_path_style(
+    method: str, path: str, query: str, bucket: str | None, key: str | None, action: Action
+) -> None:
+    address = resolve_address(path.encode(), "127.0.0.1:9000", BASE)
+    operation = parse_operation(method, address, dict(parse_qsl(query, True)), {})
+    assert (operation.action, operation.bucket, operation.key) == (action, bucket, key)
+
+
+@pytest.mark.parametrize(("method", "path", "query", "bucket", "key", "action"), ROUTES)
+def test_virtual_hosted(
+    method: str, path: str, query: str, bucket: str | None, key: str | None, action: Action
+) -> None:
+    if bucket is None:
+        host, vpath = BASE, "/"
+    else:
+        host = f"{bucket}.{BASE}:9000"
+        vpath = path[len(bucket) + 1 :] or "/"
+    address = resolve_address(vpath.encode(), host, BASE)
+    operation = parse_operation(method, address, dict(parse_qsl(query, True)), {})
+    assert (operation.action, operation.bucket, operation.key) == (action, bucket, key)
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "query", "code"),
+    [
+        ("GET", "/bkt", "acl", "NotImplemented"),
+        ("GET", "/bkt", "policy", "NotImplemented"),
+        ("GET", "/bkt/k", "tagging", "NotImplemented"),
+        ("POST", "/bkt/k", "", "MethodNotAllowed"),
+        ("PATCH", "/bkt", "", "MethodNotAllowed"),
+        ("GET", "/bkt/%FF", "", "InvalidURI"),
+    ],
+)
+def test_refused(method: str, path: str, query: str, code: str) -> None:
+    with pytest.raises(S3Error) as raised:
+        address = resolve_address(path.encode(), "localhost", None)
+        parse_operation(method, address, dict(parse_qsl(query, True)), {})
+    assert raised.value.code == code
