@@ -378,3 +378,18 @@ def expect_same_names(actual: Iterable[str], expected: Iterable[str], what: str)
         raise StepFailure(
             f"{what}: {len(missing)} missing {missing[:5]}, {len(extra)} unexpected {extra[:5]}"
         )
+
+
+# --------------------------------------------------------------------------- the run
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """What every client's steps get: the live endpoint, a scratch dir, the source files."""
+
+    endpoint: str
+    work: Path  # scratch space: downloads go under work/<client>/
+    home: Path  # HOME (and TMPDIR) of client processes: empty, so no user config applies
+    access_key: str
+    secret_key: str
+    region: str

@@ -109,9 +109,9 @@ def presign(
     url = f"http://127.0.0.1:{port}{canonical_path(path)}"
     request = AWSRequest(method=method, url=url, headers={"Host": f"127.0.0.1:{port}"})
     with _clock(when):
-        S3SigV4QueryAuth(Credentials(access_key, secret_key), "s3", REGION, expires=expires).add_auth(
-            request
-        )
+        S3SigV4QueryAuth(
+            Credentials(access_key, secret_key), "s3", REGION, expires=expires
+        ).add_auth(request)
     signed_url: str = request.url
     return signed_url.split(f"127.0.0.1:{port}", 1)[1]
 

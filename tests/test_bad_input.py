@@ -26,6 +26,7 @@ import botocore.exceptions
 import httpx
 import pytest
 from awscrt import checksums as crt
+
 from tests.conftest import RunningServer
 from tests.rawhttp import (
     STREAMING_SIGNED,
@@ -37,11 +38,11 @@ from tests.rawhttp import (
     presign,
     raw_exchange,
     request_head,
-    send,
     sign,
     signed_chunked,
     unsigned_chunked,
 )
+from tests.rawhttp import send as raw_send
 
 OLD = b"the old bytes, which no bad request may change"
 NEW = b"new bytes that must never be stored"
@@ -70,6 +71,13 @@ CHECKSUMS = {
 
 def checksum_b64(name: str, data: bytes) -> str:
     return b64(CHECKSUMS[name](data))
+
+
+def send(port: int, method: str, path: str, query: str = "", **kw: Any) -> Reply:
+    """rawhttp.send, plus the one header every S3 response carries."""
+    reply = raw_send(port, method, path, query, **kw)
+    assert reply.headers.get("x-amz-request-id"), (method, path, query, reply.headers)
+    return reply
 
 
 def assert_error(reply: Reply | None, status: int, code: str) -> None:
@@ -218,7 +226,9 @@ def test_put_with_bad_digest_changes_nothing(
 
 
 @pytest.mark.parametrize("name", CHECKSUMS)
-def test_put_with_right_checksum_is_stored(s3: Any, server: RunningServer, bucket: str, name: str) -> None:
+def test_put_with_right_checksum_is_stored(
+    s3: Any, server: RunningServer, bucket: str, name: str
+) -> None:
     """Control for the cases above: the same request with the right value succeeds."""
     reply = put(server, bucket, "k", headers={f"x-amz-checksum-{name}": checksum_b64(name, NEW)})
     assert reply.status == 200, reply.body
@@ -227,12 +237,8 @@ def test_put_with_right_checksum_is_stored(s3: Any, server: RunningServer, bucke
 
 def test_signed_payload_hash_mismatch(server: RunningServer, unchanged: str) -> None:
     other = hashlib.sha256(b"some other body").hexdigest()
-    assert_error(
-        put(server, unchanged, KEY, payload=other), 400, "XAmzContentSHA256Mismatch"
-    )
-    assert_error(
-        put(server, unchanged, "new-key", payload=other), 400, "XAmzContentSHA256Mismatch"
-    )
+    assert_error(put(server, unchanged, KEY, payload=other), 400, "XAmzContentSHA256Mismatch")
+    assert_error(put(server, unchanged, "new-key", payload=other), 400, "XAmzContentSHA256Mismatch")
 
 
 # --- aws-chunked bodies ----------------------------------------------------------------
@@ -258,9 +264,13 @@ def split(data: bytes, size: int = 8192) -> list[bytes]:
 def test_unsigned_trailer_upload_control(s3: Any, server: RunningServer, bucket: str) -> None:
     framed = unsigned_chunked(split(DATA), [("x-amz-checksum-crc32", crc32_b64(DATA))])
     reply = put(
-        server, bucket, "k", framed, headers=chunked_headers(DATA, framed),
+        server,
+        bucket,
+        "k",
+        framed,
+        headers=chunked_headers(DATA, framed),
         payload=STREAMING_UNSIGNED_TRAILER,
-    )  # fmt: skip
+    )
     assert reply.status == 200, reply.body
     assert s3.get_object(Bucket=bucket, Key="k")["Body"].read() == DATA
 
@@ -268,9 +278,13 @@ def test_unsigned_trailer_upload_control(s3: Any, server: RunningServer, bucket:
 def test_unsigned_trailer_with_wrong_checksum(server: RunningServer, unchanged: str) -> None:
     framed = unsigned_chunked(split(DATA), [("x-amz-checksum-crc32", crc32_b64(b"other"))])
     reply = put(
-        server, unchanged, KEY, framed, headers=chunked_headers(DATA, framed),
+        server,
+        unchanged,
+        KEY,
+        framed,
+        headers=chunked_headers(DATA, framed),
         payload=STREAMING_UNSIGNED_TRAILER,
-    )  # fmt: skip
+    )
     assert_error(reply, 400, "BadDigest")
 
 
@@ -289,9 +303,13 @@ def test_chunked_body_ending_before_final_chunk(server: RunningServer, unchanged
     """The HTTP body is complete, but the aws-chunked body stops before its 0-chunk."""
     framed = unsigned_chunked(split(DATA), final=False)
     reply = put(
-        server, unchanged, KEY, framed, headers=chunked_headers(DATA, framed),
+        server,
+        unchanged,
+        KEY,
+        framed,
+        headers=chunked_headers(DATA, framed),
         payload=STREAMING_UNSIGNED_TRAILER,
-    )  # fmt: skip
+    )
     assert_error(reply, 400, "IncompleteBody")
 
 
@@ -304,9 +322,12 @@ def test_chunked_connection_closed_before_final_chunk(
     for key in (KEY, "new-key"):
         path = f"/{unchanged}/{key}"
         headers = sign(
-            server.port, "PUT", path, headers=chunked_headers(DATA, full),
+            server.port,
+            "PUT",
+            path,
+            headers=chunked_headers(DATA, full),
             payload=STREAMING_UNSIGNED_TRAILER,
-        )  # fmt: skip
+        )
         raw_exchange(server.port, request_head(server.port, "PUT", path, headers) + cut)
     wait_no_staging(server)
     assert not exists(s3, unchanged, "new-key")
@@ -320,14 +341,16 @@ def signed_streaming_put(
     length = len(signed_chunked(chunks, _dummy_signed_headers()))
     path = f"/{bucket}/{key}"
     headers = sign(
-        server.port, "PUT", path,
+        server.port,
+        "PUT",
+        path,
         headers={
             "Content-Encoding": "aws-chunked",
             "x-amz-decoded-content-length": str(len(data)),
             "Content-Length": str(length),
         },
         payload=STREAMING_SIGNED,
-    )  # fmt: skip
+    )
     framed = signed_chunked(chunks, headers, tamper=tamper)
     assert len(framed) == length
     return send(server.port, "PUT", path, headers=headers, body=framed, signed=False)
@@ -336,8 +359,7 @@ def signed_streaming_put(
 def _dummy_signed_headers() -> dict[str, str]:
     return {
         "X-Amz-Date": "20250101T000000Z",
-        "Authorization": "AWS4-HMAC-SHA256 Credential=x, SignedHeaders=host, Signature="
-        + "0" * 64,
+        "Authorization": "AWS4-HMAC-SHA256 Credential=x, SignedHeaders=host, Signature=" + "0" * 64,
     }
 
 
@@ -347,15 +369,23 @@ def test_signed_streaming_control(s3: Any, server: RunningServer, bucket: str) -
     assert s3.get_object(Bucket=bucket, Key="k")["Body"].read() == DATA
 
 
-@pytest.mark.parametrize("tamper", [0, 1, 2], ids=["first-chunk", "last-data-chunk", "final-0-chunk"])
+@pytest.mark.parametrize(
+    "tamper", [0, 1, 2], ids=["first-chunk", "last-data-chunk", "final-0-chunk"]
+)
 def test_signed_streaming_with_tampered_chunk_signature(
     s3: Any, server: RunningServer, unchanged: str, tamper: int
 ) -> None:
     assert len(split(DATA)) == 2
-    assert_error(signed_streaming_put(server, unchanged, KEY, DATA, tamper=tamper), 403,
-                 "SignatureDoesNotMatch")  # fmt: skip
-    assert_error(signed_streaming_put(server, unchanged, "new-key", DATA, tamper=tamper), 403,
-                 "SignatureDoesNotMatch")  # fmt: skip
+    assert_error(
+        signed_streaming_put(server, unchanged, KEY, DATA, tamper=tamper),
+        403,
+        "SignatureDoesNotMatch",
+    )
+    assert_error(
+        signed_streaming_put(server, unchanged, "new-key", DATA, tamper=tamper),
+        403,
+        "SignatureDoesNotMatch",
+    )
 
 
 # --- truncated plain bodies and missing lengths -----------------------------------------
@@ -364,8 +394,9 @@ def test_signed_streaming_with_tampered_chunk_signature(
 def test_truncated_plain_body_is_not_stored(s3: Any, server: RunningServer, unchanged: str) -> None:
     for key in (KEY, "new-key"):
         path = f"/{unchanged}/{key}"
-        headers = sign(server.port, "PUT", path, headers={"Content-Length": "1000"},
-                       payload=UNSIGNED_PAYLOAD)  # fmt: skip
+        headers = sign(
+            server.port, "PUT", path, headers={"Content-Length": "1000"}, payload=UNSIGNED_PAYLOAD
+        )
         raw_exchange(server.port, request_head(server.port, "PUT", path, headers) + b"x" * 10)
     wait_no_staging(server)
     assert not exists(s3, unchanged, "new-key")
@@ -376,8 +407,9 @@ def test_put_without_content_length(s3: Any, server: RunningServer, unchanged: s
     path = f"/{unchanged}/new-key"
     headers = sign(server.port, "PUT", path, payload=UNSIGNED_PAYLOAD)
     assert "Content-Length" not in headers
-    answer = raw_exchange(server.port, request_head(server.port, "PUT", path, headers),
-                          half_close=False)  # fmt: skip
+    answer = raw_exchange(
+        server.port, request_head(server.port, "PUT", path, headers), half_close=False
+    )
     assert_error(parse_raw(answer), 411, "MissingContentLength")
     assert not exists(s3, unchanged, "new-key")
 
@@ -396,17 +428,30 @@ def _tampered(headers: dict[str, str]) -> dict[str, str]:
 
 
 def _signed_put(server: RunningServer, bucket: str, key: str, **kw: Any) -> dict[str, str]:
-    return sign(server.port, "PUT", f"/{bucket}/{key}", headers={"Content-Length": str(len(NEW))},
-                body=NEW, **kw)  # fmt: skip
+    return sign(
+        server.port,
+        "PUT",
+        f"/{bucket}/{key}",
+        headers={"Content-Length": str(len(NEW))},
+        body=NEW,
+        **kw,
+    )
 
 
 def test_bad_signature(server: RunningServer, unchanged: str) -> None:
     for key in (KEY, "new-key"):
         headers = _tampered(_signed_put(server, unchanged, key))
-        reply = send(server.port, "PUT", f"/{unchanged}/{key}", headers=headers, body=NEW, signed=False)
+        reply = send(
+            server.port, "PUT", f"/{unchanged}/{key}", headers=headers, body=NEW, signed=False
+        )
         assert_error(reply, 403, "SignatureDoesNotMatch")
-    get = send(server.port, "GET", f"/{unchanged}/{KEY}", signed=False,
-               headers=_tampered(sign(server.port, "GET", f"/{unchanged}/{KEY}")))  # fmt: skip
+    get = send(
+        server.port,
+        "GET",
+        f"/{unchanged}/{KEY}",
+        signed=False,
+        headers=_tampered(sign(server.port, "GET", f"/{unchanged}/{KEY}")),
+    )
     assert_error(get, 403, "SignatureDoesNotMatch")
     assert OLD not in get.body
 
@@ -455,8 +500,9 @@ def test_presigned_url_expired(server: RunningServer, unchanged: str) -> None:
     for method in ("GET", "PUT"):
         target = presign(server.port, method, f"/{unchanged}/{KEY}", expires=60, when=when)
         path, _, query = target.partition("?")
-        reply = send(server.port, method, path, query, body=NEW if method == "PUT" else b"",
-                     signed=False)  # fmt: skip
+        reply = send(
+            server.port, method, path, query, body=NEW if method == "PUT" else b"", signed=False
+        )
         assert_error(reply, 403, "AccessDenied")
         assert OLD not in reply.body
 
@@ -465,8 +511,9 @@ def test_presigned_url_expires_over_a_week(server: RunningServer, unchanged: str
     for method in ("GET", "PUT"):
         target = presign(server.port, method, f"/{unchanged}/{KEY}", expires=604801)
         path, _, query = target.partition("?")
-        reply = send(server.port, method, path, query, body=NEW if method == "PUT" else b"",
-                     signed=False)  # fmt: skip
+        reply = send(
+            server.port, method, path, query, body=NEW if method == "PUT" else b"", signed=False
+        )
         assert_error(reply, 400, "AuthorizationQueryParametersError")
 
 
@@ -485,7 +532,9 @@ def _malformed_authorizations(headers: dict[str, str]) -> dict[str, str]:
 @pytest.mark.parametrize(
     "variant", ["garbage", "no-signature", "credential-too-short", "wrong-region", "wrong-service"]
 )
-def test_malformed_authorization_header(server: RunningServer, unchanged: str, variant: str) -> None:
+def test_malformed_authorization_header(
+    server: RunningServer, unchanged: str, variant: str
+) -> None:
     headers = _signed_put(server, unchanged, KEY)
     headers["Authorization"] = _malformed_authorizations(headers)[variant]
     reply = send(server.port, "PUT", f"/{unchanged}/{KEY}", headers=headers, body=NEW, signed=False)
@@ -555,8 +604,14 @@ def test_delete_objects_malformed_xml(
 
 def test_delete_objects_without_integrity_header(server: RunningServer, unchanged: str) -> None:
     body = delete_body(KEY)
-    reply = send(server.port, "POST", f"/{unchanged}", "delete", body=body,
-                 headers={"Content-Type": "application/xml"})  # fmt: skip
+    reply = send(
+        server.port,
+        "POST",
+        f"/{unchanged}",
+        "delete",
+        body=body,
+        headers={"Content-Type": "application/xml"},
+    )
     assert_error(reply, 400, "InvalidRequest")
 
 
@@ -573,8 +628,14 @@ def test_delete_objects_with_bad_digest(
     server: RunningServer, unchanged: str, header: str, value: str, code: str
 ) -> None:
     body = delete_body(KEY)
-    reply = send(server.port, "POST", f"/{unchanged}", "delete", body=body,
-                 headers={header: value, "Content-Type": "application/xml"})  # fmt: skip
+    reply = send(
+        server.port,
+        "POST",
+        f"/{unchanged}",
+        "delete",
+        body=body,
+        headers={header: value, "Content-Type": "application/xml"},
+    )
     assert_error(reply, 400, code)
 
 
@@ -601,6 +662,12 @@ def test_key_too_long(s3: Any, server: RunningServer, unchanged: str) -> None:
     for key in ("k" * 1025, "é" * 512 + "k"):  # 1025 bytes; the second only 513 characters
         assert len(key.encode()) == 1025
         assert_error(put(server, unchanged, quote(key)), 400, "KeyTooLongError")
+
+
+def test_key_not_utf8(s3: Any, server: RunningServer, unchanged: str) -> None:
+    """A path whose percent-decoded bytes are not UTF-8 names no key."""
+    assert_error(put(server, unchanged, "bad-%FF-utf8"), 400, "InvalidURI")
+    assert_error(put(server, unchanged, "bad-%C3%28"), 400, "InvalidURI")
 
 
 def test_key_of_1024_bytes_is_fine(s3: Any, bucket: str) -> None:
@@ -695,7 +762,7 @@ def test_listing_without_url_encoding_survives_control_characters(
     for query in ("list-type=2", ""):
         reply = send(server.port, "GET", f"/{bucket}", query)
         assert reply.status == 200, reply.body[:500]
-        assert b"ctl-" in reply.body and b"-key" in reply.body
+        assert b"<Key>ctl-&#x1;-key</Key>" in reply.body, reply.body[:500]
 
 
 # --- buckets -----------------------------------------------------------------------------
@@ -766,20 +833,24 @@ def test_unsatisfiable_range(s3: Any, server: RunningServer, bucket: str) -> Non
 
 
 def test_get_if_match_mismatch(server: RunningServer, unchanged: str) -> None:
-    reply = send(server.port, "GET", f"/{unchanged}/{KEY}", headers={"If-Match": '"' + "0" * 32 + '"'})
+    reply = send(
+        server.port, "GET", f"/{unchanged}/{KEY}", headers={"If-Match": '"' + "0" * 32 + '"'}
+    )
     assert_error(reply, 412, "PreconditionFailed")
     assert OLD not in reply.body
 
 
 def test_put_if_none_match_on_existing_key(server: RunningServer, unchanged: str) -> None:
-    assert_error(put(server, unchanged, KEY, headers={"If-None-Match": "*"}), 412,
-                 "PreconditionFailed")  # fmt: skip
+    assert_error(
+        put(server, unchanged, KEY, headers={"If-None-Match": "*"}), 412, "PreconditionFailed"
+    )
 
 
 def test_put_if_match_wrong_etag(server: RunningServer, unchanged: str) -> None:
     wrong = '"' + hashlib.md5(b"not the object").hexdigest() + '"'
-    assert_error(put(server, unchanged, KEY, headers={"If-Match": wrong}), 412,
-                 "PreconditionFailed")  # fmt: skip
+    assert_error(
+        put(server, unchanged, KEY, headers={"If-Match": wrong}), 412, "PreconditionFailed"
+    )
 
 
 def test_put_if_match_on_missing_key(s3: Any, server: RunningServer, unchanged: str) -> None:
@@ -804,8 +875,14 @@ def test_unknown_object_subresource_does_not_overwrite(
     server: RunningServer, unchanged: str, subresource: str
 ) -> None:
     body = b"<AccessControlPolicy/>"
-    reply = send(server.port, "PUT", f"/{unchanged}/{KEY}", subresource, body=body,
-                 headers={"Content-MD5": md5_b64(body)})  # fmt: skip
+    reply = send(
+        server.port,
+        "PUT",
+        f"/{unchanged}/{KEY}",
+        subresource,
+        body=body,
+        headers={"Content-MD5": md5_b64(body)},
+    )
     assert_error(reply, 501, "NotImplemented")
 
 
