@@ -49,3 +49,7 @@ class BackendSet(Mapping[str, StorageBackend]):
 
     def __len__(self) -> int:
         return len(self._backends)
+
+    def for_bucket(self, bucket: str) -> StorageBackend:
+        """The backend that receives new bytes for `bucket` (placement)."""
+        return self._backends[self.default]

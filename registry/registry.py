@@ -263,7 +263,7 @@ class Registry:
                 raise PreconditionFailed(key)
 
     def backend_for(self, bucket: str) -> StorageBackend:
-        return self._backends[self._backends.default]
+        return self._backends.for_bucket(bucket)
 
 
 def derivation(source: ObjectVersion) -> dict[str, str]:
