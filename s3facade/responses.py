@@ -10,7 +10,7 @@ from lxml import etree
 from starlette.responses import Response
 
 from s3facade.errors import S3Error
-from s3facade.xml import Document
+from s3facade.xml import Document, serialize, set_text
 
 XML_TYPE = "application/xml"
 
@@ -32,13 +32,8 @@ def error_xml(error: S3Error, request_id: str, resource: str, *, declaration: bo
         ("Resource", error.resource or resource),
         ("RequestId", request_id),
     ):
-        etree.SubElement(root, name).text = _xml_safe(value)
-    return bytes(etree.tostring(root, xml_declaration=declaration, encoding="UTF-8"))
-
-
-def _xml_safe(text: str) -> str:
-    """XML 1.0 cannot carry control characters (a hostile key may hold them)."""
-    return "".join(c if c in "\t\n\r" or ord(c) >= 0x20 else f"\\x{ord(c):02x}" for c in text)
+        set_text(etree.SubElement(root, name), value)
+    return serialize(root, declaration=declaration)
 
 
 def xml_response(

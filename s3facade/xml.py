@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import secrets
 from collections.abc import Iterator
 from datetime import datetime
 from urllib.parse import quote_plus
@@ -32,6 +34,8 @@ def parse(body: bytes, root: str) -> etree._Element:
         element = etree.fromstring(body, _PARSER)
     except etree.XMLSyntaxError:
         raise S3Error("MalformedXML") from None
+    if getattr(element.getroottree().docinfo, "doctype", ""):
+        raise S3Error("MalformedXML")  # no DTDs, hence no entities of any kind
     if local_name(element) != root:
         raise S3Error("MalformedXML")
     return element
@@ -61,14 +65,33 @@ class Document:
         self.root = etree.Element(f"{{{S3_NS}}}{root}", nsmap={None: S3_NS})  # type: ignore[dict-item]
 
     def to_bytes(self, *, declaration: bool = True) -> bytes:
-        return bytes(etree.tostring(self.root, xml_declaration=declaration, encoding="UTF-8"))
+        return serialize(self.root, declaration=declaration)
+
+
+def serialize(root: etree._Element, *, declaration: bool = True) -> bytes:
+    text = bytes(etree.tostring(root, xml_declaration=declaration, encoding="UTF-8"))
+    return _CHAR_MARK.sub(rb"&#x\1;", text) if _MARK in text else text
+
+
+# XML 1.0 cannot hold some characters that S3 keys may (U+0001...). lxml refuses them in
+# text, so `add` writes a per-process marker that `to_bytes` turns into a character
+# reference, which is what AWS sends.
+_FORBIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+_MARK = secrets.token_hex(16).encode()
+_CHAR_MARK = re.compile(re.escape(_MARK) + rb"([0-9a-f]+);")
 
 
 def add(parent: etree._Element, name: str, text: str | int | bool | None = None) -> etree._Element:
     element = etree.SubElement(parent, f"{{{S3_NS}}}{name}")
     if text is not None:
-        element.text = _text(text)
+        set_text(element, _text(text))
     return element
+
+
+def set_text(element: etree._Element, value: str) -> None:
+    if _FORBIDDEN.search(value):
+        value = _FORBIDDEN.sub(lambda m: f"{_MARK.decode()}{ord(m[0]):x};", value)
+    element.text = value
 
 
 def _text(value: str | int | bool) -> str:

@@ -48,12 +48,10 @@ def test_mb_cp_ls_cp_rm_rb(server: RunningServer, tmp_path: Path) -> None:
     assert "reports/report 1+1 ü.txt" in recursive
     target = tmp_path / "back.txt"
     aws(server, "s3", "cp", "s3://cli-walkthrough/reports/report 1+1 ü.txt", str(target))
-    assert hashlib.sha256(target.read_bytes()).digest() == hashlib.sha256(
-        source.read_bytes()
-    ).digest()
-    url = aws(
-        server, "s3", "presign", "s3://cli-walkthrough/reports/report 1+1 ü.txt"
-    ).strip()
+    assert (
+        hashlib.sha256(target.read_bytes()).digest() == hashlib.sha256(source.read_bytes()).digest()
+    )
+    url = aws(server, "s3", "presign", "s3://cli-walkthrough/reports/report 1+1 ü.txt").strip()
     fetched = httpx.get(url)
     assert fetched.status_code == 200, fetched.text
     assert fetched.content == source.read_bytes()
