@@ -44,6 +44,9 @@ class Step:
     run: Callable[[], None]
     needs: tuple[str, ...] = ()  # steps of the same client that must have passed
     timeout: float = 180.0
+    # request shapes (see request_shape) the client must have sent, so that a step named
+    # "multipart" fails rather than passes if the client took another path
+    sends: tuple[str, ...] = ()
 
 
 @dataclass
@@ -55,16 +58,26 @@ class Outcome:
     detail: str = ""
     seconds: float = 0.0
     errors: list[str] = field(default_factory=list)  # "<status> <request shape>" per response
+    exceptions: list[str] = field(default_factory=list)  # unhandled ones the server logged
 
 
 class Suite:
     """Runs steps, prints `PASS <client>: <step>` / `FAIL <client>: <step>: <reason>`."""
 
-    def __init__(self, out: TextIO, server_log: ServerLog | None, verbose: bool = False) -> None:
+    def __init__(
+        self,
+        out: TextIO,
+        server_log: ServerLog | None,
+        verbose: bool = False,
+        budget: float = 300.0,
+    ) -> None:
         self.out = out
         self.server_log = server_log
         self.verbose = verbose
         self.outcomes: list[Outcome] = []
+        self.budget = budget
+        # a hung server must not hold the run past its budget: later steps are not started
+        self.deadline = time.monotonic() + budget
 
     def run_client(
         self, client: str, steps: Sequence[Step], cleanup: Callable[[], None] | None = None
@@ -75,10 +88,14 @@ class Suite:
                 if ":" in step.name:
                     raise ValueError(f"step names must not contain ':': {step.name!r}")
                 missing = [need for need in step.needs if need not in passed]
+                left = self.deadline - time.monotonic()
                 if missing:
                     outcome = Outcome(
                         client, step.name, False, f"not run: needs '{missing[0]}', which failed"
                     )
+                elif left < 1:
+                    reason = f"not run: the run's time budget ({self.budget:.0f} s) is spent"
+                    outcome = Outcome(client, step.name, False, reason)
                 else:
                     outcome = self._run_one(client, step)
                 if outcome.passed:
@@ -94,9 +111,17 @@ class Suite:
     def _run_one(self, client: str, step: Step) -> Outcome:
         offset = self.server_log.offset() if self.server_log else 0
         started = time.monotonic()
-        error = call_with_timeout(step.run, step.timeout)
+        error = call_with_timeout(step.run, min(step.timeout, self.deadline - started))
         seconds = time.monotonic() - started
-        errors = self.server_log.errors_since(offset) if self.server_log else []
+        logged = self.server_log.read_since(offset) if self.server_log else ""
+        responses = responses_in(logged)
+        errors = [f"{status} {shape}" for status, shape in responses if status >= 400]
+        exceptions = exceptions_in(logged)
+        if error is None and self.server_log is not None:
+            sent = {shape for _, shape in responses}
+            missing = [shape for shape in step.sends if shape not in sent]
+            if missing:
+                error = StepFailure(f"the client never sent {missing[0]} in this step")
         if error is None:
             return Outcome(client, step.name, True, seconds=seconds, errors=errors)
         if isinstance(error, StepFailure):
@@ -104,7 +129,9 @@ class Suite:
         else:
             reason = f"{type(error).__name__}: {error}"
             detail = "".join(traceback.format_exception(error))
-        return Outcome(client, step.name, False, one_line(reason), detail, seconds, errors)
+        return Outcome(
+            client, step.name, False, one_line(reason), detail, seconds, errors, exceptions
+        )
 
     def _report(self, outcome: Outcome) -> None:
         self.outcomes.append(outcome)
@@ -115,6 +142,8 @@ class Suite:
         for shape, count in Counter(outcome.errors).items():
             suffix = f" (x{count})" if count > 1 else ""
             print(f"    server answered {shape}{suffix}", file=self.out)
+        for exception in dict.fromkeys(outcome.exceptions):
+            print(f"    server logged an unhandled {exception}", file=self.out)
         if self.verbose and outcome.detail:
             for line in outcome.detail.rstrip().splitlines()[-40:]:
                 print(f"    | {line}", file=self.out)
@@ -167,6 +196,8 @@ def one_line(text: str, limit: int = 500) -> str:
 
 # --------------------------------------------------------------------------- the server log
 
+CREATE_MULTIPART_UPLOAD = "POST /{bucket}/{key}?uploads"
+
 _ACCESS_LINE = re.compile(r'"(?P<method>[A-Z]+) (?P<target>\S+) HTTP/[0-9.]+" (?P<status>\d{3})')
 _KEPT_VALUES = frozenset({"x-id", "list-type"})  # query values worth showing; others are data
 
@@ -183,20 +214,32 @@ class ServerLog:
         except OSError:
             return 0
 
-    def errors_since(self, offset: int) -> list[str]:
-        """'<status> <METHOD> <shape>' of every response >= 400 logged after offset."""
+    def read_since(self, offset: int) -> str:
         try:
             with self.path.open("rb") as log:
                 log.seek(offset)
-                text = log.read().decode("utf-8", "replace")
+                return log.read().decode("utf-8", "replace")
         except OSError:
-            return []
-        shapes = []
-        for match in _ACCESS_LINE.finditer(text):
-            status = int(match["status"])
-            if status >= 400:
-                shapes.append(f"{status} {request_shape(match['method'], match['target'])}")
-        return shapes
+            return ""
+
+
+def responses_in(logged: str) -> list[tuple[int, str]]:
+    """(status, request shape) of every response in a piece of the access log."""
+    return [
+        (int(match["status"]), request_shape(match["method"], match["target"]))
+        for match in _ACCESS_LINE.finditer(logged)
+    ]
+
+
+def exceptions_in(logged: str) -> list[str]:
+    """The final line ('TypeError: ...') of every traceback in a piece of the server log."""
+    found = []
+    lines = logged.splitlines()
+    for index, line in enumerate(lines):
+        if line.startswith("Traceback (most recent call last)"):
+            following = (text for text in lines[index + 1 :] if text and not text[0].isspace())
+            found.append(one_line(next(following, "(truncated traceback)"), 300))
+    return found
 
 
 def request_shape(method: str, target: str) -> str:
@@ -294,6 +337,9 @@ def run_tool(
 
 def short_command(args: Sequence[str]) -> str:
     words = [Path(args[0]).name, *args[1:]]
+    if "--endpoint-url" in words:  # the same in every command: noise in a reason
+        at = words.index("--endpoint-url")
+        del words[at : at + 2]
     text = " ".join(words)
     return text if len(text) <= 160 else text[:157] + "..."
 

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from conformance.harness import (
+    CREATE_MULTIPART_UPLOAD,
     MiB,
     Ran,
     RunContext,
@@ -27,6 +28,7 @@ from conformance.harness import (
 from conformance.steps_boto3 import force_delete_bucket
 from conformance.workload import TREE_FILES, UNICODE_NAME, Workload, tree_digests
 
+MPU = CREATE_MULTIPART_UPLOAD
 AWS_CLI_PART_SIZE = 8 * MiB  # multipart_chunksize default of the aws cli's s3 commands
 
 
@@ -69,8 +71,10 @@ class AwsCliSteps:
             Step(small, self.cp_up_small, needs=(mb,)),
             Step("s3 cp down 1 KiB file", self.cp_down_small, needs=(small,)),
             Step(uni, self.cp_up_unicode, needs=(mb,)),
-            Step("s3 cp down unicode, space and plus named file", self.cp_down_unicode, needs=(uni,)),
-            Step(huge, self.cp_up_huge, needs=(mb,), timeout=300),
+            Step(
+                "s3 cp down unicode, space and plus named file", self.cp_down_unicode, needs=(uni,)
+            ),
+            Step(huge, self.cp_up_huge, needs=(mb,), timeout=300, sends=(MPU,)),
             Step("s3 cp down 100 MiB file (ranged GETs)", self.cp_down_huge, needs=(huge,)),
             Step("s3api head-object 1 KiB file", self.head_small, needs=(small,)),
             Step("s3api head-object 100 MiB file (multipart ETag)", self.head_huge, needs=(huge,)),
@@ -84,7 +88,11 @@ class AwsCliSteps:
             Step("s3 presign fetched with curl (unicode name)", self.presign_unicode, needs=(uni,)),
             Step("s3api copy-object (unicode name)", self.copy_object, needs=(uni,)),
             Step(
-                "s3 cp s3-to-s3 100 MiB (UploadPartCopy)", self.cp_s3_to_s3, needs=(huge,), timeout=300
+                "s3 cp s3-to-s3 100 MiB (UploadPartCopy)",
+                self.cp_s3_to_s3,
+                needs=(huge,),
+                timeout=300,
+                sends=(MPU,),
             ),
             Step("s3 rm --recursive", self.rm_recursive, needs=(mb,)),
             Step("s3 rb", self.rb, needs=(mb,)),
@@ -184,7 +192,9 @@ class AwsCliSteps:
         ran = self.cli("s3", "sync", f"{self.url}/tree", str(target), timeout=180)
         downloads = transfer_lines(ran.stdout, "download:")
         if downloads:
-            raise StepFailure(f"second sync downloaded {len(downloads)} files, e.g. {downloads[:2]}")
+            raise StepFailure(
+                f"second sync downloaded {len(downloads)} files, e.g. {downloads[:2]}"
+            )
 
     def presign_small(self) -> None:
         self._presign_and_fetch("small.bin", self.files.small)
@@ -232,7 +242,8 @@ class AwsCliSteps:
 
     def _upload(self, source: Path, key: str, timeout: float = 120.0) -> None:
         ran = self.cli("s3", "cp", str(source), f"{self.url}/{key}", timeout=timeout)
-        expect_in(f"upload: {source}", ran.stdout, "s3 cp output")
+        # "upload: <source, relative to the working directory> to s3://bucket/key"
+        expect_in(f" to {self.url}/{key}", ran.stdout, "s3 cp output")
         self.objects[key] = source.stat().st_size
 
     def _download(self, key: str, source: Path, timeout: float = 120.0) -> None:
@@ -255,7 +266,9 @@ class AwsCliSteps:
         )  # fmt: skip
         if ran.stdout.strip() != "200":
             body = target.read_text("utf-8", "replace") if target.exists() else ""
-            raise StepFailure(f"curl of the presigned URL got HTTP {ran.stdout}: {error_summary(body)}")
+            raise StepFailure(
+                f"curl of the presigned URL got HTTP {ran.stdout}: {error_summary(body)}"
+            )
         expect_same(self.files.sha256(source), target, "curl of the presigned URL")
         target.unlink()
 

@@ -10,6 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from conformance.harness import (
+    CREATE_MULTIPART_UPLOAD,
     MiB,
     RunContext,
     Step,
@@ -52,9 +53,7 @@ def force_delete_bucket(ctx: RunContext, bucket: str) -> None:
     try:
         uploads = s3.list_multipart_uploads(Bucket=bucket).get("Uploads", [])
         for upload in uploads:
-            s3.abort_multipart_upload(
-                Bucket=bucket, Key=upload["Key"], UploadId=upload["UploadId"]
-            )
+            s3.abort_multipart_upload(Bucket=bucket, Key=upload["Key"], UploadId=upload["UploadId"])
     except ClientError:
         pass  # ListMultipartUploads may not be served (yet)
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
@@ -84,7 +83,7 @@ class Boto3Steps:
         many = f"put_object {MANY_KEYS} keys from a thread pool"
         return [
             Step(mb, self.create_bucket),
-            Step(upload, self.upload_file, needs=(mb,)),
+            Step(upload, self.upload_file, needs=(mb,), sends=(CREATE_MULTIPART_UPLOAD,)),
             Step("head_object multipart ETag", self.head_multipart_etag, needs=(upload,)),
             Step(
                 "download_file 20 MiB (default TransferConfig, ranged GETs)",
@@ -96,8 +95,14 @@ class Boto3Steps:
                 "upload_fileobj from a pipe 17 MiB (non-seekable multipart)",
                 self.upload_pipe_large,
                 needs=(mb,),
+                sends=(CREATE_MULTIPART_UPLOAD,),
             ),
-            Step("copy 20 MiB managed (UploadPartCopy)", self.managed_copy, needs=(upload,)),
+            Step(
+                "copy 20 MiB managed (UploadPartCopy)",
+                self.managed_copy,
+                needs=(upload,),
+                sends=(CREATE_MULTIPART_UPLOAD,),
+            ),
             Step(many, self.put_many, needs=(mb,)),
             Step(f"list_objects_v2 paginated over {MANY_KEYS} keys", self.list_v2, needs=(many,)),
             Step("list_objects_v2 paginated with delimiter", self.list_v2_delimiter, needs=(many,)),
@@ -163,7 +168,10 @@ class Boto3Steps:
 
         config = TransferConfig(multipart_threshold=COPY_PART, multipart_chunksize=COPY_PART)
         self.s3.copy(
-            {"Bucket": self.bucket, "Key": self.large_key}, self.bucket, self.copy_key, Config=config
+            {"Bucket": self.bucket, "Key": self.large_key},
+            self.bucket,
+            self.copy_key,
+            Config=config,
         )
         size = self.files.large.stat().st_size
         self._expect_object(self.copy_key, self.files.sha256(self.files.large), size)

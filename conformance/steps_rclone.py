@@ -6,6 +6,7 @@ import re
 import shutil
 
 from conformance.harness import (
+    CREATE_MULTIPART_UPLOAD,
     Ran,
     RunContext,
     Step,
@@ -57,10 +58,11 @@ class RcloneSteps:
             }
         # copy: a directory of a few files with awkward names (and an empty one)
         self.copy_source = self.out / "copy-source"
+        self.copy_source.mkdir(parents=True, exist_ok=True)
         for source in (files.small, files.unicode, files.empty):
-            (self.copy_source / source.name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(source, self.copy_source / source.name)
-        self.copy_digests = {p.name: files.sha256(p) for p in (files.small, files.unicode, files.empty)}
+        sources = (files.small, files.unicode, files.empty)
+        self.copy_digests = {path.name: files.sha256(path) for path in sources}
         self.medium_key = f"big/{files.medium.name}"
         self.stored: set[str] = set()  # keys the steps so far stored
 
@@ -78,8 +80,10 @@ class RcloneSteps:
             Step("check (hashes agree)", self.check, needs=(sync,)),
             Step("lsf", self.lsf, needs=(copy, sync)),
             Step("lsf with provider Ceph (ListObjects v1)", self.lsf_ceph, needs=(sync,)),
-            Step("lsf with provider AWS (ListObjectsV2, url encoding)", self.lsf_aws, needs=(sync,)),
-            Step(big, self.copyto_big, needs=(mkdir,)),
+            Step(
+                "lsf with provider AWS (ListObjectsV2, url encoding)", self.lsf_aws, needs=(sync,)
+            ),
+            Step(big, self.copyto_big, needs=(mkdir,), sends=(CREATE_MULTIPART_UPLOAD,)),
             Step("copyto down 12 MiB file", self.copyto_big_down, needs=(big,)),
             Step("deletefile", self.deletefile, needs=(copy,)),
             Step("purge", self.purge, needs=(mkdir,)),

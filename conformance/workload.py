@@ -68,7 +68,8 @@ class Workload:
         self.digests[self.large] = write_random(self.large, 20 * MiB)
         self.digests[self.medium] = write_random(self.medium, 12 * MiB)
         sizes = random.Random(20261125)
-        names = [f"d{i % 6}/e{i % 4}/file-{i:03d}.dat" for i in range(TREE_FILES - len(TREE_SPECIAL))]
+        count = TREE_FILES - len(TREE_SPECIAL)
+        names = [f"d{i % 6}/e{i % 4}/file-{i:03d}.dat" for i in range(count)]
         for name in [*names, *TREE_SPECIAL]:
             size = 0 if name.endswith("empty.txt") else sizes.randint(1, 4096)
             self.tree_digests[name] = write_random(self.tree / name, size)

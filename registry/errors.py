@@ -62,3 +62,15 @@ class EntityTooSmall(RegistryError):
         super().__init__(f"part {part} is {size} bytes")
         self.part = part
         self.size = size
+
+
+class LogInUse(RegistryError):
+    """Another process holds the log (a running server): use its admin API instead."""
+
+
+class CorruptLog(RegistryError):
+    """An event cannot be applied to the views (the log was edited): run verify."""
+
+    def __init__(self, seq: int, reason: str) -> None:
+        super().__init__(f"event {seq} cannot be applied to the views: {reason}")
+        self.seq = seq

@@ -26,6 +26,7 @@ class EventType(StrEnum):
     PART_UPLOADED = "PartUploaded"
     UPLOAD_COMPLETED = "MultipartUploadCompleted"
     UPLOAD_ABORTED = "MultipartUploadAborted"
+    OBJECT_READ = "ObjectRead"
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import duckdb
 
@@ -31,7 +33,14 @@ from registry.events import (
     utc_now,
 )
 
+log = logging.getLogger(__name__)
+_T = TypeVar("_T")
+
 MAX_BATCH = 1000
+# Read records do not wait for a commit of their own: they ride along with the next write's
+# transaction, or are flushed after at most this long. So a crash loses at most the read
+# records of the last RECORD_LAG_SECONDS (plus the commit in flight); never a write.
+RECORD_LAG_SECONDS = 1.0
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
@@ -47,12 +56,14 @@ CREATE TABLE IF NOT EXISTS events (
 """
 
 _INSERT = "INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+_COLUMNS = "seq, time, type, bucket, key, data, prev_hash, hash"
 
 
 @dataclass
 class _PendingAppend:
     events: Sequence[Event]
-    future: asyncio.Future[list[CommittedEvent]] = field(repr=False)
+    # None for a read record: nobody waits for it.
+    future: asyncio.Future[list[CommittedEvent]] | None = field(repr=False)
 
 
 class EventLog:
@@ -62,12 +73,16 @@ class EventLog:
         *,
         clock: Callable[[], datetime] = utc_now,
         on_commit: Callable[[CommittedEvent], None] | None = None,
+        max_batch: int = MAX_BATCH,
+        read_only: bool = False,
     ) -> None:
         self._path = path
         self._clock = clock
         self._on_commit = on_commit
-        self._db = duckdb.connect(str(path))
-        self._db.execute(SCHEMA)
+        self._max_batch = max_batch
+        self._db = duckdb.connect(str(path), read_only=read_only)
+        if not read_only:
+            self._db.execute(SCHEMA)
         last = self._db.execute(
             "SELECT seq, hash, time FROM events ORDER BY seq DESC LIMIT 1"
         ).fetchone()
@@ -75,9 +90,16 @@ class EventLog:
         self._last_hash: str = last[1] if last else GENESIS_HASH
         self._last_time: datetime = last[2] if last else datetime(1970, 1, 1)
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="event-log")
-        self._queue: list[_PendingAppend] = []
+        self._readers = ThreadPoolExecutor(max_workers=2, thread_name_prefix="event-query")
+        self._queue: deque[_PendingAppend] = deque()
+        self._queued_records = 0
         self._flusher: asyncio.Task[None] | None = None
+        self._timer: asyncio.TimerHandle | None = None
         self.commits = 0  # transactions committed, for benchmarks and metrics
+
+    @property
+    def path(self) -> Path:
+        return self._path
 
     @property
     def last_seq(self) -> int:
@@ -88,24 +110,58 @@ class EventLog:
 
     def replay(self, batch_size: int = 10_000) -> Iterator[CommittedEvent]:
         """Every committed event in sequence order (for rebuilding views; not while serving)."""
+        return self.select(f"SELECT {_COLUMNS} FROM events ORDER BY seq", (), batch_size)
+
+    def select(
+        self, sql: str, params: Sequence[Any] = (), batch_size: int = 10_000
+    ) -> Iterator[CommittedEvent]:
+        """Events chosen by `sql`, which must select the columns of the events table in order.
+        Runs on its own cursor, so it may be called from a worker thread while serving."""
         cursor = self._db.cursor()
-        cursor.execute(
-            "SELECT seq, time, type, bucket, key, data, prev_hash, hash FROM events ORDER BY seq"
-        )
-        while rows := cursor.fetchmany(batch_size):
-            for seq, time, type_, bucket, key, data, prev_hash, digest in rows:
-                yield CommittedEvent(
-                    seq, time, EventType(type_), bucket, key, json.loads(data), prev_hash, digest
-                )
-        cursor.close()
+        try:
+            cursor.execute(sql, list(params))
+            while rows := cursor.fetchmany(batch_size):
+                for seq, time, type_, bucket, key, data, prev_hash, digest in rows:
+                    yield CommittedEvent(
+                        seq, time, EventType(type_), bucket, key, json.loads(data), prev_hash,
+                        digest,
+                    )  # fmt: skip
+        finally:
+            cursor.close()
+
+    def cursor(self) -> duckdb.DuckDBPyConnection:
+        """A cursor of its own for read-only queries (thread-safe to use beside the writer)."""
+        return self._db.cursor()
+
+    async def run_query(self, function: Callable[[], _T]) -> _T:
+        """Run a blocking read (using `cursor()`/`select()`) off the event loop."""
+        return await asyncio.get_running_loop().run_in_executor(self._readers, function)
 
     async def append(self, events: Sequence[Event]) -> list[CommittedEvent]:
         """Append events atomically; returns them sealed once their transaction committed."""
         future: asyncio.Future[list[CommittedEvent]] = asyncio.get_running_loop().create_future()
         self._queue.append(_PendingAppend(events, future))
+        self._flush_soon()
+        return await future
+
+    def record(self, events: Sequence[Event]) -> None:
+        """Queue events nobody waits for (read records): committed with the next
+        transaction, or within RECORD_LAG_SECONDS."""
+        self._queue.append(_PendingAppend(events, None))
+        self._queued_records += len(events)
+        if self._queued_records >= self._max_batch:
+            self._flush_soon()
+        elif self._timer is None and (self._flusher is None or self._flusher.done()):
+            self._timer = asyncio.get_running_loop().call_later(
+                RECORD_LAG_SECONDS, self._flush_soon
+            )
+
+    def _flush_soon(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.create_task(self._flush_queue())
-        return await future
 
     async def _flush_queue(self) -> None:
         loop = asyncio.get_running_loop()
@@ -117,7 +173,9 @@ class EventLog:
                 await loop.run_in_executor(self._thread, self._write, rows)
             except Exception as exc:  # the whole transaction failed: nothing was committed
                 for pending in batch:
-                    if not pending.future.done():
+                    if pending.future is None:
+                        log.error("read records lost: %s", exc)
+                    elif not pending.future.done():
                         pending.future.set_exception(exc)
                 continue
             last = sealed[-1][-1] if sealed and sealed[-1] else None
@@ -128,14 +186,16 @@ class EventLog:
                 if self._on_commit is not None:
                     for event in group:
                         self._on_commit(event)
-                if not pending.future.done():
+                if pending.future is not None and not pending.future.done():
                     pending.future.set_result(group)
 
     def _take_batch(self) -> list[_PendingAppend]:
         batch: list[_PendingAppend] = []
         count = 0
-        while self._queue and (not batch or count + len(self._queue[0].events) <= MAX_BATCH):
-            pending = self._queue.pop(0)
+        while self._queue and (not batch or count + len(self._queue[0].events) <= self._max_batch):
+            pending = self._queue.popleft()
+            if pending.future is None:
+                self._queued_records -= len(pending.events)
             batch.append(pending)
             count += len(pending.events)
         return batch
@@ -166,15 +226,19 @@ class EventLog:
             raise
 
     async def close(self) -> None:
+        if self._queue:
+            self._flush_soon()
         while self._flusher is not None and not self._flusher.done():
             await self._flusher
         await asyncio.get_running_loop().run_in_executor(self._thread, self._db.close)
         self._thread.shutdown(wait=True)
+        self._readers.shutdown(wait=True)
 
     def close_sync(self) -> None:
         """For offline tools that never started an event loop."""
         self._db.close()
         self._thread.shutdown(wait=True)
+        self._readers.shutdown(wait=True)
 
 
 def _row(event: CommittedEvent) -> tuple[Any, ...]:

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from registry.provenance import attached_provenance, parse_user_agent
+
 # S3's version id of every object in a bucket that never had versioning enabled.
 NULL_VERSION = "null"
 
@@ -59,6 +61,7 @@ class Provenance:
             "principal": self.principal,
             "client_address": self.client_address,
             "user_agent": self.user_agent,
+            "tool": parse_user_agent(self.user_agent).as_dict(),
             "request_id": self.request_id,
         }
 
@@ -90,6 +93,7 @@ class ObjectSpec:
             "headers": dict(self.headers),
             "metadata": dict(self.metadata),
             "tags": dict(self.tags),
+            "attached": attached_provenance(self.metadata, self.tags),
         }
 
     @classmethod

@@ -8,7 +8,10 @@ listing page is a bisect plus a short walk rather than a scan.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Iterator, Mapping
+from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
@@ -88,6 +91,31 @@ class Namespace:
                 self._objects[event.bucket][event.key] = _version_from(event)
             case EventType.UPLOAD_ABORTED:
                 self._forget_upload(data["upload_id"])
+            case EventType.OBJECT_READ:
+                pass  # reads are recorded for audit; they change no view
+
+    def snapshot(self) -> dict[str, Any]:
+        """Everything the views hold, as plain data (to compare live and rebuilt views)."""
+        return {
+            "buckets": {name: asdict(b) for name, b in sorted(self.buckets.items())},
+            "objects": {
+                bucket: [asdict(v) for v in objects.values()]
+                for bucket, objects in sorted(self._objects.items())
+            },
+            "uploads": {
+                upload_id: asdict(upload) for upload_id, upload in sorted(self.uploads.items())
+            },
+        }
+
+    def fingerprint(self) -> dict[str, Any]:
+        """Counts and a SHA-256 over the snapshot: equal views have equal fingerprints."""
+        canonical = json.dumps(self.snapshot(), sort_keys=True, default=str).encode()
+        return {
+            "buckets": len(self.buckets),
+            "objects": sum(len(o) for o in self._objects.values()),
+            "uploads": len(self.uploads),
+            "sha256": hashlib.sha256(canonical).hexdigest(),
+        }
 
     def _forget_upload(self, upload_id: str) -> None:
         upload = self.uploads.pop(upload_id)

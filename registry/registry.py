@@ -10,6 +10,9 @@ import hashlib
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
+from typing import Any
+
+import duckdb
 
 from backends import (
     BackendSet,
@@ -23,13 +26,15 @@ from registry.errors import (
     BucketAlreadyOwnedByYou,
     BucketNotEmpty,
     ConditionalRequestConflict,
+    CorruptLog,
+    LogInUse,
     NoSuchBucket,
     NoSuchKey,
     PreconditionFailed,
 )
 from registry.events import Event, EventType, utc_now
 from registry.locks import LockTable, SharedLockTable
-from registry.log import EventLog
+from registry.log import MAX_BATCH, EventLog
 from registry.model import (
     NULL_VERSION,
     Bucket,
@@ -56,9 +61,7 @@ class Registry:
     def __init__(self, log: EventLog, backends: BackendSet) -> None:
         self._log = log
         self._backends = backends
-        self.namespace = Namespace()
-        for event in log.replay():
-            self.namespace.apply(event)
+        self.namespace = replay(log)
         log.set_on_commit(self.namespace.apply)
         self._bucket_locks = SharedLockTable()
         self.uploads = MultipartUploads(self)
@@ -71,9 +74,32 @@ class Registry:
         backends: BackendSet,
         *,
         clock: Callable[[], datetime] = utc_now,
+        read_only: bool = False,
+        max_batch: int = MAX_BATCH,
     ) -> Registry:
-        data_dir.mkdir(parents=True, exist_ok=True)
-        return cls(EventLog(data_dir / LOG_FILE, clock=clock), backends)
+        """`read_only` for offline tools: the log file must exist and is not changed."""
+        if not read_only:
+            data_dir.mkdir(parents=True, exist_ok=True)
+        elif not (data_dir / LOG_FILE).exists():
+            raise FileNotFoundError(data_dir / LOG_FILE)
+        try:
+            log = EventLog(
+                data_dir / LOG_FILE, clock=clock, read_only=read_only, max_batch=max_batch
+            )
+        except duckdb.IOException as exc:  # DuckDB: one process holds a database file
+            raise LogInUse(str(exc)) from exc
+        return cls(log, backends)
+
+    def rebuild(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Replace the views with a fresh replay of the log; returns the fingerprints of the
+        views before and after, taken at the same sequence number (equal when consistent).
+
+        Runs on the event loop without awaiting, so no commit lands in between."""
+        fresh = replay(self._log)
+        before, after = self.namespace.fingerprint(), fresh.fingerprint()
+        self.namespace = fresh
+        self._log.set_on_commit(fresh.apply)
+        return before, after
 
     @property
     def log(self) -> EventLog:
@@ -215,6 +241,18 @@ class Registry:
         await self.commit_write(Event(EventType.OBJECT_WRITTEN, bucket, key, data), condition)
         return self.head_object(bucket, key)
 
+    def record_read(self, version: ObjectVersion, provenance: Provenance, **read: Any) -> None:
+        """Record who fetched which version (GET/HEAD/presigned GET): method, range, bytes
+        sent, status, whether the client hung up early. Never waits for a disk flush."""
+        data = {
+            **provenance.as_dict(),
+            "version_id": version.version_id,
+            "sha256": version.sha256,
+            "etag": version.etag,
+            **read,
+        }
+        self._log.record([Event(EventType.OBJECT_READ, version.bucket, version.key, data)])
+
     async def commit_write(self, event: Event, condition: WriteCondition) -> None:
         """Append an object write, atomically with its condition and its bucket's existence.
 
@@ -266,6 +304,17 @@ class Registry:
         return self._backends.for_bucket(bucket)
 
 
+def replay(log: EventLog) -> Namespace:
+    """Fresh views from every event of the log."""
+    namespace = Namespace()
+    for event in log.replay():
+        try:
+            namespace.apply(event)
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise CorruptLog(event.seq, repr(exc)) from exc
+    return namespace
+
+
 def derivation(source: ObjectVersion) -> dict[str, str]:
     """What a copy was derived from, as recorded in its event."""
     return {
@@ -274,3 +323,11 @@ def derivation(source: ObjectVersion) -> dict[str, str]:
         "version_id": source.version_id,
         "sha256": source.sha256,
     }
+
+
+def open_log_read_only(data_dir: Path) -> EventLog:
+    """The bare log of a stopped server (when its views cannot be built)."""
+    try:
+        return EventLog(data_dir / LOG_FILE, read_only=True)
+    except duckdb.IOException as exc:
+        raise LogInUse(str(exc)) from exc

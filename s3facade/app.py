@@ -22,6 +22,7 @@ from starlette.types import Receive, Scope, Send
 
 from registry import Provenance, Registry
 from registry.errors import RegistryError
+from s3facade.admin import AdminAPI
 from s3facade.config import ServerConfig
 from s3facade.context import ServerContext
 from s3facade.domain_errors import s3_error_for
@@ -42,7 +43,7 @@ class S3Gateway:
         self._config = config
         self._context = ServerContext(registry=registry, region=config.region)
         credentials = dict(config.credentials)
-        self._authenticator = Authenticator(credentials.get, config.region)
+        self.authenticator = Authenticator(credentials.get, config.region)
 
     def virtual_host_bucket(self, host: str) -> str | None:
         domain = self._config.base_domain
@@ -86,7 +87,7 @@ class S3Gateway:
         method: str = scope["method"]
         host = headers.get("host", "")
         raw_query: bytes = scope.get("query_string", b"")
-        auth = self._authenticator.authenticate(
+        auth = self.authenticator.authenticate(
             RequestView(method, raw_path, raw_query, _joined(headers)),
             vhost_bucket=self.virtual_host_bucket(host),
         )
@@ -143,8 +144,9 @@ def build_app(config: ServerConfig, registry: Registry) -> Starlette:
         yield
         await registry.close()
 
+    admin = AdminAPI(registry, gateway.authenticator, admins=set(config.credentials))
     ops = Starlette(
-        routes=[Route("/-/health", health), Route("/-/ready", ready)],
+        routes=[Route("/-/health", health), Route("/-/ready", ready), *admin.routes()],
         lifespan=lifespan,
     )
 

@@ -12,16 +12,24 @@ import uvicorn
 from backends import BackendSet
 from backends.local import LocalCAS
 from registry import Registry
+from s3facade import commands as registry_commands
 from s3facade.app import build_app
 from s3facade.config import ServerConfig, load_config
 
 log = logging.getLogger("s3facade")
 
 
-def open_registry(config: ServerConfig) -> Registry:
+def open_registry(config: ServerConfig, *, read_only: bool = False) -> Registry:
     """The embedded defaults: a local CAS under the data dir and the DuckDB log beside it."""
     local = LocalCAS(config.data_dir / "blobs")
-    return Registry.open(config.data_dir, BackendSet({local.backend_id: local}, "local"))
+    backends = BackendSet({local.backend_id: local}, "local")
+    return Registry.open(config.data_dir, backends, read_only=read_only)
+
+
+def open_offline(args: argparse.Namespace) -> Registry:
+    """The registry of a stopped server, for the registry commands (`--data-dir`)."""
+    config = load_config(args.config, {"data_dir": args.data_dir})
+    return open_registry(config, read_only=True)
 
 
 def serve(args: argparse.Namespace) -> int:
@@ -70,6 +78,7 @@ def main(argv: list[str] | None = None) -> int:
         "--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"]
     )
     serve_parser.set_defaults(run=serve)
+    registry_commands.register(commands, open_offline)
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level.upper() if hasattr(args, "log_level") else "INFO")
     result: int = args.run(args)

@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from starlette.responses import Response
 
 from s3facade.context import ServerContext
-from s3facade.handlers import buckets, copy, listing, multipart, objects
+from s3facade.handlers import buckets, copy, listing, multipart, objects, reads
 from s3facade.operations import Action
 from s3facade.request import S3Request
 
@@ -23,8 +23,8 @@ HANDLERS: Mapping[Action, Handler] = {
     Action.LIST_OBJECTS_V2: listing.list_objects_v2,
     Action.DELETE_OBJECTS: objects.delete_objects,
     Action.PUT_OBJECT: objects.put_object,
-    Action.GET_OBJECT: objects.get_object,
-    Action.HEAD_OBJECT: objects.head_object,
+    Action.GET_OBJECT: reads.get_object,
+    Action.HEAD_OBJECT: reads.head_object,
     Action.DELETE_OBJECT: objects.delete_object,
     Action.COPY_OBJECT: copy.copy_object,
     Action.CREATE_MULTIPART_UPLOAD: multipart.create_multipart_upload,

@@ -1,0 +1,163 @@
+"""The authenticated admin API under /-/: provenance and the registry commands as JSON.
+
+Requests are signed with SigV4 like any S3 request (the CLI's `--endpoint` mode signs
+them with the usual credentials); only admin principals are served. Answers are JSON,
+errors too: {"error": code, "message": ...}.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import tempfile
+from collections.abc import Awaitable, Callable, Collection
+from datetime import datetime
+from pathlib import Path
+from typing import TypeVar
+from urllib.parse import unquote_to_bytes
+
+from starlette.background import BackgroundTask
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.routing import Route
+
+from registry import Registry
+from registry.audit import (
+    NoHistory,
+    NotReadOnly,
+    attestation,
+    event_dict,
+    export_parquet,
+    jsonable_rows,
+    log_events,
+    object_history,
+    run_sql,
+)
+from registry.verify import VerifyReport, referenced_blobs, verify_blobs, verify_chain
+from s3facade.errors import S3Error
+from s3facade.request import check_payload_hash
+from s3facade.sigv4 import Authenticator, RequestView
+
+Endpoint = Callable[[Request], Awaitable[Response]]
+_T = TypeVar("_T")
+MAX_SQL_BYTES = 64 * 1024
+
+
+class AdminAPI:
+    def __init__(
+        self, registry: Registry, authenticator: Authenticator, admins: Collection[str]
+    ) -> None:
+        self._registry = registry
+        self._authenticator = authenticator
+        self._admins = frozenset(admins)
+
+    def routes(self) -> list[Route]:
+        guarded = self._guarded
+        return [
+            Route("/-/provenance/{rest:path}", guarded(self.provenance), methods=["GET"]),
+            Route("/-/admin/attest/{rest:path}", guarded(self.attest), methods=["GET"]),
+            Route("/-/admin/log", guarded(self.log), methods=["GET"]),
+            Route("/-/admin/sql", guarded(self.sql), methods=["POST"]),
+            Route("/-/admin/export", guarded(self.export), methods=["GET"]),
+            Route("/-/admin/verify", guarded(self.verify), methods=["POST"]),
+            Route("/-/admin/rebuild", guarded(self.rebuild), methods=["POST"]),
+        ]
+
+    def _guarded(self, endpoint: Endpoint) -> Endpoint:
+        async def guarded(request: Request) -> Response:
+            try:
+                await self._authorize(request)
+                return await endpoint(request)
+            except S3Error as exc:
+                return _error(exc.status, exc.code, exc.message)
+            except NotReadOnly as exc:
+                return _error(400, "InvalidRequest", str(exc))
+            except NoHistory as exc:
+                return _error(404, "NoSuchKey", f"no current version of {exc}")
+
+        return guarded
+
+    async def _authorize(self, request: Request) -> None:
+        headers: dict[str, str] = {}
+        for name, value in request.headers.items():
+            headers[name] = f"{headers[name]},{value}" if name in headers else value
+        raw_path: bytes = request.scope.get("raw_path") or request.url.path.encode()
+        view = RequestView(request.method, raw_path, request.scope["query_string"], headers)
+        auth = self._authenticator.authenticate(view)
+        if auth.principal is None or auth.principal not in self._admins:
+            raise S3Error("AccessDenied")
+        check_payload_hash(auth, hashlib.sha256(await request.body()).hexdigest())
+
+    @staticmethod
+    def _object(request: Request) -> tuple[str, str]:
+        raw: bytes = request.scope.get("raw_path") or request.url.path.encode()
+        # /-/provenance/<bucket>/<key> or /-/admin/attest/<bucket>/<key>, raw for %2F in keys
+        prefix = b"/-/provenance/" if raw.startswith(b"/-/provenance/") else b"/-/admin/attest/"
+        bucket, _, key = raw[len(prefix) :].partition(b"/")
+        if not bucket or not key:
+            raise S3Error("InvalidURI", "expected /<bucket>/<key>")
+        return unquote_to_bytes(bucket).decode(), unquote_to_bytes(key).decode()
+
+    async def _query(self, function: Callable[[], _T]) -> _T:
+        return await self._registry.log.run_query(function)
+
+    async def provenance(self, request: Request) -> Response:
+        bucket, key = self._object(request)
+        version_id = request.query_params.get("version-id")
+        log = self._registry.log
+        history = await self._query(lambda: object_history(log, bucket, key, version_id))
+        if not history.events:
+            raise S3Error("NoSuchKey", f"nothing recorded for s3://{bucket}/{key}")
+        return JSONResponse(history.as_dict())
+
+    async def attest(self, request: Request) -> Response:
+        bucket, key = self._object(request)
+        log = self._registry.log
+        history = await self._query(lambda: object_history(log, bucket, key))
+        return JSONResponse(attestation(history))
+
+    async def log(self, request: Request) -> Response:
+        params = request.query_params
+        since = datetime.fromisoformat(params["since"]) if "since" in params else None
+        limit = int(params.get("limit", "1000"))
+        log = self._registry.log
+        events = await self._query(
+            lambda: log_events(log, since=since, bucket=params.get("bucket"), limit=limit)
+        )
+        return JSONResponse({"events": [event_dict(e) for e in events]})
+
+    async def sql(self, request: Request) -> Response:
+        body = await request.body()
+        if len(body) > MAX_SQL_BYTES:
+            raise S3Error("InvalidRequest", "query too long")
+        log = self._registry.log
+        columns, rows = await self._query(lambda: run_sql(log, body.decode()))
+        return JSONResponse({"columns": columns, "rows": jsonable_rows(rows)})
+
+    async def export(self, request: Request) -> Response:
+        directory = Path(tempfile.mkdtemp(prefix="s3facade-export-"))
+        log = self._registry.log
+        target = await self._query(lambda: export_parquet(log, directory))
+        cleanup = BackgroundTask(_remove_tree, directory)
+        return FileResponse(target, media_type="application/vnd.apache.parquet", background=cleanup)
+
+    async def verify(self, request: Request) -> Response:
+        report = VerifyReport()
+        log = self._registry.log
+        await self._query(lambda: verify_chain(log.replay(), report))
+        blobs = referenced_blobs(self._registry.namespace)
+        await verify_blobs(blobs, self._registry.backends, report)
+        return JSONResponse(report.as_dict())
+
+    async def rebuild(self, request: Request) -> Response:
+        before, after = self._registry.rebuild()
+        return JSONResponse({"identical": before == after, "live": before, "rebuilt": after})
+
+
+def _remove_tree(directory: Path) -> None:
+    for path in directory.iterdir():
+        path.unlink()
+    directory.rmdir()
+
+
+def _error(status: int, code: str, message: str) -> JSONResponse:
+    return JSONResponse({"error": code, "message": message}, status_code=status)

@@ -1,0 +1,70 @@
+"""Talks to a running server's admin API, signing with SigV4 like any S3 client."""
+
+from __future__ import annotations
+
+import json
+import os
+import urllib.error
+import urllib.request
+from typing import Any
+from urllib.parse import quote, urlencode
+
+from botocore.auth import S3SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
+
+from s3facade.config import DEV_ACCESS_KEY_ID, DEV_SECRET_ACCESS_KEY
+
+
+class AdminError(Exception):
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.status = status
+        self.code = code
+
+
+class AdminClient:
+    def __init__(self, endpoint: str, region: str = "us-east-1") -> None:
+        self._endpoint = endpoint.rstrip("/")
+        self._region = region
+        self._credentials = Credentials(
+            os.environ.get("S3FACADE_ACCESS_KEY_ID", DEV_ACCESS_KEY_ID),
+            os.environ.get("S3FACADE_SECRET_ACCESS_KEY", DEV_SECRET_ACCESS_KEY),
+        )
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        params: dict[str, str] | None = None,
+        body: bytes = b"",
+    ) -> bytes:
+        query = f"?{urlencode(params)}" if params else ""
+        signed = AWSRequest(method=method, url=f"{self._endpoint}{path}{query}", data=body)
+        S3SigV4Auth(self._credentials, "s3", self._region).add_auth(signed)
+        request = urllib.request.Request(
+            signed.url, data=body or None, method=method, headers=dict(signed.headers.items())
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=600) as response:
+                data: bytes = response.read()
+                return data
+        except urllib.error.HTTPError as exc:
+            payload = exc.read()
+            try:
+                error = json.loads(payload)
+                raise AdminError(exc.code, error["error"], error["message"]) from None
+            except (ValueError, KeyError):
+                message = payload[:200].decode(errors="replace")
+                raise AdminError(exc.code, str(exc.code), message) from None
+        except urllib.error.URLError as exc:
+            raise AdminError(0, "Unreachable", f"{self._endpoint}: {exc.reason}") from None
+
+    def json(
+        self, method: str, path: str, params: dict[str, str] | None = None, body: bytes = b""
+    ) -> Any:
+        return json.loads(self.request(method, path, params, body))
+
+
+def object_path(prefix: str, bucket: str, key: str) -> str:
+    return f"{prefix}/{quote(bucket, safe='')}/{quote(key, safe='/')}"

@@ -1,0 +1,327 @@
+"""Registry commands: provenance, log, sql, export, attest, verify, rebuild.
+
+Each works two ways: against a running server through its admin API (`--endpoint`), or
+offline on a stopped server's data dir (`--data-dir`, the default), since DuckDB lets
+one process at a time hold the log. Each prints a table, or JSON with `--json`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import Progress
+from rich.table import Table
+
+from registry import Registry
+from registry.audit import (
+    attestation,
+    event_dict,
+    export_parquet,
+    jsonable_rows,
+    log_events,
+    object_history,
+    run_sql,
+)
+from registry.errors import CorruptLog, LogInUse
+from registry.registry import open_log_read_only
+from registry.verify import (
+    Finding,
+    VerifyReport,
+    referenced_blobs,
+    verify_blobs,
+    verify_chain,
+)
+from s3facade.admin_client import AdminClient, AdminError, object_path
+
+OpenRegistry = Callable[[argparse.Namespace], Registry]
+
+
+class CommandError(Exception):
+    """Printed without a traceback; exit status 2."""
+
+
+def add_source_arguments(parser: argparse.ArgumentParser) -> None:
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--endpoint", help="a running server (credentials from the env)")
+    where.add_argument("--data-dir", type=Path, default=Path("./data"), help="offline data dir")
+    parser.add_argument("--config", type=Path, default=None, help="TOML config (offline)")
+    parser.add_argument("--json", action="store_true", help="machine-readable output")
+
+
+def parse_s3_url(url: str) -> tuple[str, str]:
+    if not url.startswith("s3://"):
+        raise CommandError(f"expected s3://bucket/key, got {url!r}")
+    bucket, _, key = url[5:].partition("/")
+    if not bucket or not key:
+        raise CommandError(f"expected s3://bucket/key, got {url!r}")
+    return bucket, key
+
+
+@contextmanager
+def offline(args: argparse.Namespace, open_registry: OpenRegistry) -> Iterator[Registry]:
+    try:
+        registry = open_registry(args)
+    except FileNotFoundError:
+        raise CommandError(f"no registry in {args.data_dir} (see --data-dir)") from None
+    except LogInUse as exc:
+        raise CommandError(
+            f"{args.data_dir} is in use, probably by a running server: use --endpoint URL ({exc})"
+        ) from None
+    try:
+        yield registry
+    finally:
+        registry.log.close_sync()
+
+
+def _emit(args: argparse.Namespace, data: Any, render: Callable[[Any, Console], None]) -> None:
+    if args.json:
+        print(json.dumps(data, indent=2, sort_keys=True, default=str))
+    else:
+        render(data, Console())
+
+
+def _event_rows(events: list[dict[str, Any]], title: str) -> Table:
+    table = Table(title=title)
+    for column in ("seq", "time", "event", "bucket/key", "principal", "tool", "details"):
+        table.add_column(column)
+    for event in events:
+        data = event["data"]
+        tool = data.get("tool") or {}
+        details = ""
+        if "sha256" in data and event["type"] != "ObjectRead":
+            details = f"sha256 {data['sha256'][:16]}… {data.get('size', '')} B"
+        if event["type"] == "ObjectRead":
+            details = f"{data.get('method')} {data.get('status')} {data.get('bytes_sent')} B"
+            details += "" if data.get("completed") else " (client hung up)"
+        if data.get("attached"):
+            details += " " + ", ".join(f"{k}={v}" for k, v in data["attached"].items())
+        if data.get("derived_from"):
+            src = data["derived_from"]
+            details += f" from s3://{src['bucket']}/{src['key']}"
+        table.add_row(
+            str(event["seq"]),
+            event["time"][:23],
+            event["type"],
+            f"{event['bucket']}/{event['key'] or ''}",
+            data.get("principal", ""),
+            f"{tool.get('name', '')} {tool.get('version', '')}".strip(),
+            details.strip(),
+        )
+    return table
+
+
+def provenance(args: argparse.Namespace, open_registry: OpenRegistry) -> int:
+    bucket, key = parse_s3_url(args.url)
+    if args.endpoint:
+        params = {"version-id": args.version_id} if args.version_id else None
+        data = AdminClient(args.endpoint).json(
+            "GET", object_path("/-/provenance", bucket, key), params
+        )
+    else:
+        with offline(args, open_registry) as registry:
+            history = object_history(registry.log, bucket, key, args.version_id)
+            if not history.events:
+                raise CommandError(f"nothing recorded for {args.url}")
+            data = history.as_dict()
+
+    def render(data: dict[str, Any], console: Console) -> None:
+        current = data["current"]
+        if current:
+            d = current["data"]
+            console.print(f"[bold]{args.url}[/] sha256 {d['sha256']} ({d['size']} bytes)")
+            console.print(
+                f"written by {d['principal']} with {d['tool']['name']} "
+                f"{d['tool']['version']} at {current['time']}"
+            )
+        else:
+            console.print(f"[bold]{args.url}[/]: no current version")
+        console.print(_event_rows(data["derived_from"], "derived from"))
+        console.print(_event_rows(data["events"], "history"))
+        console.print(_event_rows(data["copied_to"], "copied to"))
+
+    _emit(args, data, render)
+    return 0
+
+
+def log(args: argparse.Namespace, open_registry: OpenRegistry) -> int:
+    since = datetime.fromisoformat(args.since) if args.since else None
+    if args.endpoint:
+        params = {"limit": str(args.limit)}
+        params |= {"since": args.since} if args.since else {}
+        params |= {"bucket": args.bucket} if args.bucket else {}
+        data = AdminClient(args.endpoint).json("GET", "/-/admin/log", params)
+    else:
+        with offline(args, open_registry) as registry:
+            events = log_events(registry.log, since=since, bucket=args.bucket, limit=args.limit)
+            data = {"events": [event_dict(e) for e in events]}
+    _emit(args, data, lambda d, c: c.print(_event_rows(d["events"], "event log")))
+    return 0
+
+
+def sql(args: argparse.Namespace, open_registry: OpenRegistry) -> int:
+    if args.endpoint:
+        data = AdminClient(args.endpoint).json("POST", "/-/admin/sql", body=args.query.encode())
+    else:
+        with offline(args, open_registry) as registry:
+            columns, rows = run_sql(registry.log, args.query)
+            data = {"columns": columns, "rows": jsonable_rows(rows)}
+
+    def render(data: dict[str, Any], console: Console) -> None:
+        table = Table()
+        for column in data["columns"]:
+            table.add_column(column)
+        for row in data["rows"]:
+            table.add_row(*(json.dumps(v) if isinstance(v, dict | list) else str(v) for v in row))
+        console.print(table)
+
+    _emit(args, data, render)
+    return 0
+
+
+def export(args: argparse.Namespace, open_registry: OpenRegistry) -> int:
+    target = Path(args.directory) / "events.parquet"
+    if args.endpoint:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(AdminClient(args.endpoint).request("GET", "/-/admin/export"))
+    else:
+        with offline(args, open_registry) as registry:
+            target = export_parquet(registry.log, Path(args.directory))
+    _emit(args, {"path": str(target)}, lambda d, c: c.print(f"wrote {d['path']}"))
+    return 0
+
+
+def attest(args: argparse.Namespace, open_registry: OpenRegistry) -> int:
+    bucket, key = parse_s3_url(args.url)
+    if args.endpoint:
+        data = AdminClient(args.endpoint).json("GET", object_path("/-/admin/attest", bucket, key))
+    else:
+        with offline(args, open_registry) as registry:
+            data = attestation(object_history(registry.log, bucket, key))
+    print(json.dumps(data, indent=2, sort_keys=True))  # a statement is JSON either way
+    return 0
+
+
+def verify(args: argparse.Namespace, open_registry: OpenRegistry) -> int:
+    show_progress = not args.json and sys.stderr.isatty()
+    if args.endpoint:
+        data = AdminClient(args.endpoint).json("POST", "/-/admin/verify")
+    else:
+        try:
+            with offline(args, open_registry) as registry:
+                data = _verify_offline(registry, show_progress=show_progress)
+        except CorruptLog as exc:
+            data = _verify_chain_only(args, exc, show_progress=show_progress)
+
+    def render(data: dict[str, Any], console: Console) -> None:
+        console.print(
+            f"events checked: {data['events_checked']} (last seq {data['last_seq']}, "
+            f"hash {data['last_hash']})\nblobs checked: {data['blobs_checked']}"
+        )
+        for finding in data["findings"]:
+            where = (
+                f"event {finding['seq']}"
+                if finding["kind"] == "event"
+                else (f"blob {finding['backend_id']}:{finding['digest']}")
+            )
+            console.print(f"[red]FINDING[/] {where}: {finding['reason']}")
+        console.print("[green]clean[/]" if data["ok"] else "[red]tampering detected[/]")
+
+    _emit(args, data, render)
+    return 0 if data["ok"] else 1
+
+
+def _verify_offline(registry: Registry, *, show_progress: bool) -> dict[str, Any]:
+    report = VerifyReport()
+    blobs = referenced_blobs(registry.namespace)
+    with Progress(disable=not show_progress, transient=True) as progress:
+        events = progress.add_task("hash chain", total=registry.log.last_seq)
+        verify_chain(registry.log.replay(), report, lambda n: progress.advance(events, n))
+        data = progress.add_task("blobs", total=sum(blobs.values()))
+        asyncio.run(
+            verify_blobs(blobs, registry.backends, report, lambda n: progress.advance(data, n))
+        )
+    return report.as_dict()
+
+
+def _verify_chain_only(
+    args: argparse.Namespace, corrupt: CorruptLog, *, show_progress: bool
+) -> dict[str, Any]:
+    """The views cannot be built from this log, so no blob list: check the chain alone."""
+    report = VerifyReport()
+    log = open_log_read_only(args.data_dir)
+    try:
+        with Progress(disable=not show_progress, transient=True) as progress:
+            events = progress.add_task("hash chain", total=log.last_seq)
+            verify_chain(log.replay(), report, lambda n: progress.advance(events, n))
+    finally:
+        log.close_sync()
+    report.findings.append(Finding("views", str(corrupt), seq=corrupt.seq))
+    return report.as_dict()
+
+
+def rebuild(args: argparse.Namespace, open_registry: OpenRegistry) -> int:
+    if args.endpoint:
+        data = AdminClient(args.endpoint).json("POST", "/-/admin/rebuild")
+    else:
+        with offline(args, open_registry) as registry:
+            before, after = registry.rebuild()
+            data = {"identical": before == after, "live": before, "rebuilt": after}
+    _emit(
+        args,
+        data,
+        lambda d, c: c.print(
+            f"rebuilt views from the log: {d['rebuilt']} "
+            + ("(identical)" if d["identical"] else f"[red]DIFFER from {d['live']}[/]")
+        ),
+    )
+    return 0 if data["identical"] else 1
+
+
+def register(commands: Any, open_registry: OpenRegistry) -> None:
+    """Add the registry commands to the `s3facade` parser."""
+
+    def add(
+        name: str, run: Callable[[argparse.Namespace, OpenRegistry], int], text: str
+    ) -> argparse.ArgumentParser:
+        parser: argparse.ArgumentParser = commands.add_parser(name, help=text)
+        add_source_arguments(parser)
+        parser.set_defaults(run=lambda args: _guard(run, args, open_registry))
+        return parser
+
+    parser = add("provenance", provenance, "an object's full history")
+    parser.add_argument("url", help="s3://bucket/key")
+    parser.add_argument("--version-id", default=None)
+    parser = add("log", log, "the event log")
+    parser.add_argument("--since", help="ISO time, UTC")
+    parser.add_argument("--bucket")
+    parser.add_argument("--limit", type=int, default=1000)
+    parser = add("sql", sql, "read-only SQL over the log and its views")
+    parser.add_argument("query")
+    parser = add("export", export, "the whole log as Parquet")
+    parser.add_argument("--format", choices=["parquet"], default="parquet")
+    parser.add_argument("directory")
+    parser = add("attest", attest, "an in-toto statement for an object")
+    parser.add_argument("url", help="s3://bucket/key")
+    add("verify", verify, "check the hash chain and every blob")
+    add("rebuild", rebuild, "replay the log into fresh views and compare")
+
+
+def _guard(
+    run: Callable[[argparse.Namespace, OpenRegistry], int],
+    args: argparse.Namespace,
+    open_registry: OpenRegistry,
+) -> int:
+    try:
+        return run(args, open_registry)
+    except (CommandError, AdminError) as exc:
+        print(f"s3facade {args.command}: {exc}", file=sys.stderr)
+        return 2
