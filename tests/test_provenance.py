@@ -22,12 +22,18 @@ BIN = Path(sys.executable).parent
 
 
 def cli(*args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "S3FACADE_ACCESS_KEY_ID": ACCESS_KEY,
-           "S3FACADE_SECRET_ACCESS_KEY": SECRET_KEY}  # fmt: skip
+    env = {
+        **os.environ,
+        "S3FACADE_ACCESS_KEY_ID": ACCESS_KEY,
+        "S3FACADE_SECRET_ACCESS_KEY": SECRET_KEY,
+    }
     result = subprocess.run(
         [sys.executable, "-m", "s3facade", *args],
-        env=env, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     if ok:
         assert result.returncode == 0, result.stderr
     return result
@@ -38,23 +44,39 @@ def cli_json(*args: str) -> Any:
 
 
 def aws(server: RunningServer, *args: str) -> str:
-    env = {**os.environ, "AWS_ACCESS_KEY_ID": ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": SECRET_KEY,
-           "AWS_DEFAULT_REGION": REGION, "AWS_CONFIG_FILE": "/dev/null",
-           "AWS_SHARED_CREDENTIALS_FILE": "/dev/null"}  # fmt: skip
-    result = subprocess.run([str(BIN / "aws"), "--endpoint-url", server.endpoint, *args],
-                            env=env, capture_output=True, text=True, timeout=120)  # fmt: skip
+    env = {
+        **os.environ,
+        "AWS_ACCESS_KEY_ID": ACCESS_KEY,
+        "AWS_SECRET_ACCESS_KEY": SECRET_KEY,
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_CONFIG_FILE": "/dev/null",
+        "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
+    }
+    result = subprocess.run(
+        [str(BIN / "aws"), "--endpoint-url", server.endpoint, *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
     return result.stdout
 
 
 def rclone(server: RunningServer, *args: str) -> str:
-    env = {**os.environ, "RCLONE_CONFIG": "/dev/null", "RCLONE_CONFIG_S3F_TYPE": "s3",
-           "RCLONE_CONFIG_S3F_PROVIDER": "Other", "RCLONE_CONFIG_S3F_ENDPOINT": server.endpoint,
-           "RCLONE_CONFIG_S3F_ACCESS_KEY_ID": ACCESS_KEY,
-           "RCLONE_CONFIG_S3F_SECRET_ACCESS_KEY": SECRET_KEY,
-           "RCLONE_CONFIG_S3F_REGION": REGION}  # fmt: skip
-    result = subprocess.run([str(BIN / "rclone"), *args], env=env, capture_output=True,
-                            text=True, timeout=120)  # fmt: skip
+    env = {
+        **os.environ,
+        "RCLONE_CONFIG": "/dev/null",
+        "RCLONE_CONFIG_S3F_TYPE": "s3",
+        "RCLONE_CONFIG_S3F_PROVIDER": "Other",
+        "RCLONE_CONFIG_S3F_ENDPOINT": server.endpoint,
+        "RCLONE_CONFIG_S3F_ACCESS_KEY_ID": ACCESS_KEY,
+        "RCLONE_CONFIG_S3F_SECRET_ACCESS_KEY": SECRET_KEY,
+        "RCLONE_CONFIG_S3F_REGION": REGION,
+    }
+    result = subprocess.run(
+        [str(BIN / "rclone"), *args], env=env, capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 0, result.stderr
     return result.stdout + result.stderr
 
@@ -76,25 +98,38 @@ def session(tmp_path_factory: pytest.TempPathFactory) -> Any:
     synced = files / "synced.bin"
     synced.write_bytes(os.urandom(10_000))
     aws(server, "s3", "mb", "s3://releases")
-    aws(server, "s3", "cp", str(artifact), "s3://releases/app/app-1.0.tar.gz", "--metadata",
+    aws(
+        server,
+        "s3",
+        "cp",
+        str(artifact),
+        "s3://releases/app/app-1.0.tar.gz",
+        "--metadata",
         "source-repository=https://git.example/app,source-commit=0123abc,build-id=77,"
-        "builder=ci-runner-3,pipeline-run=run-9")  # fmt: skip
+        "builder=ci-runner-3,pipeline-run=run-9",
+    )
     aws(server, "s3", "cp", "s3://releases/app/app-1.0.tar.gz", str(root / "fetched.tar.gz"))
     rclone(server, "copyto", str(synced), "s3f:releases/rclone/synced.bin")
     s3 = server.client()
-    s3.copy_object(Bucket="releases", Key="promoted/app.tar.gz",
-                   CopySource="releases/app/app-1.0.tar.gz")  # fmt: skip
+    s3.copy_object(
+        Bucket="releases", Key="promoted/app.tar.gz", CopySource="releases/app/app-1.0.tar.gz"
+    )
     versions = {
         "aws": subprocess.run(
             [str(BIN / "aws"), "--version"], capture_output=True, text=True
         ).stdout
-        + "",  # fmt: skip
+        + "",
         "rclone": subprocess.run(
             [str(BIN / "rclone"), "version"], capture_output=True, text=True
-        ).stdout,  # fmt: skip
+        ).stdout,
     }
-    yield {"server": server, "root": root, "artifact": artifact, "synced": synced,
-           "versions": versions}  # fmt: skip
+    yield {
+        "server": server,
+        "root": root,
+        "artifact": artifact,
+        "synced": synced,
+        "versions": versions,
+    }
     server.stop()
 
 
@@ -116,9 +151,12 @@ def test_provenance_of_an_aws_cli_upload(session: Any) -> None:
     assert write["tool"]["version"] in session["versions"]["aws"]
     assert write["sha256"] == hashlib.sha256(session["artifact"].read_bytes()).hexdigest()
     assert write["attached"] == {
-        "source_repository": "https://git.example/app", "source_commit": "0123abc",
-        "build_id": "77", "builder": "ci-runner-3", "pipeline_run": "run-9",
-    }  # fmt: skip
+        "source_repository": "https://git.example/app",
+        "source_commit": "0123abc",
+        "build_id": "77",
+        "builder": "ci-runner-3",
+        "pipeline_run": "run-9",
+    }
     reads = history["reads"]
     assert any(r["data"]["method"] == "GET" and r["data"]["completed"] for r in reads)
     assert all(r["data"]["principal"] == ACCESS_KEY for r in reads)
@@ -126,8 +164,9 @@ def test_provenance_of_an_aws_cli_upload(session: Any) -> None:
 
 
 def test_provenance_of_an_rclone_upload(session: Any) -> None:
-    history = cli_json("provenance", "--endpoint", session["server"].endpoint,
-                       "s3://releases/rclone/synced.bin")  # fmt: skip
+    history = cli_json(
+        "provenance", "--endpoint", session["server"].endpoint, "s3://releases/rclone/synced.bin"
+    )
     write = history["current"]["data"]
     assert write["tool"]["name"] == "rclone"
     assert write["tool"]["version"] in session["versions"]["rclone"]
@@ -136,8 +175,9 @@ def test_provenance_of_an_rclone_upload(session: Any) -> None:
 
 
 def test_copy_records_its_source(session: Any) -> None:
-    history = cli_json("provenance", "--endpoint", session["server"].endpoint,
-                       "s3://releases/promoted/app.tar.gz")  # fmt: skip
+    history = cli_json(
+        "provenance", "--endpoint", session["server"].endpoint, "s3://releases/promoted/app.tar.gz"
+    )
     source = history["current"]["data"]["derived_from"]
     assert source["bucket"] == "releases"
     assert source["key"] == "app/app-1.0.tar.gz"
@@ -150,14 +190,19 @@ def test_log_sql_verify_rebuild_against_the_running_server(session: Any) -> None
     events = cli_json("log", "--endpoint", endpoint, "--bucket", "releases")["events"]
     assert [e["seq"] for e in events] == sorted(e["seq"] for e in events)
     assert {"BucketCreated", "ObjectWritten", "ObjectRead"} <= {e["type"] for e in events}
-    result = cli_json("sql", "--endpoint", endpoint,
-                      "SELECT tool, count(*) AS n FROM writes GROUP BY tool ORDER BY tool")  # fmt: skip
+    result = cli_json(
+        "sql",
+        "--endpoint",
+        endpoint,
+        "SELECT tool, count(*) AS n FROM writes GROUP BY tool ORDER BY tool",
+    )
     assert result["columns"] == ["tool", "n"]
     assert dict(map(tuple, result["rows"])) == {"aws-cli": 1, "boto3": 1, "rclone": 1}
     refused = cli("sql", "--endpoint", endpoint, "DELETE FROM events", ok=False)
     assert refused.returncode == 2
-    refused = cli("sql", "--endpoint", endpoint, "SELECT * FROM read_text('/etc/hostname')",
-                  ok=False)  # fmt: skip
+    refused = cli(
+        "sql", "--endpoint", endpoint, "SELECT * FROM read_text('/etc/hostname')", ok=False
+    )
     assert refused.returncode == 2
     assert cli_json("verify", "--endpoint", endpoint)["ok"] is True
     rebuilt = cli_json("rebuild", "--endpoint", endpoint)
@@ -189,8 +234,9 @@ def test_offline_verify_attest_export(session: Any, stopped: Path) -> None:
     report = cli_json("verify", "--data-dir", str(stopped))
     assert report["ok"] is True
     assert report["blobs_checked"] >= 2
-    statement = json.loads(cli("attest", "--data-dir", str(stopped),
-                               "s3://releases/app/app-1.0.tar.gz").stdout)  # fmt: skip
+    statement = json.loads(
+        cli("attest", "--data-dir", str(stopped), "s3://releases/app/app-1.0.tar.gz").stdout
+    )
     assert statement["_type"] == "https://in-toto.io/Statement/v1"
     digest = hashlib.sha256(session["artifact"].read_bytes()).hexdigest()
     assert statement["subject"] == [
@@ -245,8 +291,12 @@ def test_verify_detects_a_removed_event(stopped: Path, tmp_path: Path) -> None:
 
 def test_verify_detects_reordered_events(stopped: Path, tmp_path: Path) -> None:
     data = tampered_copy(stopped, tmp_path)
-    tamper(data, "UPDATE events SET seq = -1 WHERE seq = 3",
-           "UPDATE events SET seq = 3 WHERE seq = 4", "UPDATE events SET seq = 4 WHERE seq = -1")  # fmt: skip
+    tamper(
+        data,
+        "UPDATE events SET seq = -1 WHERE seq = 3",
+        "UPDATE events SET seq = 3 WHERE seq = 4",
+        "UPDATE events SET seq = 4 WHERE seq = -1",
+    )
     [finding] = findings(data)
     assert (finding["kind"], finding["seq"]) == ("event", 3)
 
@@ -254,7 +304,7 @@ def test_verify_detects_reordered_events(stopped: Path, tmp_path: Path) -> None:
 def test_verify_detects_a_rewritten_event_with_recomputed_hash(
     stopped: Path, tmp_path: Path
 ) -> None:
-    from registry.events import chain_hash, canonical_encoding
+    from registry.events import canonical_encoding, chain_hash
 
     data = tampered_copy(stopped, tmp_path)
     db = duckdb.connect(str(data / "registry.duckdb"))

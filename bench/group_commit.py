@@ -1,0 +1,109 @@
+"""Group commit: events/s for 32 concurrent small PUTs, against one commit per event.
+
+Runs the registry as a library (no HTTP) on a temp dir, in one run: with group commit
+(the default) and with one transaction per event (max_batch=1). Every PUT is durable
+either way (blob fsynced, event committed before it returns). A second pair measures the
+log alone (appends of write-sized events, no blob I/O) to show the commit cost itself.
+
+    .venv/bin/python -m bench.group_commit [--puts 3000] [--concurrency 32]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import tempfile
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from backends import BackendSet
+from backends.local import LocalCAS
+from registry import ObjectSpec, Provenance, Registry
+from registry.events import Event, EventType
+from registry.log import MAX_BATCH, EventLog
+
+WHO = Provenance("bench", "127.0.0.1:1", "bench/1.0", "BENCH")
+
+
+async def body(n: int) -> AsyncIterator[bytes]:
+    yield n.to_bytes(8, "big") * 128  # 1 KiB, distinct per PUT
+
+
+async def run(root: Path, puts: int, concurrency: int, max_batch: int) -> dict[str, float]:
+    local = LocalCAS(root / "blobs")
+    registry = Registry.open(root, BackendSet({"local": local}, "local"), max_batch=max_batch)
+    await registry.create_bucket("bench", "us-east-1", WHO)
+    counter = iter(range(puts))
+    commits_before = registry.log.commits
+
+    async def worker() -> None:
+        for n in counter:
+            await registry.put_object("bench", f"k/{n}", body(n), spec=ObjectSpec(), provenance=WHO)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    elapsed = time.perf_counter() - started
+    commits = registry.log.commits - commits_before
+    await registry.close()
+    return {
+        "puts": puts,
+        "seconds": round(elapsed, 3),
+        "events_per_second": round(puts / elapsed, 1),
+        "transactions": commits,
+        "events_per_transaction": round(puts / max(commits, 1), 1),
+    }
+
+
+async def run_log_only(
+    root: Path, events: int, concurrency: int, max_batch: int
+) -> dict[str, float]:
+    """The log alone: concurrent appends of write-sized events, no blob I/O."""
+    log = EventLog(root / "log.duckdb", max_batch=max_batch)
+    counter = iter(range(events))
+    data = {**WHO.as_dict(), "sha256": "0" * 64, "size": 1024, "metadata": {"k": "v"}}
+
+    async def worker() -> None:
+        for n in counter:
+            await log.append([Event(EventType.OBJECT_WRITTEN, "bench", f"k/{n}", data)])
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    elapsed = time.perf_counter() - started
+    commits = log.commits
+    await log.close()
+    return {
+        "events": events,
+        "seconds": round(elapsed, 3),
+        "events_per_second": round(events / elapsed, 1),
+        "transactions": commits,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--puts", type=int, default=3000)
+    parser.add_argument("--concurrency", type=int, default=32)
+    args = parser.parse_args()
+    results: dict[str, dict[str, float]] = {}
+    for name, max_batch in (("single", 1), ("group", MAX_BATCH)):
+        with tempfile.TemporaryDirectory(prefix="s3facade-bench-") as tmp:
+            results[f"puts_{name}"] = asyncio.run(
+                run(Path(tmp), args.puts, args.concurrency, max_batch)
+            )
+        with tempfile.TemporaryDirectory(prefix="s3facade-bench-") as tmp:
+            results[f"log_only_{name}"] = asyncio.run(
+                run_log_only(Path(tmp), args.puts * 3, args.concurrency, max_batch)
+            )
+    for kind in ("puts", "log_only"):
+        ratio = (
+            results[f"{kind}_group"]["events_per_second"]
+            / results[f"{kind}_single"]["events_per_second"]
+        )
+        results[f"{kind}_ratio_group_over_single"] = {"value": round(ratio, 2)}
+    print(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
