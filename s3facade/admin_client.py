@@ -27,9 +27,14 @@ class AdminClient:
     def __init__(self, endpoint: str, region: str = "us-east-1") -> None:
         self._endpoint = endpoint.rstrip("/")
         self._region = region
+        # The server's own variables first, then the AWS ones every S3 user has set.
         self._credentials = Credentials(
-            os.environ.get("S3FACADE_ACCESS_KEY_ID", DEV_ACCESS_KEY_ID),
-            os.environ.get("S3FACADE_SECRET_ACCESS_KEY", DEV_SECRET_ACCESS_KEY),
+            os.environ.get("S3FACADE_ACCESS_KEY_ID")
+            or os.environ.get("AWS_ACCESS_KEY_ID")
+            or DEV_ACCESS_KEY_ID,
+            os.environ.get("S3FACADE_SECRET_ACCESS_KEY")
+            or os.environ.get("AWS_SECRET_ACCESS_KEY")
+            or DEV_SECRET_ACCESS_KEY,
         )
 
     def request(

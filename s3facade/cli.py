@@ -9,8 +9,7 @@ from pathlib import Path
 
 import uvicorn
 
-from backends import BackendSet
-from backends.local import LocalCAS
+from backends.catalog import build_backend_set
 from registry import Registry
 from s3facade import commands as registry_commands
 from s3facade.app import build_app
@@ -20,9 +19,9 @@ log = logging.getLogger("s3facade")
 
 
 def open_registry(config: ServerConfig, *, read_only: bool = False) -> Registry:
-    """The embedded defaults: a local CAS under the data dir and the DuckDB log beside it."""
-    local = LocalCAS(config.data_dir / "blobs")
-    backends = BackendSet({local.backend_id: local}, "local")
+    """The configured backends (by default the local CAS under the data dir) and the DuckDB
+    log beside them."""
+    backends = build_backend_set(config.backends, config.placement, config.data_dir)
     return Registry.open(config.data_dir, backends, read_only=read_only)
 
 
@@ -35,7 +34,15 @@ def open_offline(args: argparse.Namespace) -> Registry:
 def serve(args: argparse.Namespace) -> int:
     config = load_config(
         args.config,
-        {"host": args.host, "port": args.port, "data_dir": args.data_dir},
+        {
+            "host": args.host,
+            "port": args.port,
+            "data_dir": args.data_dir,
+            "upstream_endpoint": args.upstream_endpoint,
+            "upstream_bucket": args.upstream_bucket,
+            "upstream_region": args.upstream_region,
+            "upstream_prefix": args.upstream_prefix,
+        },
     )
     if config.dev_credentials:
         key = config.root_access_key_id
@@ -77,6 +84,16 @@ def main(argv: list[str] | None = None) -> int:
     serve_parser.add_argument(
         "--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"]
     )
+    upstream = serve_parser.add_argument_group(
+        "upstream quick start",
+        "keep every bucket's bytes in an S3-compatible store (Ceph RGW, S3) instead of the "
+        "data dir; credentials from S3FACADE_UPSTREAM_ACCESS_KEY_ID and "
+        "S3FACADE_UPSTREAM_SECRET_ACCESS_KEY",
+    )
+    upstream.add_argument("--upstream-endpoint", metavar="URL", help="e.g. http://rgw:7480")
+    upstream.add_argument("--upstream-bucket", metavar="NAME", help="existing upstream bucket")
+    upstream.add_argument("--upstream-region", metavar="REGION", help="(us-east-1)")
+    upstream.add_argument("--upstream-prefix", metavar="PREFIX", help="key prefix (none)")
     serve_parser.set_defaults(run=serve)
     registry_commands.register(commands, open_offline)
     args = parser.parse_args(argv)

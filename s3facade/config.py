@@ -14,6 +14,11 @@ from typing import Any
 DEV_ACCESS_KEY_ID = "s3facade-dev"
 DEV_SECRET_ACCESS_KEY = "s3facade-dev-secret-key-change-me"
 
+# `serve --upstream-endpoint URL --upstream-bucket NAME`: one upstream backend with this id
+# receives every bucket's bytes (credentials: S3FACADE_UPSTREAM_* env, see backends.catalog).
+QUICK_START_BACKEND = "upstream"
+UPSTREAM_FLAGS = ("upstream_endpoint", "upstream_bucket", "upstream_region", "upstream_prefix")
+
 
 @dataclass(frozen=True)
 class ServerConfig:
@@ -24,6 +29,9 @@ class ServerConfig:
     base_domain: str | None = None  # enables virtual-hosted style: <bucket>.<base_domain>
     credentials: Mapping[str, str] = field(default_factory=dict)  # access key id -> secret
     dev_credentials: bool = False
+    # Plain tables, turned into backends by backends.catalog (this layer builds no clients).
+    backends: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # [backends.<id>]
+    placement: Mapping[str, Any] = field(default_factory=dict)  # [placement]
 
     @property
     def root_access_key_id(self) -> str:
@@ -39,9 +47,14 @@ def load_config(
     config = ServerConfig()
     if config_file is not None:
         with config_file.open("rb") as f:
-            server = tomllib.load(f).get("server", {})
-        config = _merge(config, server)
-    config = _merge(config, {k: v for k, v in (overrides or {}).items() if v is not None})
+            document = tomllib.load(f)
+        config = _merge(config, document.get("server", {}))
+        config = replace(
+            config, backends=document.get("backends", {}), placement=document.get("placement", {})
+        )
+    given = {k: v for k, v in (overrides or {}).items() if v is not None}
+    config = _quick_start_upstream(config, {k: given.pop(k) for k in UPSTREAM_FLAGS if k in given})
+    config = _merge(config, given)
     access_key = env.get("S3FACADE_ACCESS_KEY_ID")
     secret = env.get("S3FACADE_SECRET_ACCESS_KEY")
     if access_key and secret:
@@ -49,6 +62,17 @@ def load_config(
     return replace(
         config, credentials={DEV_ACCESS_KEY_ID: DEV_SECRET_ACCESS_KEY}, dev_credentials=True
     )
+
+
+def _quick_start_upstream(config: ServerConfig, flags: Mapping[str, Any]) -> ServerConfig:
+    """The upstream quick-start flags as a backend table, placed to receive every bucket."""
+    if not flags:
+        return config
+    if "upstream_endpoint" not in flags or "upstream_bucket" not in flags:
+        raise ValueError("--upstream-endpoint and --upstream-bucket must be given together")
+    table = {"type": "s3", **{k.removeprefix("upstream_"): v for k, v in flags.items()}}
+    backends = {**config.backends, QUICK_START_BACKEND: table}
+    return replace(config, backends=backends, placement={"default": QUICK_START_BACKEND})
 
 
 def _merge(config: ServerConfig, values: Mapping[str, Any]) -> ServerConfig:
