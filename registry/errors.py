@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from registry.model import ObjectVersion
+
 
 class RegistryError(Exception):
     """Base of the domain's refusals."""
@@ -24,7 +29,39 @@ class BucketNotEmpty(RegistryError):
 
 
 class NoSuchKey(RegistryError):
+    """No current object. `marker` is the delete marker that hides it, if one does."""
+
+    def __init__(self, key: str, marker: ObjectVersion | None = None) -> None:
+        super().__init__(key)
+        self.marker = marker
+
+
+class NoSuchVersion(RegistryError):
     pass
+
+
+class DeleteMarkerFound(RegistryError):
+    """A version id named a delete marker where an object was expected."""
+
+    def __init__(self, marker: ObjectVersion) -> None:
+        super().__init__(f"{marker.key} version {marker.version_id} is a delete marker")
+        self.marker = marker
+
+
+class ObjectLocked(RegistryError):
+    """The version is under retention or legal hold: it may not be removed or replaced."""
+
+
+class RetentionDenied(RegistryError):
+    """Shortening or removing retention without the right to bypass governance."""
+
+
+class ObjectLockNotEnabled(RegistryError):
+    """Object Lock settings on a bucket created without Object Lock."""
+
+
+class InvalidBucketState(RegistryError):
+    """E.g. suspending versioning on a bucket with Object Lock."""
 
 
 class PreconditionFailed(RegistryError):

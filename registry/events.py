@@ -27,6 +27,14 @@ class EventType(StrEnum):
     UPLOAD_COMPLETED = "MultipartUploadCompleted"
     UPLOAD_ABORTED = "MultipartUploadAborted"
     OBJECT_READ = "ObjectRead"
+    BUCKET_VERSIONING_SET = "BucketVersioningSet"
+    BUCKET_LOCK_CONFIGURED = "BucketObjectLockConfigured"
+    BUCKET_LIFECYCLE_SET = "BucketLifecycleSet"
+    DELETE_MARKER_PLACED = "DeleteMarkerPlaced"
+    RETENTION_SET = "ObjectRetentionSet"
+    LEGAL_HOLD_SET = "ObjectLegalHoldSet"
+    TAGS_SET = "ObjectTagsSet"
+    BLOBS_COLLECTED = "BlobsCollected"
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
+from enum import StrEnum
 from typing import Any
 
 from registry.provenance import attached_provenance, parse_user_agent
@@ -13,12 +14,46 @@ from registry.provenance import attached_provenance, parse_user_agent
 NULL_VERSION = "null"
 
 
+class Versioning(StrEnum):
+    ENABLED = "Enabled"
+    SUSPENDED = "Suspended"
+
+
+class LockMode(StrEnum):
+    GOVERNANCE = "GOVERNANCE"
+    COMPLIANCE = "COMPLIANCE"
+
+
+@dataclass(frozen=True, slots=True)
+class DefaultRetention:
+    """A bucket's Object Lock default: applied to every new version without its own."""
+
+    mode: LockMode
+    days: int | None = None
+    years: int | None = None
+
+    def until(self, now: datetime) -> datetime:
+        return now + timedelta(days=self.days if self.days is not None else 365 * (self.years or 0))
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"mode": self.mode.value, "days": self.days, "years": self.years}
+
+
 @dataclass(frozen=True, slots=True)
 class Bucket:
     name: str
     owner: str
     region: str
     created: datetime
+    versioning: Versioning | None = None  # None: never enabled
+    object_lock: bool = False
+    default_retention: DefaultRetention | None = None
+    lifecycle: tuple[Mapping[str, Any], ...] | None = None  # rules as recorded; see lifecycle
+
+    @property
+    def versioned(self) -> bool:
+        """New versions get their own id (otherwise they are the "null" version)."""
+        return self.versioning is Versioning.ENABLED
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,10 +76,58 @@ class ObjectVersion:
     checksum_type: str = "FULL_OBJECT"  # or COMPOSITE (multipart checksums of checksums)
     part_sizes: tuple[int, ...] = ()  # sizes of the parts of a multipart object, in order
     tags: Mapping[str, str] = field(default_factory=dict)
+    delete_marker: bool = False
+    lock_mode: LockMode | None = None
+    retain_until: datetime | None = None
+    legal_hold: bool = False
+    retention_source: str | None = None  # what set the retention: request, bucket default...
+    retention_policy: str | None = None  # the configured policy the write matched, if any
 
     @property
     def parts_count(self) -> int:
         return len(self.part_sizes)
+
+    def protected(self, now: datetime) -> bool:
+        """Under legal hold or unexpired retention: the version may not be removed."""
+        return self.legal_hold or (self.retain_until is not None and self.retain_until > now)
+
+    def removable(self, now: datetime, *, bypass_governance: bool) -> bool:
+        if self.legal_hold:
+            return False
+        if self.retain_until is None or self.retain_until <= now:
+            return True
+        return self.lock_mode is LockMode.GOVERNANCE and bypass_governance
+
+
+@dataclass(frozen=True, slots=True)
+class Lock:
+    """Object Lock settings a write asks for (or inherits)."""
+
+    mode: LockMode | None = None
+    retain_until: datetime | None = None
+    legal_hold: bool = False
+    source: str | None = None
+    policy: str | None = None
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Lock:
+        until = data.get("retain_until")
+        return cls(
+            LockMode(data["lock_mode"]) if data.get("lock_mode") else None,
+            datetime.fromisoformat(until) if until else None,
+            bool(data.get("legal_hold")),
+            data.get("retention_source"),
+            data.get("retention_policy"),
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "lock_mode": self.mode.value if self.mode else None,
+            "retain_until": self.retain_until.isoformat() if self.retain_until else None,
+            "legal_hold": self.legal_hold,
+            "retention_source": self.source,
+            "retention_policy": self.policy,
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,6 +217,7 @@ class MultipartUpload:
     checksum_algorithm: str | None
     checksum_type: str | None
     parts: dict[int, UploadPart] = field(default_factory=dict)
+    lock: Lock | None = None  # what CreateMultipartUpload asked for
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,3 +235,22 @@ class CompletedPart:
 
     number: int
     etag: str  # unquoted
+
+
+@dataclass(frozen=True, slots=True)
+class VersionsPage:
+    """ListObjectVersions: versions and delete markers, newest first within a key."""
+
+    versions: list[tuple[ObjectVersion, bool]]  # (version, is latest)
+    common_prefixes: list[str]
+    is_truncated: bool
+    next_key_marker: str | None
+    next_version_id_marker: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteOutcome:
+    """What a DeleteObject did: removed a version, placed a marker, or nothing."""
+
+    version_id: str | None
+    delete_marker: bool

@@ -24,8 +24,8 @@ from registry.errors import (
 from registry.events import Event, EventType
 from registry.locks import SharedLockTable
 from registry.model import (
-    NULL_VERSION,
     CompletedPart,
+    Lock,
     MultipartUpload,
     ObjectSpec,
     ObjectVersion,
@@ -34,7 +34,7 @@ from registry.model import (
     UploadsPage,
     WriteCondition,
 )
-from registry.staging import store_blob
+from registry.staging import stored_blob
 
 if TYPE_CHECKING:
     from registry.registry import Registry
@@ -92,8 +92,9 @@ class MultipartUploads:
         provenance: Provenance,
         checksum_algorithm: str | None,
         checksum_type: str | None,
+        lock: Lock | None = None,
     ) -> MultipartUpload:
-        self._registry.bucket(bucket)
+        self._registry.check_writable(bucket, key, spec, lock)
         # Time-ordered ids: ListMultipartUploads lists a key's uploads by initiation.
         upload_id = f"{time.time_ns():016x}" + secrets.token_hex(16)
         data = {
@@ -102,6 +103,7 @@ class MultipartUploads:
             "upload_id": upload_id,
             "checksum_algorithm": checksum_algorithm,
             "checksum_type": checksum_type,
+            "requested_lock": lock.as_dict() if lock is not None else None,
         }
         await self._registry.log.append([Event(EventType.UPLOAD_CREATED, bucket, key, data)])
         return self._namespace_upload(bucket, key, upload_id)
@@ -123,22 +125,25 @@ class MultipartUploads:
         backend = self._registry.backend_for(bucket)
         md5 = hashlib.md5()
         verify = None if check is None else (lambda receipt: check(receipt, md5.digest()))
-        receipt, checksums = await store_blob(backend, body, [md5, *hashers], verify)
-        data = {
-            **provenance.as_dict(),
-            "upload_id": upload_id,
-            "part_number": number,
-            "size": receipt.size,
-            "sha256": receipt.sha256,
-            "etag": md5.hexdigest(),
-            "checksums": dict(checksums),
-            "backend_id": backend.backend_id,
-        }
-        if derived_from is not None:
-            data["derived_from"] = dict(derived_from)
-        async with self._locks[upload_id].shared():
-            upload = self._namespace_upload(bucket, key, upload_id)  # not completed meanwhile
-            await self._registry.log.append([Event(EventType.PART_UPLOADED, bucket, key, data)])
+        digests = self._registry.digests
+        async with stored_blob(backend, body, [md5, *hashers], verify, digests) as stored:
+            receipt, checksums = stored
+            data = {
+                **provenance.as_dict(),
+                "upload_id": upload_id,
+                "part_number": number,
+                "size": receipt.size,
+                "sha256": receipt.sha256,
+                "etag": md5.hexdigest(),
+                "checksums": dict(checksums),
+                "backend_id": backend.backend_id,
+            }
+            if derived_from is not None:
+                data["derived_from"] = dict(derived_from)
+            async with self._locks[upload_id].shared():
+                upload = self._namespace_upload(bucket, key, upload_id)  # not completed since
+                event = Event(EventType.PART_UPLOADED, bucket, key, data)
+                await self._registry.log.append([event])
         return upload.parts[number]
 
     async def complete(
@@ -159,27 +164,43 @@ class MultipartUploads:
             self._registry.check_condition(bucket, key, condition)
             backend = self._registry.backend_for(bucket)
             verify = None if check is None else (lambda receipt: check(receipt, chosen))
-            receipt, checksums = await store_blob(
-                backend, self._concatenation(chosen), hashers, verify
+            blob = stored_blob(
+                backend, self._concatenation(chosen), hashers, verify, self._registry.digests
             )
-            md5s = b"".join(bytes.fromhex(part.etag) for part in chosen)
-            data = {
-                **provenance.as_dict(),
-                **upload.spec.as_dict(),
-                "upload_id": upload_id,
-                "version_id": NULL_VERSION,
-                "size": receipt.size,
-                "sha256": receipt.sha256,
-                "md5": None,  # never computed over the whole: the ETag is of the parts
-                "etag": f"{hashlib.md5(md5s).hexdigest()}-{len(chosen)}",
-                "checksums": dict(checksums),
-                "checksum_type": upload.checksum_type or "FULL_OBJECT",
-                "part_sizes": [part.size for part in chosen],
-                "backend_id": backend.backend_id,
-            }
-            event = Event(EventType.UPLOAD_COMPLETED, bucket, key, data)
-            await self._registry.commit_write(event, condition)
-        return self._registry.head_object(bucket, key)
+            async with blob as (receipt, checksums):
+                return await self._commit_completion(
+                    bucket, key, upload, chosen, receipt, checksums, provenance, condition
+                )
+
+    async def _commit_completion(
+        self,
+        bucket: str,
+        key: str,
+        upload: MultipartUpload,
+        chosen: Sequence[UploadPart],
+        receipt: BlobReceipt,
+        checksums: Mapping[str, str],
+        provenance: Provenance,
+        condition: WriteCondition,
+    ) -> ObjectVersion:
+        backend = self._registry.backend_for(bucket)
+        upload_id = upload.upload_id
+        md5s = b"".join(bytes.fromhex(part.etag) for part in chosen)
+        data = {
+            **provenance.as_dict(),
+            **upload.spec.as_dict(),
+            "upload_id": upload_id,
+            "size": receipt.size,
+            "sha256": receipt.sha256,
+            "md5": None,  # never computed over the whole: the ETag is of the parts
+            "etag": f"{hashlib.md5(md5s).hexdigest()}-{len(chosen)}",
+            "checksums": dict(checksums),
+            "checksum_type": upload.checksum_type or "FULL_OBJECT",
+            "part_sizes": [part.size for part in chosen],
+            "backend_id": backend.backend_id,
+        }
+        event = Event(EventType.UPLOAD_COMPLETED, bucket, key, data)
+        return await self._registry.commit_write(event, upload.spec, condition, upload.lock)
 
     async def _concatenation(self, parts: Sequence[UploadPart]) -> AsyncIterator[bytes]:
         for part in parts:

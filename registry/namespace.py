@@ -1,9 +1,9 @@
-"""The views requests read: buckets and current objects, derived from the log only.
+"""The views requests read: buckets, object versions and open uploads, from the log only.
 
 `Namespace.apply` is the single place an event changes state; replaying the log
 through it from empty rebuilds exactly what a running server holds. Keys are kept
-sorted per bucket (Python str order = UTF-8 byte order = S3's listing order), so a
-listing page is a bisect plus a short walk rather than a scan.
+sorted per bucket (Python str order = UTF-8 byte order = S3's listing order), each
+with its versions newest first (a delete marker is a version too).
 """
 
 from __future__ import annotations
@@ -11,69 +11,109 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterator, Mapping
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from datetime import datetime
 from typing import Any
 
 from sortedcontainers import SortedDict
 
+from registry import listing
 from registry.events import CommittedEvent, EventType
 from registry.model import (
+    NULL_VERSION,
     Bucket,
+    DefaultRetention,
     ListingPage,
+    Lock,
+    LockMode,
     MultipartUpload,
     ObjectSpec,
     ObjectVersion,
     UploadPart,
     UploadsPage,
+    Versioning,
+    VersionsPage,
 )
+
+Versions = list[ObjectVersion]  # newest first
 
 
 class Namespace:
     def __init__(self) -> None:
         self.buckets: dict[str, Bucket] = {}
-        self._objects: dict[str, SortedDict[str, ObjectVersion]] = {}
+        self._objects: dict[str, SortedDict[str, Versions]] = {}
         # Unfinished multipart uploads per bucket, ordered as ListMultipartUploads lists them.
         self._uploads: dict[str, SortedDict[tuple[str, str], MultipartUpload]] = {}
         self.uploads: dict[str, MultipartUpload] = {}  # by upload id
 
     def apply(self, event: CommittedEvent) -> None:
         data = event.data
+        bucket, key = event.bucket, event.key or ""
         match event.type:
             case EventType.BUCKET_CREATED:
-                self.buckets[event.bucket] = Bucket(
-                    name=event.bucket,
+                lock = bool(data.get("object_lock"))
+                self.buckets[bucket] = Bucket(
+                    name=bucket,
                     owner=data["principal"],
                     region=data["region"],
                     created=event.time,
+                    versioning=Versioning.ENABLED if lock else None,
+                    object_lock=lock,
                 )
-                self._objects[event.bucket] = SortedDict()
-                self._uploads[event.bucket] = SortedDict()
+                self._objects[bucket] = SortedDict()
+                self._uploads[bucket] = SortedDict()
             case EventType.BUCKET_DELETED:
-                self.buckets.pop(event.bucket, None)
-                self._objects.pop(event.bucket, None)
-                for upload in self._uploads.pop(event.bucket, {}).values():
+                self.buckets.pop(bucket, None)
+                self._objects.pop(bucket, None)
+                for upload in self._uploads.pop(bucket, {}).values():
                     del self.uploads[upload.upload_id]
-            case EventType.OBJECT_WRITTEN:
-                assert event.key is not None
-                self._objects[event.bucket][event.key] = _version_from(event)
+            case EventType.BUCKET_VERSIONING_SET:
+                self._update_bucket(bucket, versioning=Versioning(data["status"]))
+            case EventType.BUCKET_LOCK_CONFIGURED:
+                rule = data.get("default_retention")
+                default = None
+                if rule is not None:
+                    default = DefaultRetention(LockMode(rule["mode"]), rule["days"], rule["years"])
+                self._update_bucket(bucket, default_retention=default)
+            case EventType.BUCKET_LIFECYCLE_SET:
+                rules = data.get("rules")
+                self._update_bucket(bucket, lifecycle=tuple(rules) if rules is not None else None)
+            case EventType.OBJECT_WRITTEN | EventType.UPLOAD_COMPLETED:
+                if event.type is EventType.UPLOAD_COMPLETED:
+                    self._forget_upload(data["upload_id"])
+                self._add_version(bucket, key, _version_from(event))
+            case EventType.DELETE_MARKER_PLACED:
+                self._add_version(bucket, key, _marker_from(event))
             case EventType.OBJECT_DELETED:
-                assert event.key is not None
-                self._objects[event.bucket].pop(event.key, None)
+                self._remove_version(bucket, key, data.get("version_id", NULL_VERSION))
+            case EventType.RETENTION_SET:
+                until = data["retain_until"]
+                self._update_version(
+                    bucket,
+                    key,
+                    data["version_id"],
+                    lock_mode=LockMode(data["mode"]) if data["mode"] else None,
+                    retain_until=datetime.fromisoformat(until) if until else None,
+                    retention_source="PutObjectRetention",
+                )
+            case EventType.LEGAL_HOLD_SET:
+                self._update_version(bucket, key, data["version_id"], legal_hold=data["status"])
+            case EventType.TAGS_SET:
+                self._update_version(bucket, key, data["version_id"], tags=data["tags"])
             case EventType.UPLOAD_CREATED:
-                assert event.key is not None
                 upload = MultipartUpload(
                     upload_id=data["upload_id"],
-                    bucket=event.bucket,
-                    key=event.key,
+                    bucket=bucket,
+                    key=key,
                     initiated=event.time,
                     owner=data["principal"],
                     spec=ObjectSpec.from_dict(data),
                     checksum_algorithm=data["checksum_algorithm"],
                     checksum_type=data["checksum_type"],
+                    lock=Lock.from_dict(asked) if (asked := data.get("requested_lock")) else None,
                 )
                 self.uploads[upload.upload_id] = upload
-                self._uploads[event.bucket][(upload.key, upload.upload_id)] = upload
+                self._uploads[bucket][(upload.key, upload.upload_id)] = upload
             case EventType.PART_UPLOADED:
                 part = UploadPart(
                     number=data["part_number"],
@@ -85,21 +125,118 @@ class Namespace:
                     last_modified=event.time,
                 )
                 self.uploads[data["upload_id"]].parts[part.number] = part
-            case EventType.UPLOAD_COMPLETED:
-                assert event.key is not None
-                self._forget_upload(data["upload_id"])
-                self._objects[event.bucket][event.key] = _version_from(event)
             case EventType.UPLOAD_ABORTED:
                 self._forget_upload(data["upload_id"])
-            case EventType.OBJECT_READ:
-                pass  # reads are recorded for audit; they change no view
+            case EventType.OBJECT_READ | EventType.BLOBS_COLLECTED:
+                pass  # recorded for audit; they change no view
+
+    def _update_bucket(self, name: str, **changes: Any) -> None:
+        self.buckets[name] = replace(self.buckets[name], **changes)
+
+    def _add_version(self, bucket: str, key: str, version: ObjectVersion) -> None:
+        versions = self._objects[bucket].setdefault(key, [])
+        if version.version_id == NULL_VERSION:  # a new null version replaces the old one
+            versions[:] = [v for v in versions if v.version_id != NULL_VERSION]
+        versions.insert(0, version)
+
+    def _remove_version(self, bucket: str, key: str, version_id: str) -> None:
+        objects = self._objects[bucket]
+        versions = [v for v in objects.get(key, []) if v.version_id != version_id]
+        if versions:
+            objects[key] = versions
+        else:
+            objects.pop(key, None)
+
+    def _update_version(self, bucket: str, key: str, version_id: str, **changes: Any) -> None:
+        versions = self._objects[bucket][key]
+        for index, version in enumerate(versions):
+            if version.version_id == version_id:
+                versions[index] = replace(version, **changes)
+
+    def _forget_upload(self, upload_id: str) -> None:
+        upload = self.uploads.pop(upload_id)
+        del self._uploads[upload.bucket][(upload.key, upload_id)]
+
+    # -- reads ---------------------------------------------------------------------------
+
+    def versions(self, bucket: str, key: str) -> Versions:
+        objects = self._objects.get(bucket)
+        return [] if objects is None else objects.get(key, [])
+
+    def latest(self, bucket: str, key: str) -> ObjectVersion | None:
+        """The newest version, which may be a delete marker."""
+        versions = self.versions(bucket, key)
+        return versions[0] if versions else None
+
+    def current(self, bucket: str, key: str) -> ObjectVersion | None:
+        """The object a plain GET returns: the newest version unless it is a delete marker."""
+        latest = self.latest(bucket, key)
+        return None if latest is None or latest.delete_marker else latest
+
+    def version(self, bucket: str, key: str, version_id: str) -> ObjectVersion | None:
+        return next((v for v in self.versions(bucket, key) if v.version_id == version_id), None)
+
+    def object_count(self, bucket: str) -> int:
+        """Keys with any version (delete markers included): a bucket with any is not empty."""
+        return len(self._objects.get(bucket, ()))
+
+    def upload_count(self, bucket: str) -> int:
+        return len(self._uploads.get(bucket, ()))
+
+    def all_versions(self, bucket: str) -> Iterator[ObjectVersion]:
+        for versions in self._objects.get(bucket, SortedDict()).values():
+            yield from versions
+
+    def list_page(
+        self,
+        bucket: str,
+        *,
+        prefix: str = "",
+        delimiter: str = "",
+        after: str = "",
+        max_keys: int = 1000,
+    ) -> ListingPage:
+        objects = self._objects.get(bucket, SortedDict())
+        return listing.current_page(objects, prefix, delimiter, after, max_keys)
+
+    def list_versions(
+        self,
+        bucket: str,
+        *,
+        prefix: str = "",
+        delimiter: str = "",
+        key_marker: str = "",
+        version_id_marker: str = "",
+        max_keys: int = 1000,
+    ) -> VersionsPage:
+        objects = self._objects.get(bucket, SortedDict())
+        return listing.versions_page(
+            objects, prefix, delimiter, key_marker, version_id_marker, max_keys
+        )
+
+    def list_uploads(
+        self,
+        bucket: str,
+        *,
+        prefix: str = "",
+        delimiter: str = "",
+        key_marker: str = "",
+        upload_id_marker: str = "",
+        max_uploads: int = 1000,
+    ) -> UploadsPage:
+        uploads = self._uploads.get(bucket, SortedDict())
+        return listing.uploads_page(
+            uploads, prefix, delimiter, key_marker, upload_id_marker, max_uploads
+        )
+
+    # -- comparison ----------------------------------------------------------------------
 
     def snapshot(self) -> dict[str, Any]:
         """Everything the views hold, as plain data (to compare live and rebuilt views)."""
         return {
             "buckets": {name: asdict(b) for name, b in sorted(self.buckets.items())},
             "objects": {
-                bucket: [asdict(v) for v in objects.values()]
+                bucket: {key: [asdict(v) for v in versions] for key, versions in objects.items()}
                 for bucket, objects in sorted(self._objects.items())
             },
             "uploads": {
@@ -112,130 +249,25 @@ class Namespace:
         canonical = json.dumps(self.snapshot(), sort_keys=True, default=str).encode()
         return {
             "buckets": len(self.buckets),
-            "objects": sum(len(o) for o in self._objects.values()),
+            "objects": sum(
+                1
+                for objects in self._objects.values()
+                for v in objects.values()
+                if not v[0].delete_marker
+            ),
+            "versions": sum(len(v) for objects in self._objects.values() for v in objects.values()),
             "uploads": len(self.uploads),
             "sha256": hashlib.sha256(canonical).hexdigest(),
         }
 
-    def _forget_upload(self, upload_id: str) -> None:
-        upload = self.uploads.pop(upload_id)
-        del self._uploads[upload.bucket][(upload.key, upload_id)]
-
-    def upload_count(self, bucket: str) -> int:
-        return len(self._uploads.get(bucket, ()))
-
-    def list_uploads(
-        self,
-        bucket: str,
-        *,
-        prefix: str = "",
-        delimiter: str = "",
-        key_marker: str = "",
-        upload_id_marker: str = "",
-        max_uploads: int = 1000,
-    ) -> UploadsPage:
-        """Uploads ordered by key, then initiation (upload ids sort by time, see registry)."""
-        uploads = self._uploads.get(bucket, SortedDict())
-        if upload_id_marker and key_marker:
-            start = uploads.bisect_right((key_marker, upload_id_marker))
-        else:
-            start = uploads.bisect_right((key_marker, "\U0010ffff")) if key_marker else 0
-        found: list[MultipartUpload] = []
-        prefixes: list[str] = []
-        last_marker: tuple[str, str | None] = ("", None)
-        keys = uploads.keys()
-        index = max(start, uploads.bisect_left((prefix, "")))
-        truncated = False
-        while index < len(keys):
-            key, _ = keys[index]
-            if not key.startswith(prefix):
-                break
-            if len(found) + len(prefixes) == max_uploads:
-                truncated = True
-                break
-            cut = key.find(delimiter, len(prefix)) if delimiter else -1
-            if cut >= 0:
-                common = key[: cut + len(delimiter)]
-                prefixes.append(common)
-                last_marker = (common, None)
-                index = uploads.bisect_left((common[:-1] + chr(ord(common[-1]) + 1), ""))
-                continue
-            upload = uploads[keys[index]]
-            found.append(upload)
-            last_marker = (upload.key, upload.upload_id)
-            index += 1
-        return UploadsPage(
-            found,
-            prefixes,
-            truncated,
-            next_key_marker=last_marker[0] if truncated else None,
-            next_upload_id_marker=last_marker[1] if truncated else None,
-        )
-
-    def current(self, bucket: str, key: str) -> ObjectVersion | None:
-        objects = self._objects.get(bucket)
-        return None if objects is None else objects.get(key)
-
-    def object_count(self, bucket: str) -> int:
-        return len(self._objects.get(bucket, ()))
-
-    def list_page(
-        self,
-        bucket: str,
-        *,
-        prefix: str = "",
-        delimiter: str = "",
-        after: str = "",
-        max_keys: int = 1000,
-    ) -> ListingPage:
-        """Keys (and common prefixes) after `after`, in order; max_keys counts both."""
-        objects: list[ObjectVersion] = []
-        prefixes: list[str] = []
-        last = ""
-        truncated = False
-        for entry in self._walk(bucket, prefix, delimiter, after):
-            if len(objects) + len(prefixes) == max_keys:
-                truncated = True
-                break
-            if isinstance(entry, str):
-                prefixes.append(entry)
-                last = entry
-            else:
-                objects.append(entry)
-                last = entry.key
-        return ListingPage(objects, prefixes, truncated, last if truncated else None)
-
-    def _walk(
-        self, bucket: str, prefix: str, delimiter: str, after: str
-    ) -> Iterator[ObjectVersion | str]:
-        objects = self._objects.get(bucket)
-        if objects is None:
-            return
-        start = max(prefix, after)
-        index = objects.bisect_right(after) if start == after else objects.bisect_left(start)
-        keys = objects.keys()
-        while index < len(keys):
-            key = keys[index]
-            if not key.startswith(prefix):
-                return
-            cut = key.find(delimiter, len(prefix)) if delimiter else -1
-            if cut < 0:
-                yield objects[key]
-                index += 1
-                continue
-            common = key[: cut + len(delimiter)]
-            if common > after:  # a marker inside a prefix group resumes after that group
-                yield common
-            # Skip every key in this group: the successor of the group's last possible key.
-            index = objects.bisect_left(common[:-1] + chr(ord(common[-1]) + 1))
-
 
 def _version_from(event: CommittedEvent) -> ObjectVersion:
     data: Mapping[str, Any] = event.data
-    assert event.key is not None
+    until = data.get("retain_until")
+    mode = data.get("lock_mode")
     return ObjectVersion(
         bucket=event.bucket,
-        key=event.key,
+        key=event.key or "",
         version_id=data["version_id"],
         size=data["size"],
         etag=data["etag"],
@@ -252,9 +284,30 @@ def _version_from(event: CommittedEvent) -> ObjectVersion:
         checksum_type=data.get("checksum_type", "FULL_OBJECT"),
         part_sizes=tuple(data.get("part_sizes", ())),
         tags=data.get("tags", {}),
+        lock_mode=LockMode(mode) if mode else None,
+        retain_until=datetime.fromisoformat(until) if until else None,
+        legal_hold=bool(data.get("legal_hold")),
+        retention_source=data.get("retention_source"),
+        retention_policy=data.get("retention_policy"),
     )
 
 
-def last_modified_second(time: datetime) -> datetime:
-    """HTTP dates have second precision; conditional requests compare at that precision."""
-    return time.replace(microsecond=0)
+def _marker_from(event: CommittedEvent) -> ObjectVersion:
+    return ObjectVersion(
+        bucket=event.bucket,
+        key=event.key or "",
+        version_id=event.data["version_id"],
+        size=0,
+        etag="",
+        sha256="",
+        md5="",
+        last_modified=event.time,
+        content_type="",
+        headers={},
+        metadata={},
+        checksums={},
+        backend_id="",
+        owner=event.data["principal"],
+        seq=event.seq,
+        delete_marker=True,
+    )

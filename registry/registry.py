@@ -7,8 +7,11 @@ state change goes through the event log and only then into the views.
 from __future__ import annotations
 
 import hashlib
+import secrets
+import time
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Mapping, Sequence
-from datetime import datetime
+from contextlib import AsyncExitStack
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -27,9 +30,14 @@ from registry.errors import (
     BucketNotEmpty,
     ConditionalRequestConflict,
     CorruptLog,
+    DeleteMarkerFound,
+    InvalidBucketState,
     LogInUse,
     NoSuchBucket,
     NoSuchKey,
+    NoSuchVersion,
+    ObjectLocked,
+    ObjectLockNotEnabled,
     PreconditionFailed,
 )
 from registry.events import Event, EventType, utc_now
@@ -38,15 +46,22 @@ from registry.log import MAX_BATCH, EventLog
 from registry.model import (
     NULL_VERSION,
     Bucket,
+    DefaultRetention,
+    DeleteOutcome,
     ListingPage,
+    Lock,
+    LockMode,
     ObjectSpec,
     ObjectVersion,
     Provenance,
+    Versioning,
+    VersionsPage,
     WriteCondition,
 )
 from registry.multipart import MultipartUploads
 from registry.namespace import Namespace
-from registry.staging import store_blob
+from registry.retention import RetentionPolicy, check_retention_change, resolve_lock
+from registry.staging import stored_blob
 
 LOG_FILE = "registry.duckdb"
 UNCONDITIONAL = WriteCondition()
@@ -58,12 +73,23 @@ UploadCheck = Callable[[BlobReceipt, bytes], Mapping[str, str]]
 
 
 class Registry:
-    def __init__(self, log: EventLog, backends: BackendSet) -> None:
+    def __init__(
+        self,
+        log: EventLog,
+        backends: BackendSet,
+        *,
+        policies: Sequence[RetentionPolicy] = (),
+        clock: Clock | None = None,
+    ) -> None:
         self._log = log
         self._backends = backends
+        self.policies = tuple(policies)
+        # Retention and lifecycle decisions use this clock (tests move it; event times do not).
+        self.clock = clock or Clock()
         self.namespace = replay(log)
         log.set_on_commit(self.namespace.apply)
         self._bucket_locks = SharedLockTable()
+        self.digests = SharedLockTable()  # writes hold a digest shared; gc exclusively
         self.uploads = MultipartUploads(self)
         self._key_locks = LockTable()
 
@@ -73,9 +99,10 @@ class Registry:
         data_dir: Path,
         backends: BackendSet,
         *,
-        clock: Callable[[], datetime] = utc_now,
+        clock: Clock | None = None,
         read_only: bool = False,
         max_batch: int = MAX_BATCH,
+        policies: Sequence[RetentionPolicy] = (),
     ) -> Registry:
         """`read_only` for offline tools: the log file must exist and is not changed."""
         if not read_only:
@@ -83,12 +110,10 @@ class Registry:
         elif not (data_dir / LOG_FILE).exists():
             raise FileNotFoundError(data_dir / LOG_FILE)
         try:
-            log = EventLog(
-                data_dir / LOG_FILE, clock=clock, read_only=read_only, max_batch=max_batch
-            )
+            log = EventLog(data_dir / LOG_FILE, read_only=read_only, max_batch=max_batch)
         except duckdb.IOException as exc:  # DuckDB: one process holds a database file
             raise LogInUse(str(exc)) from exc
-        return cls(log, backends)
+        return cls(log, backends, policies=policies, clock=clock)
 
     def rebuild(self) -> tuple[dict[str, Any], dict[str, Any]]:
         """Replace the views with a fresh replay of the log; returns the fingerprints of the
@@ -126,14 +151,16 @@ class Registry:
             (b for b in buckets if owner is None or b.owner == owner), key=lambda b: b.name
         )
 
-    async def create_bucket(self, name: str, region: str, provenance: Provenance) -> Bucket:
+    async def create_bucket(
+        self, name: str, region: str, provenance: Provenance, *, object_lock: bool = False
+    ) -> Bucket:
         async with self._bucket_locks[name].exclusive():
             existing = self.namespace.buckets.get(name)
             if existing is not None:
                 if existing.owner == provenance.principal:
                     raise BucketAlreadyOwnedByYou(name)
                 raise BucketAlreadyExists(name)
-            data = {**provenance.as_dict(), "region": region}
+            data = {**provenance.as_dict(), "region": region, "object_lock": object_lock}
             await self._log.append([Event(EventType.BUCKET_CREATED, name, None, data)])
         return self.bucket(name)
 
@@ -148,11 +175,20 @@ class Registry:
 
     # -- objects ---------------------------------------------------------------------------
 
-    def head_object(self, bucket: str, key: str) -> ObjectVersion:
+    def head_object(self, bucket: str, key: str, version_id: str | None = None) -> ObjectVersion:
+        """The current object, or the named version (NoSuchKey / NoSuchVersion /
+        DeleteMarkerFound as S3 tells them apart)."""
         self.bucket(bucket)
-        version = self.namespace.current(bucket, key)
+        if version_id is None:
+            latest = self.namespace.latest(bucket, key)
+            if latest is None or latest.delete_marker:
+                raise NoSuchKey(key, latest)
+            return latest
+        version = self.namespace.version(bucket, key, version_id)
         if version is None:
-            raise NoSuchKey(key)
+            raise NoSuchVersion(version_id)
+        if version.delete_marker:
+            raise DeleteMarkerFound(version)
         return version
 
     def open_object(
@@ -185,27 +221,29 @@ class Registry:
         condition: WriteCondition = UNCONDITIONAL,
         hashers: Sequence[Hasher] = (),
         check: UploadCheck | None = None,
+        lock: Lock | None = None,
     ) -> ObjectVersion:
-        self.bucket(bucket)
-        self.check_condition(bucket, key, condition)  # fail before reading the body
+        self.check_writable(bucket, key, spec, lock)  # fail before reading the body
+        self.check_condition(bucket, key, condition)
         backend = self.backend_for(bucket)
         md5 = hashlib.md5()
         verify = None if check is None else (lambda receipt: check(receipt, md5.digest()))
-        receipt, checksums = await store_blob(backend, body, [md5, *hashers], verify)
-        data = {
-            **provenance.as_dict(),
-            **spec.as_dict(),
-            "version_id": NULL_VERSION,
-            "size": receipt.size,
-            "sha256": receipt.sha256,
-            "md5": md5.hexdigest(),
-            "etag": md5.hexdigest(),
-            "checksums": dict(checksums),
-            "checksum_type": "FULL_OBJECT",
-            "backend_id": backend.backend_id,
-        }
-        await self.commit_write(Event(EventType.OBJECT_WRITTEN, bucket, key, data), condition)
-        return self.head_object(bucket, key)
+        hashing = [md5, *hashers]
+        async with stored_blob(backend, body, hashing, verify, self.digests) as stored:
+            receipt, checksums = stored
+            data = {
+                **provenance.as_dict(),
+                **spec.as_dict(),
+                "size": receipt.size,
+                "sha256": receipt.sha256,
+                "md5": md5.hexdigest(),
+                "etag": md5.hexdigest(),
+                "checksums": dict(checksums),
+                "checksum_type": "FULL_OBJECT",
+                "backend_id": backend.backend_id,
+            }
+            event = Event(EventType.OBJECT_WRITTEN, bucket, key, data)
+            return await self.commit_write(event, spec, condition, lock)
 
     async def copy_object(
         self,
@@ -216,18 +254,37 @@ class Registry:
         spec: ObjectSpec,
         provenance: Provenance,
         condition: WriteCondition = UNCONDITIONAL,
+        lock: Lock | None = None,
     ) -> ObjectVersion:
         """A new version with the source's bytes: no bytes move when both share a backend
         (content addressing), else they stream across. Recorded as derived from the source."""
-        self.bucket(bucket)
+        self.check_writable(bucket, key, spec, lock)
         self.check_condition(bucket, key, condition)
         backend = self.backend_for(bucket)
-        if backend.backend_id != source.backend_id:
-            await store_blob(backend, self.open_object(source), (), None)
+        async with AsyncExitStack() as held:
+            if backend.backend_id != source.backend_id:
+                blob = stored_blob(backend, self.open_object(source), (), None, self.digests)
+                await held.enter_async_context(blob)
+            else:
+                await held.enter_async_context(self.digests[source.sha256].shared())
+            return await self._commit_copy(
+                source, bucket, key, backend, spec, provenance, condition, lock
+            )
+
+    async def _commit_copy(
+        self,
+        source: ObjectVersion,
+        bucket: str,
+        key: str,
+        backend: StorageBackend,
+        spec: ObjectSpec,
+        provenance: Provenance,
+        condition: WriteCondition,
+        lock: Lock | None,
+    ) -> ObjectVersion:
         data = {
             **provenance.as_dict(),
             **spec.as_dict(),
-            "version_id": NULL_VERSION,
             "size": source.size,
             "sha256": source.sha256,
             "md5": source.md5,
@@ -238,8 +295,8 @@ class Registry:
             "backend_id": backend.backend_id,
             "derived_from": derivation(source),
         }
-        await self.commit_write(Event(EventType.OBJECT_WRITTEN, bucket, key, data), condition)
-        return self.head_object(bucket, key)
+        event = Event(EventType.OBJECT_WRITTEN, bucket, key, data)
+        return await self.commit_write(event, spec, condition, lock)
 
     def record_read(self, version: ObjectVersion, provenance: Provenance, **read: Any) -> None:
         """Record who fetched which version (GET/HEAD/presigned GET): method, range, bytes
@@ -253,40 +310,235 @@ class Registry:
         }
         self._log.record([Event(EventType.OBJECT_READ, version.bucket, version.key, data)])
 
-    async def commit_write(self, event: Event, condition: WriteCondition) -> None:
-        """Append an object write, atomically with its condition and its bucket's existence.
+    async def commit_write(
+        self,
+        event: Event,
+        spec: ObjectSpec,
+        condition: WriteCondition,
+        lock: Lock | None = None,
+    ) -> ObjectVersion:
+        """Append an object write atomically with its condition, its bucket's existence, its
+        version id and the lock it gets. Refuses to replace a protected "null" version.
 
         Holds the bucket shared and the key exclusively only for the commit, never while
         bytes upload, so concurrent writes to different keys still share transactions.
         """
-        bucket, key = event.bucket, event.key
+        bucket_name, key = event.bucket, event.key
         assert key is not None
-        async with self._bucket_locks[bucket].shared(), self._key_locks.hold((bucket, key)):
-            self.bucket(bucket)
+        async with (
+            self._bucket_locks[bucket_name].shared(),
+            self._key_locks.hold((bucket_name, key)),
+        ):
+            bucket = self.bucket(bucket_name)
             try:
-                self.check_condition(bucket, key, condition)
+                self.check_condition(bucket_name, key, condition)
             except PreconditionFailed:
                 # It held before the upload; a concurrent writer changed the key since.
                 raise ConditionalRequestConflict(key) from None
+            version_id = self._new_version_id(bucket)
+            if version_id == NULL_VERSION:
+                self._check_replaceable(bucket_name, key)
+            now = self.clock()
+            resolved = resolve_lock(bucket, key, spec, lock, self.policies, now)
+            event.data.update({"version_id": version_id, **resolved.as_dict()})
             await self._log.append([event])
+        return self.head_object(bucket_name, key, version_id)
+
+    def check_writable(
+        self, bucket_name: str, key: str, spec: ObjectSpec, lock: Lock | None
+    ) -> None:
+        """Refusals a write can get before its body is read (checked again at commit)."""
+        bucket = self.bucket(bucket_name)
+        resolve_lock(bucket, key, spec, lock, self.policies, self.clock())
+        if not bucket.versioned:
+            self._check_replaceable(bucket_name, key)
+
+    def _check_replaceable(self, bucket: str, key: str) -> None:
+        null = self.namespace.version(bucket, key, NULL_VERSION)
+        if null is not None and null.protected(self.clock()):
+            raise ObjectLocked(key)
+
+    @staticmethod
+    def _new_version_id(bucket: Bucket) -> str:
+        if not bucket.versioned:
+            return NULL_VERSION
+        # Time-ordered, so ids of one key sort like its history.
+        return f"{time.time_ns():x}{secrets.token_hex(8)}"
 
     async def delete_object(
         self,
-        bucket: str,
+        bucket_name: str,
         key: str,
         provenance: Provenance,
         condition: WriteCondition = UNCONDITIONAL,
-    ) -> bool:
-        """Remove the key's current object; False if there was none (not an error in S3)."""
+        *,
+        version_id: str | None = None,
+        bypass_governance: bool = False,
+    ) -> DeleteOutcome:
+        """S3's DeleteObject: with a version id, remove that version (if no lock forbids
+        it); without, place a delete marker (versioned buckets) or remove the "null"
+        version. Deleting what is not there is not an error."""
+        self.bucket(bucket_name)
+        async with (
+            self._bucket_locks[bucket_name].shared(),
+            self._key_locks.hold((bucket_name, key)),
+        ):
+            bucket = self.bucket(bucket_name)
+            self.check_condition(bucket_name, key, condition)
+            who = provenance.as_dict()
+            if version_id is not None:
+                version = self.namespace.version(bucket_name, key, version_id)
+                if version is None:
+                    return DeleteOutcome(version_id, delete_marker=False)
+                if not version.removable(self.clock(), bypass_governance=bypass_governance):
+                    raise ObjectLocked(key)
+                data = {**who, "version_id": version_id, "bypass_governance": bypass_governance}
+                await self._log.append([Event(EventType.OBJECT_DELETED, bucket_name, key, data)])
+                return DeleteOutcome(version_id, delete_marker=version.delete_marker)
+            if bucket.versioning is None:
+                if self.namespace.version(bucket_name, key, NULL_VERSION) is None:
+                    return DeleteOutcome(None, delete_marker=False)
+                self._check_replaceable(bucket_name, key)
+                data = {**who, "version_id": NULL_VERSION}
+                await self._log.append([Event(EventType.OBJECT_DELETED, bucket_name, key, data)])
+                return DeleteOutcome(None, delete_marker=False)
+            marker_id = self._new_version_id(bucket)
+            if marker_id == NULL_VERSION:  # suspended: the marker replaces the null version
+                self._check_replaceable(bucket_name, key)
+            data = {**who, "version_id": marker_id}
+            event = Event(EventType.DELETE_MARKER_PLACED, bucket_name, key, data)
+            await self._log.append([event])
+            return DeleteOutcome(marker_id, delete_marker=True)
+
+    # -- versions, locks, tags, bucket settings -----------------------------------------
+
+    def list_versions(
+        self,
+        bucket: str,
+        *,
+        prefix: str = "",
+        delimiter: str = "",
+        key_marker: str = "",
+        version_id_marker: str = "",
+        max_keys: int = 1000,
+    ) -> VersionsPage:
         self.bucket(bucket)
+        return self.namespace.list_versions(
+            bucket,
+            prefix=prefix,
+            delimiter=delimiter,
+            key_marker=key_marker,
+            version_id_marker=version_id_marker,
+            max_keys=max_keys,
+        )
+
+    async def _bucket_setting(
+        self, bucket: str, type_: EventType, provenance: Provenance, **data: Any
+    ) -> None:
+        async with self._bucket_locks[bucket].exclusive():
+            self.bucket(bucket)
+            event = Event(type_, bucket, None, {**provenance.as_dict(), **data})
+            await self._log.append([event])
+
+    async def put_bucket_versioning(
+        self, bucket: str, status: Versioning, provenance: Provenance
+    ) -> None:
+        if self.bucket(bucket).object_lock and status is not Versioning.ENABLED:
+            raise InvalidBucketState("versioning cannot be suspended on an Object Lock bucket")
+        await self._bucket_setting(
+            bucket, EventType.BUCKET_VERSIONING_SET, provenance, status=status.value
+        )
+
+    async def put_object_lock_configuration(
+        self, bucket: str, default: DefaultRetention | None, provenance: Provenance
+    ) -> None:
+        """Set the default retention; enabling Object Lock needs versioning enabled."""
+        state = self.bucket(bucket)
+        if not state.object_lock and not state.versioned:
+            raise InvalidBucketState("Object Lock needs versioning enabled on the bucket")
+        rule = default.as_dict() if default is not None else None
+        await self._bucket_setting(
+            bucket, EventType.BUCKET_LOCK_CONFIGURED, provenance, default_retention=rule
+        )
+
+    async def put_bucket_lifecycle(
+        self, bucket: str, rules: Sequence[Mapping[str, Any]] | None, provenance: Provenance
+    ) -> None:
+        await self._bucket_setting(
+            bucket,
+            EventType.BUCKET_LIFECYCLE_SET,
+            provenance,
+            rules=[dict(r) for r in rules] if rules is not None else None,
+        )
+
+    async def _version_setting(
+        self,
+        bucket: str,
+        key: str,
+        version_id: str | None,
+        type_: EventType,
+        provenance: Provenance,
+        check: Callable[[ObjectVersion], None] | None = None,
+        **data: Any,
+    ) -> ObjectVersion:
         async with self._bucket_locks[bucket].shared(), self._key_locks.hold((bucket, key)):
-            self.check_condition(bucket, key, condition)
-            if self.namespace.current(bucket, key) is None:
-                return False
-            await self._log.append(
-                [Event(EventType.OBJECT_DELETED, bucket, key, provenance.as_dict())]
-            )
-            return True
+            version = self.head_object(bucket, key, version_id)
+            if check is not None:
+                check(version)
+            payload = {**provenance.as_dict(), "version_id": version.version_id, **data}
+            await self._log.append([Event(type_, bucket, key, payload)])
+            return self.head_object(bucket, key, version.version_id)
+
+    async def put_object_retention(
+        self,
+        bucket: str,
+        key: str,
+        version_id: str | None,
+        mode: LockMode | None,
+        until: datetime | None,
+        provenance: Provenance,
+        *,
+        bypass_governance: bool = False,
+    ) -> ObjectVersion:
+        if not self.bucket(bucket).object_lock:
+            raise ObjectLockNotEnabled(bucket)
+
+        def allowed(version: ObjectVersion) -> None:
+            now = self.clock()
+            check_retention_change(version, mode, until, now, bypass_governance=bypass_governance)
+
+        return await self._version_setting(
+            bucket,
+            key,
+            version_id,
+            EventType.RETENTION_SET,
+            provenance,
+            allowed,
+            mode=mode.value if mode else None,
+            retain_until=until.isoformat() if until else None,
+            bypass_governance=bypass_governance,
+        )
+
+    async def put_object_legal_hold(
+        self, bucket: str, key: str, version_id: str | None, on: bool, provenance: Provenance
+    ) -> ObjectVersion:
+        if not self.bucket(bucket).object_lock:
+            raise ObjectLockNotEnabled(bucket)
+        return await self._version_setting(
+            bucket, key, version_id, EventType.LEGAL_HOLD_SET, provenance, status=on
+        )
+
+    async def put_object_tagging(
+        self,
+        bucket: str,
+        key: str,
+        version_id: str | None,
+        tags: Mapping[str, str],
+        provenance: Provenance,
+    ) -> ObjectVersion:
+        return await self._version_setting(
+            bucket, key, version_id, EventType.TAGS_SET, provenance, tags=dict(tags)
+        )
 
     def check_condition(self, bucket: str, key: str, condition: WriteCondition) -> None:
         if condition.is_unconditional:
@@ -302,6 +554,19 @@ class Registry:
 
     def backend_for(self, bucket: str) -> StorageBackend:
         return self._backends.for_bucket(bucket)
+
+
+class Clock:
+    """Naive-UTC now, plus an offset that tests (and only they) move forward."""
+
+    def __init__(self) -> None:
+        self.offset = timedelta(0)
+
+    def __call__(self) -> datetime:
+        return utc_now() + self.offset
+
+    def advance(self, seconds: float) -> None:
+        self.offset += timedelta(seconds=seconds)
 
 
 def replay(log: EventLog) -> Namespace:

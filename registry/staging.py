@@ -1,24 +1,35 @@
-"""Staging bytes into a backend: verify what the client declared, then make them durable."""
+"""Staging bytes into a backend: verify what the client declared, then make them durable.
+
+`stored_blob` keeps the blob's digest held (shared) from the moment its bytes become
+durable until the caller's event that references them has committed; garbage
+collection takes the same digest exclusively, so it can never remove bytes that a
+write in flight is about to reference.
+"""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
 
 from backends import BackendFull, BackendUnavailable, BlobReceipt, Hasher, StorageBackend
 from registry.errors import StorageFull, StorageUnavailable
+from registry.locks import SharedLockTable
 
 # Called once the bytes are staged, before they become visible; returns the checksums to
 # record. Raising refuses the upload and nothing is stored.
 Verify = Callable[[BlobReceipt], Mapping[str, str]]
 
 
-async def store_blob(
+@asynccontextmanager
+async def stored_blob(
     backend: StorageBackend,
     body: AsyncIterable[bytes],
     hashers: Sequence[Hasher],
     verify: Verify | None,
-) -> tuple[BlobReceipt, Mapping[str, str]]:
-    """Stage, verify, commit; on any failure nothing stays staged."""
+    digests: SharedLockTable,
+) -> AsyncIterator[tuple[BlobReceipt, Mapping[str, str]]]:
+    """Stage, verify, commit; on any failure nothing stays staged. The body of the
+    `async with` (which appends the referencing event) runs with the digest held."""
     try:
         staged = await backend.stage(body, hashers)
     except BackendFull as exc:
@@ -27,12 +38,17 @@ async def store_blob(
         raise StorageUnavailable(str(exc)) from exc
     try:
         checksums = verify(staged.receipt) if verify is not None else {}
-        await staged.commit()
-    except BaseException as exc:
+    except BaseException:
         await staged.discard()
-        if isinstance(exc, BackendFull):
-            raise StorageFull(str(exc)) from exc
-        if isinstance(exc, BackendUnavailable):
-            raise StorageUnavailable(str(exc)) from exc
         raise
-    return staged.receipt, checksums
+    async with digests[staged.receipt.sha256].shared():
+        try:
+            await staged.commit()
+        except BaseException as exc:
+            await staged.discard()
+            if isinstance(exc, BackendFull):
+                raise StorageFull(str(exc)) from exc
+            if isinstance(exc, BackendUnavailable):
+                raise StorageUnavailable(str(exc)) from exc
+            raise
+        yield staged.receipt, checksums
