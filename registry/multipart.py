@@ -12,7 +12,7 @@ import hashlib
 import secrets
 import time
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Mapping, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from backends import BlobReceipt, Hasher
 from registry.errors import (
@@ -207,10 +207,17 @@ class MultipartUploads:
             async for block in self._registry.backends[part.backend_id].open(part.sha256):
                 yield block
 
-    async def abort(self, bucket: str, key: str, upload_id: str, provenance: Provenance) -> None:
+    async def abort(
+        self,
+        bucket: str,
+        key: str,
+        upload_id: str,
+        provenance: Provenance,
+        note: Mapping[str, Any] | None = None,
+    ) -> None:
         async with self._locks[upload_id].exclusive():
             self._namespace_upload(bucket, key, upload_id)
-            data = {**provenance.as_dict(), "upload_id": upload_id}
+            data = {**provenance.as_dict(), **(note or {}), "upload_id": upload_id}
             await self._registry.log.append([Event(EventType.UPLOAD_ABORTED, bucket, key, data)])
 
 

@@ -374,6 +374,7 @@ class Registry:
         *,
         version_id: str | None = None,
         bypass_governance: bool = False,
+        note: Mapping[str, Any] | None = None,
     ) -> DeleteOutcome:
         """S3's DeleteObject: with a version id, remove that version (if no lock forbids
         it); without, place a delete marker (versioned buckets) or remove the "null"
@@ -385,7 +386,7 @@ class Registry:
         ):
             bucket = self.bucket(bucket_name)
             self.check_condition(bucket_name, key, condition)
-            who = provenance.as_dict()
+            who = {**provenance.as_dict(), **(note or {})}  # note: why (e.g. a lifecycle rule)
             if version_id is not None:
                 version = self.namespace.version(bucket_name, key, version_id)
                 if version is None:

@@ -44,11 +44,17 @@ MAX_SQL_BYTES = 64 * 1024
 
 class AdminAPI:
     def __init__(
-        self, registry: Registry, authenticator: Authenticator, admins: Collection[str]
+        self,
+        registry: Registry,
+        authenticator: Authenticator,
+        admins: Collection[str],
+        *,
+        clock_control: bool = False,
     ) -> None:
         self._registry = registry
         self._authenticator = authenticator
         self._admins = frozenset(admins)
+        self._clock_control = clock_control
 
     def routes(self) -> list[Route]:
         guarded = self._guarded
@@ -60,6 +66,7 @@ class AdminAPI:
             Route("/-/admin/export", guarded(self.export), methods=["GET"]),
             Route("/-/admin/verify", guarded(self.verify), methods=["POST"]),
             Route("/-/admin/rebuild", guarded(self.rebuild), methods=["POST"]),
+            Route("/-/admin/clock", guarded(self.clock), methods=["POST"]),
         ]
 
     def _guarded(self, endpoint: Endpoint) -> Endpoint:
@@ -151,6 +158,13 @@ class AdminAPI:
     async def rebuild(self, request: Request) -> Response:
         before, after = self._registry.rebuild()
         return JSONResponse({"identical": before == after, "live": before, "rebuilt": after})
+
+    async def clock(self, request: Request) -> Response:
+        """Tests only (`test_clock = true`): move the retention clock forward."""
+        if not self._clock_control:
+            raise S3Error("AccessDenied", "clock control is off (test_clock in the config)")
+        self._registry.clock.advance(float(request.query_params.get("advance", "0")))
+        return JSONResponse({"now": self._registry.clock().isoformat() + "Z"})
 
 
 def _remove_tree(directory: Path) -> None:

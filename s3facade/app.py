@@ -41,7 +41,9 @@ OPS_PREFIX = "/-/"
 class S3Gateway:
     def __init__(self, config: ServerConfig, registry: Registry) -> None:
         self._config = config
-        self._context = ServerContext(registry=registry, region=config.region)
+        self._context = ServerContext(
+            registry=registry, region=config.region, bypass_governance=config.bypass_governance
+        )
         credentials = dict(config.credentials)
         self.authenticator = Authenticator(credentials.get, config.region)
 
@@ -144,7 +146,9 @@ def build_app(config: ServerConfig, registry: Registry) -> Starlette:
         yield
         await registry.close()
 
-    admin = AdminAPI(registry, gateway.authenticator, admins=set(config.credentials))
+    admin = AdminAPI(
+        registry, gateway.authenticator, admins=config.admins, clock_control=config.test_clock
+    )
     ops = Starlette(
         routes=[Route("/-/health", health), Route("/-/ready", ready), *admin.routes()],
         lifespan=lifespan,

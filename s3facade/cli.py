@@ -11,6 +11,7 @@ import uvicorn
 
 from backends.catalog import build_backend_set
 from registry import Registry
+from registry.retention import RetentionPolicy
 from s3facade import commands as registry_commands
 from s3facade.app import build_app
 from s3facade.config import ServerConfig, load_config
@@ -22,7 +23,8 @@ def open_registry(config: ServerConfig, *, read_only: bool = False) -> Registry:
     """The configured backends (by default the local CAS under the data dir) and the DuckDB
     log beside them."""
     backends = build_backend_set(config.backends, config.placement, config.data_dir)
-    return Registry.open(config.data_dir, backends, read_only=read_only)
+    policies = [RetentionPolicy.from_config(entry) for entry in config.retention]
+    return Registry.open(config.data_dir, backends, read_only=read_only, policies=policies)
 
 
 def open_offline(args: argparse.Namespace) -> Registry:

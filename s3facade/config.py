@@ -32,6 +32,13 @@ class ServerConfig:
     # Plain tables, turned into backends by backends.catalog (this layer builds no clients).
     backends: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # [backends.<id>]
     placement: Mapping[str, Any] = field(default_factory=dict)  # [placement]
+    # [users.<access key id>] secret = "...", admin = false, bypass_governance = false.
+    # The root credentials (env or dev) are always admin and may bypass governance.
+    admins: frozenset[str] = frozenset()
+    bypass_governance: frozenset[str] = frozenset()
+    retention: tuple[Mapping[str, Any], ...] = ()  # [[retention]] policies, see registry
+    lifecycle_interval_seconds: float = 3600.0
+    test_clock: bool = False  # lets tests move the retention clock via the admin API
 
     @property
     def root_access_key_id(self) -> str:
@@ -45,22 +52,40 @@ def load_config(
 ) -> ServerConfig:
     env = os.environ if env is None else env
     config = ServerConfig()
+    users: Mapping[str, Any] = {}
     if config_file is not None:
         with config_file.open("rb") as f:
             document = tomllib.load(f)
         config = _merge(config, document.get("server", {}))
         config = replace(
-            config, backends=document.get("backends", {}), placement=document.get("placement", {})
+            config,
+            backends=document.get("backends", {}),
+            placement=document.get("placement", {}),
+            retention=tuple(document.get("retention", ())),
         )
+        users = document.get("users", {})
     given = {k: v for k, v in (overrides or {}).items() if v is not None}
     config = _quick_start_upstream(config, {k: given.pop(k) for k in UPSTREAM_FLAGS if k in given})
     config = _merge(config, given)
     access_key = env.get("S3FACADE_ACCESS_KEY_ID")
     secret = env.get("S3FACADE_SECRET_ACCESS_KEY")
-    if access_key and secret:
-        return replace(config, credentials={access_key: secret}, dev_credentials=False)
+    dev = not (access_key and secret)
+    root_key = DEV_ACCESS_KEY_ID if dev else str(access_key)
+    root_secret = DEV_SECRET_ACCESS_KEY if dev else str(secret)
+    credentials = {root_key: root_secret}
+    admins, bypass = {root_key}, {root_key}
+    for user_key, user in users.items():
+        credentials[user_key] = str(user["secret"])
+        if user.get("admin"):
+            admins.add(user_key)
+        if user.get("bypass_governance"):
+            bypass.add(user_key)
     return replace(
-        config, credentials={DEV_ACCESS_KEY_ID: DEV_SECRET_ACCESS_KEY}, dev_credentials=True
+        config,
+        credentials=credentials,
+        dev_credentials=dev,
+        admins=frozenset(admins),
+        bypass_governance=frozenset(bypass),
     )
 
 
@@ -76,7 +101,15 @@ def _quick_start_upstream(config: ServerConfig, flags: Mapping[str, Any]) -> Ser
 
 
 def _merge(config: ServerConfig, values: Mapping[str, Any]) -> ServerConfig:
-    known = {"host", "port", "data_dir", "region", "base_domain"}
+    known = {
+        "host",
+        "port",
+        "data_dir",
+        "region",
+        "base_domain",
+        "lifecycle_interval_seconds",
+        "test_clock",
+    }
     unknown = set(values) - known
     if unknown:
         raise ValueError(f"unknown server settings: {', '.join(sorted(unknown))}")

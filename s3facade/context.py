@@ -12,6 +12,11 @@ from registry import Registry
 class ServerContext:
     registry: Registry
     region: str
+    bypass_governance: frozenset[str] = frozenset()  # principals allowed to bypass
+
+    def may_bypass(self, principal: str, header: str | None) -> bool:
+        """x-amz-bypass-governance-retention: true, from a principal allowed to."""
+        return (header or "").strip().lower() == "true" and principal in self.bypass_governance
 
 
 def canonical_user_id(principal: str) -> str:
