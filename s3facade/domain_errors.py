@@ -4,29 +4,56 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from registry import ObjectVersion
 from registry import errors as domain
 from s3facade.errors import S3Error
+from s3facade.responses import http_date
 
-S3_CODES: Mapping[type[domain.RegistryError], str] = {
-    domain.NoSuchBucket: "NoSuchBucket",
-    domain.BucketAlreadyExists: "BucketAlreadyExists",
-    domain.BucketAlreadyOwnedByYou: "BucketAlreadyOwnedByYou",
-    domain.BucketNotEmpty: "BucketNotEmpty",
-    domain.NoSuchKey: "NoSuchKey",
-    domain.PreconditionFailed: "PreconditionFailed",
-    domain.ConditionalRequestConflict: "ConditionalRequestConflict",
-    domain.StorageUnavailable: "ServiceUnavailable",
-    domain.StorageFull: "InternalError",
-    domain.NoSuchUpload: "NoSuchUpload",
-    domain.InvalidPart: "InvalidPart",
-    domain.InvalidPartOrder: "InvalidPartOrder",
-    domain.EntityTooSmall: "EntityTooSmall",
+# error class -> (S3 code, message or None for the table's default)
+S3_CODES: Mapping[type[domain.RegistryError], tuple[str, str | None]] = {
+    domain.NoSuchBucket: ("NoSuchBucket", None),
+    domain.BucketAlreadyExists: ("BucketAlreadyExists", None),
+    domain.BucketAlreadyOwnedByYou: ("BucketAlreadyOwnedByYou", None),
+    domain.BucketNotEmpty: ("BucketNotEmpty", None),
+    domain.NoSuchKey: ("NoSuchKey", None),
+    domain.NoSuchVersion: ("NoSuchVersion", None),
+    domain.DeleteMarkerFound: ("MethodNotAllowed", None),
+    domain.PreconditionFailed: ("PreconditionFailed", None),
+    domain.ConditionalRequestConflict: ("ConditionalRequestConflict", None),
+    domain.StorageUnavailable: ("ServiceUnavailable", None),
+    domain.StorageFull: ("InternalError", None),
+    domain.NoSuchUpload: ("NoSuchUpload", None),
+    domain.InvalidPart: ("InvalidPart", None),
+    domain.InvalidPartOrder: ("InvalidPartOrder", None),
+    domain.EntityTooSmall: ("EntityTooSmall", None),
+    domain.ObjectLocked: ("AccessDenied", "Access Denied because object protected by object lock."),
+    domain.RetentionDenied: (
+        "AccessDenied",
+        "Access Denied: shortening or removing retention needs "
+        "x-amz-bypass-governance-retention and the right to bypass (never for COMPLIANCE).",
+    ),
+    domain.ObjectLockNotEnabled: ("InvalidRequest", "Bucket is missing Object Lock Configuration"),
+    domain.InvalidBucketState: ("InvalidBucketState", None),
 }
 
 
 def s3_error_for(exc: domain.RegistryError) -> S3Error:
     for cls in type(exc).__mro__:
-        code = S3_CODES.get(cls)
-        if code is not None:
-            return S3Error(code)
+        entry = S3_CODES.get(cls)
+        if entry is not None:
+            code, message = entry
+            return S3Error(code, message, headers=_marker_headers(exc))
     return S3Error("InternalError")
+
+
+def _marker_headers(exc: domain.RegistryError) -> dict[str, str]:
+    """A delete marker in the way is announced in headers, as AWS does."""
+    marker: ObjectVersion | None = None
+    if isinstance(exc, domain.NoSuchKey | domain.DeleteMarkerFound):
+        marker = exc.marker
+    if marker is None:
+        return {}
+    headers = {"x-amz-delete-marker": "true", "x-amz-version-id": marker.version_id}
+    if isinstance(exc, domain.DeleteMarkerFound):
+        headers["Last-Modified"] = http_date(marker.last_modified)
+    return headers

@@ -114,3 +114,15 @@ class UploadIntegrity:
         self.hasher.update(body)
         receipt = BlobReceipt(len(body), hashlib.sha256(body).hexdigest())
         self.check(receipt, hashlib.md5(body).digest())
+
+
+async def require_integrity(req_body: RequestBody, limit: int = 2 * 1024 * 1024) -> bytes:
+    """A small payload of an operation that requires integrity (DeleteObjects, versioning,
+    Object Lock, retention, legal hold, lifecycle, tagging): Content-MD5 or an
+    x-amz-checksum-* header (rule 7), checked."""
+    integrity = UploadIntegrity.of(req_body)
+    if integrity.content_md5 is None and integrity.expected is None and integrity.trailer is None:
+        raise S3Error("InvalidRequest", "Missing required header for this request: Content-MD5")
+    body = await req_body.read(limit)
+    integrity.verify_bytes(body)
+    return body

@@ -37,6 +37,18 @@ class Action(StrEnum):
     COMPLETE_MULTIPART_UPLOAD = "CompleteMultipartUpload"
     ABORT_MULTIPART_UPLOAD = "AbortMultipartUpload"
     LIST_MULTIPART_UPLOADS = "ListMultipartUploads"
+    GET_BUCKET_VERSIONING = "GetBucketVersioning"
+    PUT_BUCKET_VERSIONING = "PutBucketVersioning"
+    LIST_OBJECT_VERSIONS = "ListObjectVersions"
+    GET_OBJECT_LOCK_CONFIGURATION = "GetObjectLockConfiguration"
+    PUT_OBJECT_LOCK_CONFIGURATION = "PutObjectLockConfiguration"
+    GET_OBJECT_RETENTION = "GetObjectRetention"
+    PUT_OBJECT_RETENTION = "PutObjectRetention"
+    GET_OBJECT_LEGAL_HOLD = "GetObjectLegalHold"
+    PUT_OBJECT_LEGAL_HOLD = "PutObjectLegalHold"
+    GET_OBJECT_TAGGING = "GetObjectTagging"
+    PUT_OBJECT_TAGGING = "PutObjectTagging"
+    DELETE_OBJECT_TAGGING = "DeleteObjectTagging"
 
 
 class Target(Enum):
@@ -79,6 +91,18 @@ ROUTES: tuple[Route, ...] = (
     Route(Target.BUCKET, "GET", Action.LIST_OBJECTS),
     Route(Target.BUCKET, "POST", Action.DELETE_OBJECTS, keyword="delete"),
     Route(Target.BUCKET, "GET", Action.LIST_MULTIPART_UPLOADS, keyword="uploads"),
+    Route(Target.BUCKET, "GET", Action.GET_BUCKET_VERSIONING, keyword="versioning"),
+    Route(Target.BUCKET, "PUT", Action.PUT_BUCKET_VERSIONING, keyword="versioning"),
+    Route(Target.BUCKET, "GET", Action.LIST_OBJECT_VERSIONS, keyword="versions"),
+    Route(Target.BUCKET, "GET", Action.GET_OBJECT_LOCK_CONFIGURATION, keyword="object-lock"),
+    Route(Target.BUCKET, "PUT", Action.PUT_OBJECT_LOCK_CONFIGURATION, keyword="object-lock"),
+    Route(Target.OBJECT, "GET", Action.GET_OBJECT_RETENTION, keyword="retention"),
+    Route(Target.OBJECT, "PUT", Action.PUT_OBJECT_RETENTION, keyword="retention"),
+    Route(Target.OBJECT, "GET", Action.GET_OBJECT_LEGAL_HOLD, keyword="legal-hold"),
+    Route(Target.OBJECT, "PUT", Action.PUT_OBJECT_LEGAL_HOLD, keyword="legal-hold"),
+    Route(Target.OBJECT, "GET", Action.GET_OBJECT_TAGGING, keyword="tagging"),
+    Route(Target.OBJECT, "PUT", Action.PUT_OBJECT_TAGGING, keyword="tagging"),
+    Route(Target.OBJECT, "DELETE", Action.DELETE_OBJECT_TAGGING, keyword="tagging"),
     Route(Target.OBJECT, "PUT", Action.UPLOAD_PART_COPY, "uploadId", "x-amz-copy-source"),
     Route(Target.OBJECT, "PUT", Action.UPLOAD_PART, keyword="uploadId"),
     Route(Target.OBJECT, "PUT", Action.COPY_OBJECT, header="x-amz-copy-source"),

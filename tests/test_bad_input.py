@@ -861,7 +861,7 @@ def test_put_if_match_on_missing_key(s3: Any, server: RunningServer, unchanged: 
 # --- sub-resources we do not serve ------------------------------------------------------
 
 
-@pytest.mark.parametrize("subresource", ["acl", "policy", "cors", "lifecycle", "versioning"])
+@pytest.mark.parametrize("subresource", ["acl", "policy", "cors", "website", "logging"])
 def test_unknown_bucket_subresource_is_not_a_listing(
     server: RunningServer, unchanged: str, subresource: str
 ) -> None:
@@ -870,9 +870,19 @@ def test_unknown_bucket_subresource_is_not_a_listing(
     assert b"ListBucketResult" not in reply.body and KEY.encode() not in reply.body
 
 
-@pytest.mark.parametrize("subresource", ["acl", "tagging", "retention", "legal-hold"])
-def test_unknown_object_subresource_does_not_overwrite(
-    server: RunningServer, unchanged: str, subresource: str
+@pytest.mark.parametrize(
+    ("subresource", "status", "code"),
+    [
+        ("acl", 501, "NotImplemented"),
+        ("torrent", 501, "NotImplemented"),
+        # Served sub-resources refuse a document of the wrong shape.
+        ("tagging", 400, "MalformedXML"),
+        ("retention", 400, "MalformedXML"),
+        ("legal-hold", 400, "MalformedXML"),
+    ],
+)
+def test_object_subresource_put_does_not_overwrite(
+    server: RunningServer, unchanged: str, subresource: str, status: int, code: str
 ) -> None:
     body = b"<AccessControlPolicy/>"
     reply = send(
@@ -883,7 +893,7 @@ def test_unknown_object_subresource_does_not_overwrite(
         body=body,
         headers={"Content-MD5": md5_b64(body)},
     )
-    assert_error(reply, 501, "NotImplemented")
+    assert_error(reply, status, code)
 
 
 # --- still serving ------------------------------------------------------------------------

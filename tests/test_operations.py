@@ -57,7 +57,7 @@ def test_virtual_hosted(
     [
         ("GET", "/bkt", "acl", "NotImplemented"),
         ("GET", "/bkt", "policy", "NotImplemented"),
-        ("GET", "/bkt/k", "tagging", "NotImplemented"),
+        ("GET", "/bkt/k", "torrent", "NotImplemented"),
         ("POST", "/bkt/k", "", "MethodNotAllowed"),
         ("PATCH", "/bkt", "", "MethodNotAllowed"),
         ("GET", "/bkt/%FF", "", "InvalidURI"),

@@ -7,7 +7,17 @@ from collections.abc import Awaitable, Callable, Mapping
 from starlette.responses import Response
 
 from s3facade.context import ServerContext
-from s3facade.handlers import buckets, copy, listing, multipart, objects, reads
+from s3facade.handlers import (
+    buckets,
+    copy,
+    listing,
+    multipart,
+    object_lock,
+    objects,
+    reads,
+    tagging,
+    versioning,
+)
 from s3facade.operations import Action
 from s3facade.request import S3Request
 
@@ -34,4 +44,16 @@ HANDLERS: Mapping[Action, Handler] = {
     Action.COMPLETE_MULTIPART_UPLOAD: multipart.complete_multipart_upload,
     Action.ABORT_MULTIPART_UPLOAD: multipart.abort_multipart_upload,
     Action.LIST_MULTIPART_UPLOADS: multipart.list_multipart_uploads,
+    Action.GET_BUCKET_VERSIONING: versioning.get_bucket_versioning,
+    Action.PUT_BUCKET_VERSIONING: versioning.put_bucket_versioning,
+    Action.LIST_OBJECT_VERSIONS: versioning.list_object_versions,
+    Action.GET_OBJECT_LOCK_CONFIGURATION: object_lock.get_object_lock_configuration,
+    Action.PUT_OBJECT_LOCK_CONFIGURATION: object_lock.put_object_lock_configuration,
+    Action.GET_OBJECT_RETENTION: object_lock.get_object_retention,
+    Action.PUT_OBJECT_RETENTION: object_lock.put_object_retention,
+    Action.GET_OBJECT_LEGAL_HOLD: object_lock.get_object_legal_hold,
+    Action.PUT_OBJECT_LEGAL_HOLD: object_lock.put_object_legal_hold,
+    Action.GET_OBJECT_TAGGING: tagging.get_object_tagging,
+    Action.PUT_OBJECT_TAGGING: tagging.put_object_tagging,
+    Action.DELETE_OBJECT_TAGGING: tagging.delete_object_tagging,
 }

@@ -80,7 +80,8 @@ async def create_bucket(req: S3Request, server: ServerContext) -> Response:
                 f"The specified location-constraint is not valid: {constraint!r}; this "
                 f"endpoint serves {server.region!r}.",
             )
-    await server.registry.create_bucket(req.bucket, server.region, req.provenance)
+    lock = req.headers.get("x-amz-bucket-object-lock-enabled", "").strip().lower() == "true"
+    await server.registry.create_bucket(req.bucket, server.region, req.provenance, object_lock=lock)
     return Response(status_code=200, headers={"Location": f"/{req.bucket}"})
 
 

@@ -6,11 +6,13 @@ from urllib.parse import unquote
 
 from starlette.responses import Response
 
-from registry import NULL_VERSION, ObjectSpec, ObjectVersion
+from registry import ObjectSpec, ObjectVersion
 from s3facade.conditional import NotModified, check_read_conditions
 from s3facade.context import ServerContext
 from s3facade.errors import S3Error
+from s3facade.handlers.object_lock import lock_request
 from s3facade.handlers.objects import check_key, object_spec, parse_tagging, write_condition
+from s3facade.handlers.versioning import version_headers
 from s3facade.request import S3Request
 from s3facade.responses import xml_response
 from s3facade.xml import Document, add, iso8601
@@ -37,13 +39,13 @@ def copy_source(req: S3Request, server: ServerContext) -> ObjectVersion:
             extra={"ArgumentName": "x-amz-copy-source"},
         )
     version_id = query.removeprefix("versionId=") if query.startswith("versionId=") else None
-    if version_id is not None and version_id != NULL_VERSION:
+    if version_id is not None and not version_id:
         raise S3Error(
             "InvalidArgument",
             "Invalid version id specified",
             extra={"ArgumentName": "x-amz-copy-source"},
         )
-    source = server.registry.head_object(bucket, key)
+    source = server.registry.head_object(bucket, key, version_id)
     try:
         check_read_conditions(req.headers, source, prefix="x-amz-copy-source-")
     except NotModified:
@@ -88,6 +90,7 @@ async def copy_object(req: S3Request, server: ServerContext) -> Response:
         spec=copied_spec(req, source),
         provenance=req.provenance,
         condition=write_condition(req.headers),
+        lock=lock_request(req.headers),
     )
     doc = Document("CopyObjectResult")
     add(doc.root, "LastModified", iso8601(version.last_modified))
@@ -95,4 +98,8 @@ async def copy_object(req: S3Request, server: ServerContext) -> Response:
     for name, value in version.checksums.items():
         add(doc.root, "ChecksumType", version.checksum_type)
         add(doc.root, f"Checksum{name}", value)
-    return xml_response(doc)
+    headers = version_headers(server.registry.bucket(req.bucket), version)
+    source_bucket = server.registry.bucket(source.bucket)
+    if source_bucket.versioning is not None:
+        headers["x-amz-copy-source-version-id"] = source.version_id
+    return xml_response(doc, headers=headers)

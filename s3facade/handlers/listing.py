@@ -21,7 +21,7 @@ MAX_KEYS = 1000
 _TOKEN_PREFIX = b"s3facade:v1:"
 
 
-def _max_keys(req: S3Request) -> int:
+def max_keys_param(req: S3Request) -> int:
     text = req.query.get("max-keys", str(MAX_KEYS))
     try:
         value = int(text)
@@ -36,7 +36,7 @@ def _max_keys(req: S3Request) -> int:
     return min(value, MAX_KEYS)
 
 
-def _encoder(req: S3Request) -> Callable[[str], str]:
+def encoder(req: S3Request) -> Callable[[str], str]:
     encoding = req.query.get("encoding-type")
     if encoding is None:
         return lambda value: value
@@ -109,8 +109,8 @@ def _header(doc: Document, req: S3Request, encode: Callable[[str], str], max_key
 
 
 async def list_objects_v2(req: S3Request, server: ServerContext) -> Response:
-    max_keys = _max_keys(req)
-    encode = _encoder(req)
+    max_keys = max_keys_param(req)
+    encode = encoder(req)
     token = req.query.get("continuation-token")
     start_after = req.query.get("start-after", "")
     # start-after is ignored once a continuation token is given (rule 11).
@@ -137,8 +137,8 @@ async def list_objects_v2(req: S3Request, server: ServerContext) -> Response:
 
 
 async def list_objects(req: S3Request, server: ServerContext) -> Response:
-    max_keys = _max_keys(req)
-    encode = _encoder(req)
+    max_keys = max_keys_param(req)
+    encode = encoder(req)
     marker = req.query.get("marker", "")
     page = _page(req, server, marker, max_keys)
     doc = Document("ListBucketResult")

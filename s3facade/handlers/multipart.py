@@ -25,7 +25,9 @@ from s3facade.domain_errors import s3_error_for
 from s3facade.errors import S3Error
 from s3facade.handlers.buckets import add_owner
 from s3facade.handlers.copy import copy_source
+from s3facade.handlers.object_lock import lock_request
 from s3facade.handlers.objects import check_key, object_spec, write_condition
+from s3facade.handlers.versioning import version_headers
 from s3facade.integrity import UploadIntegrity
 from s3facade.request import S3Request
 from s3facade.responses import error_xml, xml_response
@@ -95,6 +97,7 @@ async def create_multipart_upload(req: S3Request, server: ServerContext) -> Resp
         provenance=req.provenance,
         checksum_algorithm=algorithm,
         checksum_type=checksum_type,
+        lock=lock_request(req.headers),
     )
     doc = Document("InitiateMultipartUploadResult")
     add(doc.root, "Bucket", req.bucket)
@@ -386,7 +389,11 @@ async def complete_multipart_upload(req: S3Request, server: ServerContext) -> Re
     task = _background(completion)
     done, _ = await asyncio.wait({task}, timeout=COMPLETE_PATIENCE_SECONDS)
     if done:
-        return xml_response(_complete_result(req, task.result()))
+        version = task.result()
+        bucket = server.registry.bucket(req.bucket)
+        return xml_response(
+            _complete_result(req, version), headers=version_headers(bucket, version)
+        )
     return StreamingResponse(
         _keepalive_then_outcome(req, task), status_code=200, media_type="application/xml"
     )

@@ -7,13 +7,16 @@ from urllib.parse import parse_qsl
 from starlette.datastructures import Headers
 from starlette.responses import Response
 
-from registry import ObjectSpec, WriteCondition
+from registry import Bucket, ObjectSpec, ObjectVersion, WriteCondition
 from registry.errors import RegistryError
+from registry.model import DeleteOutcome
 from s3facade.conditional import unquote_etag
 from s3facade.context import ServerContext
 from s3facade.domain_errors import s3_error_for
 from s3facade.errors import S3Error
-from s3facade.integrity import UploadIntegrity
+from s3facade.handlers.object_lock import BYPASS_HEADER, lock_request
+from s3facade.handlers.versioning import requested_version, version_headers
+from s3facade.integrity import UploadIntegrity, require_integrity
 from s3facade.request import S3Request
 from s3facade.responses import xml_response
 from s3facade.xml import Document, add, child_text, children, parse
@@ -32,10 +35,19 @@ STORED_HEADERS = (
 )
 STORAGE_CLASSES = frozenset(
     {
-        "STANDARD", "REDUCED_REDUNDANCY", "STANDARD_IA", "ONEZONE_IA", "INTELLIGENT_TIERING",
-        "GLACIER", "DEEP_ARCHIVE", "GLACIER_IR", "OUTPOSTS", "SNOW", "EXPRESS_ONEZONE",
+        "STANDARD",
+        "REDUCED_REDUNDANCY",
+        "STANDARD_IA",
+        "ONEZONE_IA",
+        "INTELLIGENT_TIERING",
+        "GLACIER",
+        "DEEP_ARCHIVE",
+        "GLACIER_IR",
+        "OUTPOSTS",
+        "SNOW",
+        "EXPRESS_ONEZONE",
     }
-)  # fmt: skip
+)
 
 
 def check_key(key: str) -> None:
@@ -89,9 +101,22 @@ def parse_tagging(headers: Headers) -> dict[str, str]:
     if len(tags) > MAX_TAGS:
         raise S3Error("BadRequest", "Object tags cannot be greater than 10")
     for key, tag_value in tags.items():
-        if not 1 <= len(key) <= 128 or len(tag_value) > 256:
-            raise S3Error("InvalidTag", "The TagKey or TagValue you have provided is invalid")
+        check_tag(key, tag_value)
     return tags
+
+
+def check_tag(key: str, value: str) -> None:
+    if not 1 <= len(key) <= 128 or len(value) > 256:
+        raise S3Error("InvalidTag", "The TagKey or TagValue you have provided is invalid")
+
+
+def write_headers(bucket: Bucket, version: ObjectVersion) -> dict[str, str]:
+    """What PutObject (and CompleteMultipartUpload, CopyObject) answer in headers."""
+    headers = {"ETag": f'"{version.etag}"', **version_headers(bucket, version)}
+    for name, value in version.checksums.items():
+        headers[f"x-amz-checksum-{name.lower()}"] = value
+        headers["x-amz-checksum-type"] = version.checksum_type
+    return headers
 
 
 def write_condition(headers: Headers) -> WriteCondition:
@@ -120,49 +145,74 @@ async def put_object(req: S3Request, server: ServerContext) -> Response:
         condition=condition,
         hashers=integrity.hashers,
         check=integrity.check,
+        lock=lock_request(req.headers),
     )
-    headers = {"ETag": f'"{version.etag}"'}
-    for name, value in version.checksums.items():
-        headers[f"x-amz-checksum-{name.lower()}"] = value
-        headers["x-amz-checksum-type"] = "FULL_OBJECT"
-    return Response(status_code=200, headers=headers)
+    bucket = server.registry.bucket(req.bucket)
+    return Response(status_code=200, headers=write_headers(bucket, version))
+
+
+def delete_headers(outcome: DeleteOutcome) -> dict[str, str]:
+    headers = {}
+    if outcome.version_id is not None:
+        headers["x-amz-version-id"] = outcome.version_id
+    if outcome.delete_marker:
+        headers["x-amz-delete-marker"] = "true"
+    return headers
 
 
 async def delete_object(req: S3Request, server: ServerContext) -> Response:
     condition = WriteCondition(
         if_match=unquote_etag(req.headers["if-match"]) if "if-match" in req.headers else None
     )
-    await server.registry.delete_object(req.bucket, req.key, req.provenance, condition)
-    return Response(status_code=204)
+    outcome = await server.registry.delete_object(
+        req.bucket,
+        req.key,
+        req.provenance,
+        condition,
+        version_id=requested_version(req),
+        bypass_governance=server.may_bypass(
+            req.provenance.principal, req.headers.get(BYPASS_HEADER)
+        ),
+    )
+    return Response(status_code=204, headers=delete_headers(outcome))
 
 
 async def delete_objects(req: S3Request, server: ServerContext) -> Response:
-    integrity = UploadIntegrity.of(req.body)
-    if integrity.content_md5 is None and integrity.expected is None and integrity.trailer is None:
-        raise S3Error("InvalidRequest", "Missing required header for this request: Content-MD5")
-    body = await req.body.read(2 * 1024 * 1024)
-    integrity.verify_bytes(body)
+    body = await require_integrity(req.body)
     root = parse(body, "Delete")
     quiet = (child_text(root, "Quiet") or "").strip().lower() == "true"
     entries = list(children(root, "Object"))
     if not entries or len(entries) > MAX_DELETE_KEYS:
         raise S3Error("MalformedXML")
     server.registry.bucket(req.bucket)
+    bypass = server.may_bypass(req.provenance.principal, req.headers.get(BYPASS_HEADER))
     doc = Document("DeleteResult")
     for entry in entries:
         key = child_text(entry, "Key")
+        version_id = child_text(entry, "VersionId") or None
         if key is None:
             raise S3Error("MalformedXML")
         try:
             check_key(key)
-            await server.registry.delete_object(req.bucket, key, req.provenance)
+            outcome = await server.registry.delete_object(
+                req.bucket, key, req.provenance, version_id=version_id, bypass_governance=bypass
+            )
         except (S3Error, RegistryError) as exc:
             error = exc if isinstance(exc, S3Error) else s3_error_for(exc)
             result = add(doc.root, "Error")
             add(result, "Key", key)
+            if version_id is not None:
+                add(result, "VersionId", version_id)
             add(result, "Code", error.code)
             add(result, "Message", error.message)
             continue
         if not quiet:
-            add(add(doc.root, "Deleted"), "Key", key)
+            deleted = add(doc.root, "Deleted")
+            add(deleted, "Key", key)
+            if version_id is not None:
+                add(deleted, "VersionId", version_id)
+            if outcome.delete_marker:
+                add(deleted, "DeleteMarker", True)
+                if outcome.version_id is not None and version_id is None:
+                    add(deleted, "DeleteMarkerVersionId", outcome.version_id)
     return xml_response(doc)

@@ -11,6 +11,8 @@ from registry import ObjectVersion
 from s3facade.conditional import NotModified, check_read_conditions, parse_range
 from s3facade.context import ServerContext
 from s3facade.errors import S3Error
+from s3facade.handlers.object_lock import lock_headers
+from s3facade.handlers.versioning import requested_version, version_headers
 from s3facade.request import S3Request
 from s3facade.responses import http_date
 
@@ -25,7 +27,7 @@ RESPONSE_OVERRIDES = {
 }
 
 
-def object_headers(version: ObjectVersion, req: S3Request) -> dict[str, str]:
+def object_headers(version: ObjectVersion, req: S3Request, server: ServerContext) -> dict[str, str]:
     # Lower-case names throughout, so response-* overrides replace rather than duplicate.
     headers = {
         "etag": f'"{version.etag}"',
@@ -38,6 +40,8 @@ def object_headers(version: ObjectVersion, req: S3Request) -> dict[str, str]:
         headers[f"x-amz-meta-{name}"] = value
     if version.tags:
         headers["x-amz-tagging-count"] = str(len(version.tags))
+    headers.update(version_headers(server.registry.bucket(version.bucket), version))
+    headers.update(lock_headers(version))
     if version.part_sizes and "partNumber" in req.query:
         headers["x-amz-mp-parts-count"] = str(version.parts_count)
     for param, header in RESPONSE_OVERRIDES.items():
@@ -59,7 +63,7 @@ def _checksum_headers(version: ObjectVersion, req: S3Request) -> dict[str, str]:
 def _read(
     req: S3Request, server: ServerContext
 ) -> tuple[ObjectVersion, ByteRange | None, Response | None]:
-    version = server.registry.head_object(req.bucket, req.key)
+    version = server.registry.head_object(req.bucket, req.key, requested_version(req))
     try:
         check_read_conditions(req.headers, version)
     except NotModified:
@@ -85,9 +89,9 @@ def _part_range(text: str, version: ObjectVersion) -> ByteRange | None:
 
 
 def _framing(
-    version: ObjectVersion, byte_range: ByteRange | None, req: S3Request
+    version: ObjectVersion, byte_range: ByteRange | None, req: S3Request, server: ServerContext
 ) -> tuple[int, dict[str, str]]:
-    headers = object_headers(version, req)
+    headers = object_headers(version, req, server)
     if byte_range is None:
         headers.update(_checksum_headers(version, req))
         headers["content-length"] = str(version.size)
@@ -102,7 +106,7 @@ async def get_object(req: S3Request, server: ServerContext) -> Response:
     if not_modified is not None:
         _record(req, server, version, byte_range, status=304, sent=0, completed=True)
         return not_modified
-    status, headers = _framing(version, byte_range, req)
+    status, headers = _framing(version, byte_range, req, server)
     stream = server.registry.open_object(version, byte_range)
     first = await _first_block(stream)  # so a missing blob is an error, not a cut-off 200
     body = _recorded(req, server, version, byte_range, status, _prepend(first, stream))
@@ -114,7 +118,7 @@ async def head_object(req: S3Request, server: ServerContext) -> Response:
     if not_modified is not None:
         _record(req, server, version, byte_range, status=304, sent=0, completed=True)
         return not_modified
-    status, headers = _framing(version, byte_range, req)
+    status, headers = _framing(version, byte_range, req, server)
     _record(req, server, version, byte_range, status=status, sent=0, completed=True)
     return Response(status_code=status, headers=headers)
 

@@ -1,0 +1,55 @@
+"""Get/Put/DeleteObjectTagging."""
+
+from __future__ import annotations
+
+from starlette.responses import Response
+
+from s3facade.context import ServerContext
+from s3facade.errors import S3Error
+from s3facade.handlers.objects import MAX_TAGS, check_tag
+from s3facade.handlers.versioning import requested_version, version_headers
+from s3facade.integrity import require_integrity
+from s3facade.request import S3Request
+from s3facade.responses import xml_response
+from s3facade.xml import Document, add, child_text, children, parse
+
+
+async def get_object_tagging(req: S3Request, server: ServerContext) -> Response:
+    version = server.registry.head_object(req.bucket, req.key, requested_version(req))
+    doc = Document("Tagging")
+    tag_set = add(doc.root, "TagSet")
+    for key, value in version.tags.items():
+        tag = add(tag_set, "Tag")
+        add(tag, "Key", key)
+        add(tag, "Value", value)
+    bucket = server.registry.bucket(req.bucket)
+    return xml_response(doc, headers=version_headers(bucket, version))
+
+
+async def put_object_tagging(req: S3Request, server: ServerContext) -> Response:
+    root = parse(await require_integrity(req.body), "Tagging")
+    tags: dict[str, str] = {}
+    for tag_set in children(root, "TagSet"):
+        for tag in children(tag_set, "Tag"):
+            key, value = child_text(tag, "Key"), child_text(tag, "Value")
+            if key is None or value is None:
+                raise S3Error("MalformedXML")
+            if key in tags:
+                raise S3Error("InvalidTag", "Cannot provide multiple Tags with the same key")
+            check_tag(key, value)
+            tags[key] = value
+    if len(tags) > MAX_TAGS:
+        raise S3Error("BadRequest", "Object tags cannot be greater than 10")
+    version = await server.registry.put_object_tagging(
+        req.bucket, req.key, requested_version(req), tags, req.provenance
+    )
+    bucket = server.registry.bucket(req.bucket)
+    return Response(status_code=200, headers=version_headers(bucket, version))
+
+
+async def delete_object_tagging(req: S3Request, server: ServerContext) -> Response:
+    version = await server.registry.put_object_tagging(
+        req.bucket, req.key, requested_version(req), {}, req.provenance
+    )
+    bucket = server.registry.bucket(req.bucket)
+    return Response(status_code=204, headers=version_headers(bucket, version))

@@ -1,0 +1,105 @@
+"""Get/PutBucketVersioning and ListObjectVersions, and the version headers of responses."""
+
+from __future__ import annotations
+
+from starlette.responses import Response
+
+from registry import Bucket, ObjectVersion
+from registry.model import Versioning
+from s3facade.context import ServerContext
+from s3facade.errors import S3Error
+from s3facade.handlers.buckets import add_owner
+from s3facade.handlers.listing import encoder, max_keys_param
+from s3facade.integrity import require_integrity
+from s3facade.request import S3Request
+from s3facade.responses import xml_response
+from s3facade.xml import Document, add, child_text, iso8601, parse
+
+
+def version_headers(bucket: Bucket, version: ObjectVersion) -> dict[str, str]:
+    """x-amz-version-id, sent once versioning was ever configured on the bucket."""
+    if bucket.versioning is None:
+        return {}
+    return {"x-amz-version-id": version.version_id}
+
+
+def requested_version(req: S3Request) -> str | None:
+    version_id = req.query.get("versionId")
+    if version_id is not None and not version_id:
+        raise S3Error(
+            "InvalidArgument",
+            "Version id cannot be the empty string",
+            extra={"ArgumentName": "versionId"},
+        )
+    return version_id
+
+
+async def get_bucket_versioning(req: S3Request, server: ServerContext) -> Response:
+    bucket = server.registry.bucket(req.bucket)
+    doc = Document("VersioningConfiguration")
+    if bucket.versioning is not None:  # never enabled: an empty document, as AWS answers
+        add(doc.root, "Status", bucket.versioning.value)
+    return xml_response(doc)
+
+
+async def put_bucket_versioning(req: S3Request, server: ServerContext) -> Response:
+    body = await require_integrity(req.body)
+    status = child_text(parse(body, "VersioningConfiguration"), "Status")
+    try:
+        versioning = Versioning(status or "")
+    except ValueError:
+        raise S3Error("MalformedXML") from None
+    await server.registry.put_bucket_versioning(req.bucket, versioning, req.provenance)
+    return Response(status_code=200)
+
+
+async def list_object_versions(req: S3Request, server: ServerContext) -> Response:
+    limit = max_keys_param(req)
+    encode = encoder(req)
+    key_marker = req.query.get("key-marker", "")
+    version_id_marker = req.query.get("version-id-marker", "")
+    if version_id_marker and not key_marker:
+        raise S3Error(
+            "InvalidArgument",
+            "A version-id marker cannot be specified without a key marker.",
+            extra={"ArgumentName": "version-id-marker"},
+        )
+    page = server.registry.list_versions(
+        req.bucket,
+        prefix=req.query.get("prefix", ""),
+        delimiter=req.query.get("delimiter", ""),
+        key_marker=key_marker,
+        version_id_marker=version_id_marker,
+        max_keys=limit,
+    )
+    doc = Document("ListVersionsResult")
+    add(doc.root, "Name", req.bucket)
+    add(doc.root, "Prefix", encode(req.query.get("prefix", "")))
+    add(doc.root, "KeyMarker", encode(key_marker))
+    add(doc.root, "VersionIdMarker", version_id_marker)
+    if page.next_key_marker is not None:
+        add(doc.root, "NextKeyMarker", encode(page.next_key_marker))
+        if page.next_version_id_marker is not None:
+            add(doc.root, "NextVersionIdMarker", page.next_version_id_marker)
+    add(doc.root, "MaxKeys", limit)
+    if "delimiter" in req.query:
+        add(doc.root, "Delimiter", encode(req.query["delimiter"]))
+    add(doc.root, "IsTruncated", page.is_truncated)
+    if "encoding-type" in req.query:
+        add(doc.root, "EncodingType", "url")
+    for version, latest in page.versions:
+        entry = add(doc.root, "DeleteMarker" if version.delete_marker else "Version")
+        add(entry, "Key", encode(version.key))
+        add(entry, "VersionId", version.version_id)
+        add(entry, "IsLatest", latest)
+        add(entry, "LastModified", iso8601(version.last_modified))
+        if not version.delete_marker:
+            add(entry, "ETag", f'"{version.etag}"')
+            for algorithm in version.checksums:
+                add(entry, "ChecksumAlgorithm", algorithm)
+            add(entry, "Size", version.size)
+            add(entry, "StorageClass", "STANDARD")
+        add_owner(entry, version.owner)
+    for prefix in page.common_prefixes:
+        add(add(doc.root, "CommonPrefixes"), "Prefix", encode(prefix))
+    return xml_response(doc)
