@@ -24,11 +24,16 @@ class AdminError(Exception):
 
 
 class AdminClient:
-    def __init__(self, endpoint: str, region: str = "us-east-1") -> None:
+    def __init__(
+        self,
+        endpoint: str,
+        region: str = "us-east-1",
+        credentials: tuple[str, str] | None = None,
+    ) -> None:
         self._endpoint = endpoint.rstrip("/")
         self._region = region
         # The server's own variables first, then the AWS ones every S3 user has set.
-        self._credentials = Credentials(
+        access_key, secret = credentials or (
             os.environ.get("S3FACADE_ACCESS_KEY_ID")
             or os.environ.get("AWS_ACCESS_KEY_ID")
             or DEV_ACCESS_KEY_ID,
@@ -36,6 +41,7 @@ class AdminClient:
             or os.environ.get("AWS_SECRET_ACCESS_KEY")
             or DEV_SECRET_ACCESS_KEY,
         )
+        self._credentials = Credentials(access_key, secret)
 
     def request(
         self,
