@@ -194,20 +194,30 @@ PROTECTIONS = {
 }
 
 
-@pytest.fixture(params=sorted(PROTECTIONS))
-def protected(request: pytest.FixtureRequest, s3: Any, lock_bucket: str) -> dict[str, Any]:
-    extra = dict(PROTECTIONS[request.param])
+def protect(s3: Any, bucket: str, kind: str) -> dict[str, Any]:
+    extra = dict(PROTECTIONS[kind])
     if "ObjectLockMode" in extra:
         extra["ObjectLockRetainUntilDate"] = future(1)
     body = os.urandom(100_000)
-    put = s3.put_object(Bucket=lock_bucket, Key="evidence.bin", Body=body, **extra)
+    put = s3.put_object(Bucket=bucket, Key="evidence.bin", Body=body, **extra)
     return {
-        "bucket": lock_bucket,
+        "bucket": bucket,
         "key": "evidence.bin",
         "version": put["VersionId"],
         "sha256": hashlib.sha256(body).hexdigest(),
-        "kind": request.param,
+        "kind": kind,
     }
+
+
+@pytest.fixture(params=sorted(PROTECTIONS))
+def protected(request: pytest.FixtureRequest, s3: Any, lock_bucket: str) -> dict[str, Any]:
+    return protect(s3, lock_bucket, request.param)
+
+
+@pytest.fixture(params=["compliance", "governance"])
+def retained(request: pytest.FixtureRequest, s3: Any, lock_bucket: str) -> dict[str, Any]:
+    """Protected by a retention period (which is what could be shortened)."""
+    return protect(s3, lock_bucket, request.param)
 
 
 def assert_intact(s3: Any, target: dict[str, Any]) -> None:
@@ -263,9 +273,8 @@ def test_overwrite_copy_and_complete_keep_the_version(s3: Any, protected: dict[s
     assert_intact(s3, protected)
 
 
-def test_shortening_retention(s3: Any, nobypass: Any, protected: dict[str, Any]) -> None:
-    if protected["kind"] == "legal-hold":
-        pytest.skip("no retention period to shorten on a legal hold")
+def test_shortening_retention(s3: Any, nobypass: Any, retained: dict[str, Any]) -> None:
+    protected = retained
     b, k, v = protected["bucket"], protected["key"], protected["version"]
     sooner = {"Mode": "GOVERNANCE", "RetainUntilDate": future(0.01)}
     refused(lambda: s3.put_object_retention(Bucket=b, Key=k, VersionId=v, Retention=sooner))
