@@ -12,7 +12,7 @@ import tempfile
 from collections.abc import Awaitable, Callable, Collection
 from datetime import datetime
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 from urllib.parse import unquote_to_bytes
 
 from starlette.background import BackgroundTask
@@ -32,7 +32,11 @@ from registry.audit import (
     object_history,
     run_sql,
 )
+from registry.errors import NoSuchKey, RegistryError
+from registry.gc import collect_garbage
+from registry.sweeper import run as run_lifecycle
 from registry.verify import VerifyReport, referenced_blobs, verify_blobs, verify_chain
+from s3facade.domain_errors import s3_error_for
 from s3facade.errors import S3Error
 from s3facade.request import check_payload_hash
 from s3facade.sigv4 import Authenticator, RequestView
@@ -67,6 +71,9 @@ class AdminAPI:
             Route("/-/admin/verify", guarded(self.verify), methods=["POST"]),
             Route("/-/admin/rebuild", guarded(self.rebuild), methods=["POST"]),
             Route("/-/admin/clock", guarded(self.clock), methods=["POST"]),
+            Route("/-/admin/lifecycle/run", guarded(self.lifecycle_run), methods=["POST"]),
+            Route("/-/admin/gc", guarded(self.gc), methods=["POST"]),
+            Route("/-/admin/retention/{rest:path}", guarded(self.retention), methods=["GET"]),
         ]
 
     def _guarded(self, endpoint: Endpoint) -> Endpoint:
@@ -80,6 +87,9 @@ class AdminAPI:
                 return _error(400, "InvalidRequest", str(exc))
             except NoHistory as exc:
                 return _error(404, "NoSuchKey", f"no current version of {exc}")
+            except RegistryError as exc:
+                error = s3_error_for(exc)
+                return _error(error.status, error.code, error.message)
 
         return guarded
 
@@ -97,8 +107,10 @@ class AdminAPI:
     @staticmethod
     def _object(request: Request) -> tuple[str, str]:
         raw: bytes = request.scope.get("raw_path") or request.url.path.encode()
-        # /-/provenance/<bucket>/<key> or /-/admin/attest/<bucket>/<key>, raw for %2F in keys
-        prefix = b"/-/provenance/" if raw.startswith(b"/-/provenance/") else b"/-/admin/attest/"
+        # /-/provenance/<bucket>/<key>, /-/admin/attest/... or /-/admin/retention/...; raw
+        # for %2F in keys
+        prefixes = (b"/-/provenance/", b"/-/admin/attest/", b"/-/admin/retention/")
+        prefix = next((p for p in prefixes if raw.startswith(p)), prefixes[0])
         bucket, _, key = raw[len(prefix) :].partition(b"/")
         if not bucket or not key:
             raise S3Error("InvalidURI", "expected /<bucket>/<key>")
@@ -159,12 +171,66 @@ class AdminAPI:
         before, after = self._registry.rebuild()
         return JSONResponse({"identical": before == after, "live": before, "rebuilt": after})
 
+    async def gc(self, request: Request) -> Response:
+        """One blob gc pass now (`?dry-run=true`: report only); see registry.gc."""
+        dry_run = request.query_params.get("dry-run", "false").lower() == "true"
+        report = await collect_garbage(self._registry, dry_run=dry_run, trigger="admin")
+        return JSONResponse(report.as_dict())
+
+    async def retention(self, request: Request) -> Response:
+        bucket, key = self._object(request)
+        return JSONResponse(retention_of(self._registry, bucket, key))
+
+    async def lifecycle_run(self, request: Request) -> Response:
+        """Apply the lifecycle rules now (`?dry-run=true`: plan only; `?bucket=`: one bucket)."""
+        params = request.query_params
+        dry_run = params.get("dry-run", "false").lower() == "true"
+        buckets = [params["bucket"]] if "bucket" in params else None
+        result = await run_lifecycle(self._registry, dry_run=dry_run, buckets=buckets)
+        return JSONResponse(result.as_dict())
+
     async def clock(self, request: Request) -> Response:
         """Tests only (`test_clock = true`): move the retention clock forward."""
         if not self._clock_control:
             raise S3Error("AccessDenied", "clock control is off (test_clock in the config)")
         self._registry.clock.advance(float(request.query_params.get("advance", "0")))
         return JSONResponse({"now": self._registry.clock().isoformat() + "Z"})
+
+
+def retention_of(registry: Registry, bucket: str, key: str) -> dict[str, Any]:
+    """The effective retention of every version of a key, newest first, as JSON: what
+    `s3facade retention` shows. "protected" is judged by the registry's clock."""
+    registry.bucket(bucket)  # NoSuchBucket
+    versions = registry.namespace.versions(bucket, key)
+    if not versions:
+        raise NoSuchKey(key)
+    now = registry.clock()
+    return {
+        "bucket": bucket,
+        "key": key,
+        "now": _iso(now),
+        "versions": [
+            {
+                "version_id": version.version_id,
+                "is_latest": index == 0,
+                "delete_marker": version.delete_marker,
+                "last_modified": _iso(version.last_modified),
+                "size": version.size,
+                "sha256": version.sha256 or None,
+                "lock_mode": version.lock_mode.value if version.lock_mode else None,
+                "retain_until": _iso(version.retain_until) if version.retain_until else None,
+                "legal_hold": version.legal_hold,
+                "protected": version.protected(now),
+                "retention_source": version.retention_source,
+                "retention_policy": version.retention_policy,
+            }
+            for index, version in enumerate(versions)
+        ],
+    }
+
+
+def _iso(time: datetime) -> str:
+    return time.isoformat() + "Z"  # the registry keeps naive UTC
 
 
 def _remove_tree(directory: Path) -> None:

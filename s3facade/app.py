@@ -7,6 +7,7 @@ only return responses or raise S3Error / domain errors.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
 from collections.abc import AsyncIterator
@@ -22,6 +23,8 @@ from starlette.types import Receive, Scope, Send
 
 from registry import Provenance, Registry
 from registry.errors import RegistryError
+from registry.gc import run_periodically
+from registry.sweeper import Sweeper
 from s3facade.admin import AdminAPI
 from s3facade.config import ServerConfig
 from s3facade.context import ServerContext
@@ -143,7 +146,18 @@ def build_app(config: ServerConfig, registry: Registry) -> Starlette:
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        sweeper = Sweeper(registry, config.lifecycle_interval_seconds)  # bucket lifecycle rules
+        sweeper.start()
+        stop_gc = asyncio.Event()
+        gc_task = None
+        if config.gc_interval_seconds > 0:
+            gc = run_periodically(registry, config.gc_interval_seconds, stop_gc)
+            gc_task = asyncio.create_task(gc, name="blob-gc")
         yield
+        stop_gc.set()  # a pass in flight ends at its next blob and records what it removed
+        if gc_task is not None:
+            await gc_task
+        await sweeper.stop()  # an expiry already queued in the log still commits on close
         await registry.close()
 
     admin = AdminAPI(

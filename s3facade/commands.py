@@ -1,4 +1,4 @@
-"""Registry commands: provenance, log, sql, export, attest, verify, rebuild.
+"""Registry commands: provenance, log, sql, export, attest, verify, rebuild, gc, retention.
 
 Each works two ways: against a running server through its admin API (`--endpoint`), or
 offline on a stopped server's data dir (`--data-dir`, the default), since DuckDB lets
@@ -12,7 +12,7 @@ import asyncio
 import json
 import sys
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -31,8 +31,10 @@ from registry.audit import (
     object_history,
     run_sql,
 )
-from registry.errors import CorruptLog, LogInUse
-from registry.registry import open_log_read_only
+from registry.errors import CorruptLog, LogInUse, NoSuchBucket, NoSuchKey
+from registry.gc import collect, plan_collection
+from registry.registry import LOG_FILE, open_log_read_only
+from registry.sweeper import run as run_lifecycle
 from registry.verify import (
     Finding,
     VerifyReport,
@@ -40,6 +42,7 @@ from registry.verify import (
     verify_blobs,
     verify_chain,
 )
+from s3facade.admin import retention_of
 from s3facade.admin_client import AdminClient, AdminError, object_path
 
 OpenRegistry = Callable[[argparse.Namespace], Registry]
@@ -102,6 +105,8 @@ def _event_rows(events: list[dict[str, Any]], title: str) -> Table:
         if event["type"] == "ObjectRead":
             details = f"{data.get('method')} {data.get('status')} {data.get('bytes_sent')} B"
             details += "" if data.get("completed") else " (client hung up)"
+        if event["type"] == "BlobsCollected":
+            details = f"{data.get('count')} blob(s), {data.get('bytes')} B reclaimed"
         if data.get("attached"):
             details += " " + ", ".join(f"{k}={v}" for k, v in data["attached"].items())
         if data.get("derived_from"):
@@ -286,6 +291,179 @@ def rebuild(args: argparse.Namespace, open_registry: OpenRegistry) -> int:
     return 0 if data["identical"] else 1
 
 
+def gc(args: argparse.Namespace, open_registry: OpenRegistry) -> int:
+    show_progress = not args.json and sys.stderr.isatty()
+    if args.endpoint:
+        params = {"dry-run": "true"} if args.dry_run else None
+        waiting = Console(stderr=True).status("collecting garbage on the server")
+        with waiting if show_progress else nullcontext():
+            data = AdminClient(args.endpoint).json("POST", "/-/admin/gc", params)
+    elif args.dry_run:  # reads only: the log may stay read-only
+        with offline(args, open_registry) as registry:
+            data = asyncio.run(_gc_offline(registry, dry_run=True, show_progress=show_progress))
+    else:
+        registry = _open_writable(args)
+        data = asyncio.run(_gc_offline(registry, dry_run=False, show_progress=show_progress))
+
+    def render(data: dict[str, Any], console: Console) -> None:
+        verb = "would remove" if data["dry_run"] else "removed"
+        blobs = Table.grid(padding=(0, 2))  # no borders: a digest alone is 64 columns
+        for blob in data["collected"][:50]:
+            blobs.add_row(blob["backend_id"], blob["sha256"], f"{blob['size']} B")
+        if len(data["collected"]) > 50:
+            blobs.add_row("…", f"and {len(data['collected']) - 50} more (see --json)", "")
+        console.print(blobs)
+        console.print(
+            f"{data['candidates']} candidate(s): {verb} {data['collected_count']} blob(s), "
+            f"{data['collected_bytes']} bytes; {data['kept']} still referenced, "
+            f"{data['absent']} already gone"
+        )
+        for problem in data["problems"]:
+            where = f"{problem['backend_id']}:{problem['sha256']}"
+            console.print(f"[red]PROBLEM[/] {where}: {problem['reason']}")
+
+    _emit(args, data, render)
+    return 1 if data["problems"] else 0
+
+
+async def _gc_offline(registry: Registry, *, dry_run: bool, show_progress: bool) -> dict[str, Any]:
+    try:
+        plan = await plan_collection(registry)
+        with Progress(disable=not show_progress, transient=True) as progress:
+            task = progress.add_task("blobs", total=len(plan.candidates))
+            report = await collect(
+                registry,
+                plan,
+                dry_run=dry_run,
+                progress=lambda n: progress.advance(task, n),
+                trigger="offline",
+            )
+        return report.as_dict()
+    finally:
+        if not dry_run:  # a read-only registry is closed by `offline()`
+            await registry.close()
+        for backend in registry.backends.values():
+            close = getattr(backend, "aclose", None)  # upstream clients hold connections
+            if close is not None:
+                await close()
+
+
+def _open_writable(args: argparse.Namespace) -> Registry:
+    """The stopped server's registry with a writable log: gc records what it removed.
+    (The other offline commands open it read-only.)"""
+    from s3facade.cli import open_registry as open_configured  # cli imports this module
+    from s3facade.config import load_config
+
+    if not (args.data_dir / LOG_FILE).exists():
+        raise CommandError(f"no registry in {args.data_dir} (see --data-dir)")
+    try:
+        return open_configured(load_config(args.config, {"data_dir": args.data_dir}))
+    except LogInUse as exc:
+        raise CommandError(
+            f"{args.data_dir} is in use, probably by a running server: use --endpoint URL ({exc})"
+        ) from None
+
+
+def retention(args: argparse.Namespace, open_registry: OpenRegistry) -> int:
+    bucket, key = parse_s3_url(args.url)
+    if args.endpoint:
+        data = AdminClient(args.endpoint).json(
+            "GET", object_path("/-/admin/retention", bucket, key)
+        )
+    else:
+        with offline(args, open_registry) as registry:
+            try:
+                data = retention_of(registry, bucket, key)
+            except NoSuchBucket:
+                raise CommandError(f"no bucket {bucket!r}") from None
+            except NoSuchKey:
+                raise CommandError(f"no versions of {args.url}") from None
+
+    def render(data: dict[str, Any], console: Console) -> None:
+        # One block per version: version ids are long, a wide table would not fit.
+        console.print(f"[bold]{args.url}[/] (now {_short_time(data['now'])})")
+        for v in data["versions"]:
+            state = ["latest" if v["is_latest"] else "noncurrent"]
+            state += ["delete marker"] if v["delete_marker"] else []
+            console.print(f"\nversion [bold]{v['version_id']}[/] ({', '.join(state)})")
+            rows = Table.grid(padding=(0, 2))
+            lock = "none"
+            if v["lock_mode"]:
+                lock = f"{v['lock_mode']} until {_short_time(v['retain_until'])}"
+            rows.add_row("  retention", lock)
+            rows.add_row("  legal hold", "ON" if v["legal_hold"] else "off")
+            rows.add_row("  protected", "[bold red]yes[/]" if v["protected"] else "no")
+            rows.add_row("  set by", v["retention_source"] or "-")
+            rows.add_row("  policy", v["retention_policy"] or "-")
+            console.print(rows)
+
+    _emit(args, data, render)
+    return 0
+
+
+def _short_time(iso: str | None) -> str:
+    """2026-01-02T03:04:05.678901Z -> 2026-01-02 03:04:05Z."""
+    return f"{iso[:10]} {iso[11:19]}Z" if iso else "-"
+
+
+def lifecycle_run(args: argparse.Namespace, open_registry: OpenRegistry) -> int:
+    show_progress = not args.json and sys.stderr.isatty()
+    if args.endpoint:
+        params = {"dry-run": "true"} if args.dry_run else {}
+        params |= {"bucket": args.bucket} if args.bucket else {}
+        waiting = Console(stderr=True).status("applying the lifecycle rules on the server")
+        with waiting if show_progress else nullcontext():
+            data = AdminClient(args.endpoint).json("POST", "/-/admin/lifecycle/run", params)
+    elif args.dry_run:  # plans only: the log may stay read-only
+        with offline(args, open_registry) as registry:
+            data = asyncio.run(_lifecycle_offline(registry, args, show_progress=show_progress))
+    else:
+        registry = _open_writable(args)
+        data = asyncio.run(_lifecycle_offline(registry, args, show_progress=show_progress))
+
+    def render(data: dict[str, Any], console: Console) -> None:
+        dry_run = " (dry run: nothing changed)" if data["dry_run"] else ""
+        table = Table(title=f"lifecycle at {data['now']}{dry_run}")
+        for column in ("action", "bucket/key", "version or upload", "rule", "status"):
+            table.add_column(column)
+        for step in data["steps"]:
+            table.add_row(
+                step["action"],
+                f"{step['bucket']}/{step['key']}",
+                step["version_id"] or step["upload_id"] or "",
+                step["rule"],
+                step["status"] + (f": {step['reason']}" if step["reason"] else ""),
+            )
+        if data["steps"]:
+            console.print(table)
+        counts = data["counts"]
+        done = f"{counts['planned']} planned" if data["dry_run"] else f"{counts['applied']} applied"
+        console.print(f"{done}, {counts['skipped']} skipped (protected, or changed meanwhile)")
+
+    _emit(args, data, render)
+    return 0
+
+
+async def _lifecycle_offline(
+    registry: Registry, args: argparse.Namespace, *, show_progress: bool
+) -> dict[str, Any]:
+    try:
+        with Progress(disable=not show_progress, transient=True) as progress:
+            task = progress.add_task("lifecycle", total=None)
+            result = await run_lifecycle(
+                registry,
+                dry_run=args.dry_run,
+                buckets=[args.bucket] if args.bucket else None,
+                progress=lambda done, total: progress.update(task, completed=done, total=total),
+            )
+        return result.as_dict()
+    except NoSuchBucket:
+        raise CommandError(f"no bucket {args.bucket!r}") from None
+    finally:
+        if not args.dry_run:  # a read-only registry is closed by `offline()`
+            await registry.close()
+
+
 def register(commands: Any, open_registry: OpenRegistry) -> None:
     """Add the registry commands to the `s3facade` parser."""
 
@@ -313,6 +491,18 @@ def register(commands: Any, open_registry: OpenRegistry) -> None:
     parser.add_argument("url", help="s3://bucket/key")
     add("verify", verify, "check the hash chain and every blob")
     add("rebuild", rebuild, "replay the log into fresh views and compare")
+    lifecycle = commands.add_parser("lifecycle", help="bucket lifecycle rules")
+    parser = lifecycle.add_subparsers(dest="lifecycle_command", required=True).add_parser(
+        "run", help="apply the lifecycle rules and retention expiry now"
+    )
+    add_source_arguments(parser)
+    parser.add_argument("--dry-run", action="store_true", help="list what would happen only")
+    parser.add_argument("--bucket", help="only this bucket")
+    parser.set_defaults(run=lambda args: _guard(lifecycle_run, args, open_registry))
+    parser = add("gc", gc, "remove blobs no version or upload references")
+    parser.add_argument("--dry-run", action="store_true", help="report, remove nothing")
+    parser = add("retention", retention, "the effective retention of each version of a key")
+    parser.add_argument("url", help="s3://bucket/key")
 
 
 def _guard(

@@ -38,6 +38,7 @@ class ServerConfig:
     bypass_governance: frozenset[str] = frozenset()
     retention: tuple[Mapping[str, Any], ...] = ()  # [[retention]] policies, see registry
     lifecycle_interval_seconds: float = 3600.0
+    gc_interval_seconds: float = 3600.0  # background blob gc; 0 turns it off
     test_clock: bool = False  # lets tests move the retention clock via the admin API
 
     @property
@@ -108,6 +109,7 @@ def _merge(config: ServerConfig, values: Mapping[str, Any]) -> ServerConfig:
         "region",
         "base_domain",
         "lifecycle_interval_seconds",
+        "gc_interval_seconds",
         "test_clock",
     }
     unknown = set(values) - known

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from registry import ObjectVersion
+from registry import ObjectVersion, lifecycle
 from registry import errors as domain
 from s3facade.errors import S3Error
 from s3facade.responses import http_date
@@ -34,6 +34,11 @@ S3_CODES: Mapping[type[domain.RegistryError], tuple[str, str | None]] = {
     ),
     domain.ObjectLockNotEnabled: ("InvalidRequest", "Bucket is missing Object Lock Configuration"),
     domain.InvalidBucketState: ("InvalidBucketState", None),
+    # The lifecycle handler renders these with the domain's explanation as the message.
+    lifecycle.MalformedLifecycle: ("MalformedXML", None),
+    lifecycle.InvalidLifecycleArgument: ("InvalidArgument", None),
+    lifecycle.InvalidLifecycleRequest: ("InvalidRequest", None),
+    lifecycle.InvalidLifecycleTag: ("InvalidTag", None),
 }
 
 

@@ -37,6 +37,9 @@ class Action(StrEnum):
     COMPLETE_MULTIPART_UPLOAD = "CompleteMultipartUpload"
     ABORT_MULTIPART_UPLOAD = "AbortMultipartUpload"
     LIST_MULTIPART_UPLOADS = "ListMultipartUploads"
+    GET_BUCKET_LIFECYCLE_CONFIGURATION = "GetBucketLifecycleConfiguration"
+    PUT_BUCKET_LIFECYCLE_CONFIGURATION = "PutBucketLifecycleConfiguration"
+    DELETE_BUCKET_LIFECYCLE = "DeleteBucketLifecycle"
     GET_BUCKET_VERSIONING = "GetBucketVersioning"
     PUT_BUCKET_VERSIONING = "PutBucketVersioning"
     LIST_OBJECT_VERSIONS = "ListObjectVersions"
@@ -91,6 +94,9 @@ ROUTES: tuple[Route, ...] = (
     Route(Target.BUCKET, "GET", Action.LIST_OBJECTS),
     Route(Target.BUCKET, "POST", Action.DELETE_OBJECTS, keyword="delete"),
     Route(Target.BUCKET, "GET", Action.LIST_MULTIPART_UPLOADS, keyword="uploads"),
+    Route(Target.BUCKET, "GET", Action.GET_BUCKET_LIFECYCLE_CONFIGURATION, keyword="lifecycle"),
+    Route(Target.BUCKET, "PUT", Action.PUT_BUCKET_LIFECYCLE_CONFIGURATION, keyword="lifecycle"),
+    Route(Target.BUCKET, "DELETE", Action.DELETE_BUCKET_LIFECYCLE, keyword="lifecycle"),
     Route(Target.BUCKET, "GET", Action.GET_BUCKET_VERSIONING, keyword="versioning"),
     Route(Target.BUCKET, "PUT", Action.PUT_BUCKET_VERSIONING, keyword="versioning"),
     Route(Target.BUCKET, "GET", Action.LIST_OBJECT_VERSIONS, keyword="versions"),

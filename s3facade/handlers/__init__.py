@@ -10,6 +10,7 @@ from s3facade.context import ServerContext
 from s3facade.handlers import (
     buckets,
     copy,
+    lifecycle,
     listing,
     multipart,
     object_lock,
@@ -44,6 +45,9 @@ HANDLERS: Mapping[Action, Handler] = {
     Action.COMPLETE_MULTIPART_UPLOAD: multipart.complete_multipart_upload,
     Action.ABORT_MULTIPART_UPLOAD: multipart.abort_multipart_upload,
     Action.LIST_MULTIPART_UPLOADS: multipart.list_multipart_uploads,
+    Action.GET_BUCKET_LIFECYCLE_CONFIGURATION: lifecycle.get_bucket_lifecycle_configuration,
+    Action.PUT_BUCKET_LIFECYCLE_CONFIGURATION: lifecycle.put_bucket_lifecycle_configuration,
+    Action.DELETE_BUCKET_LIFECYCLE: lifecycle.delete_bucket_lifecycle,
     Action.GET_BUCKET_VERSIONING: versioning.get_bucket_versioning,
     Action.PUT_BUCKET_VERSIONING: versioning.put_bucket_versioning,
     Action.LIST_OBJECT_VERSIONS: versioning.list_object_versions,

@@ -1,0 +1,358 @@
+"""Garbage collection of blobs: remove the bytes nothing references any more.
+
+A blob is (backend id, SHA-256). It is *live* while anything in the views names it on
+that backend: any version of any key, current or noncurrent (delete markers have no
+bytes), or a part of an unfinished multipart upload. Versions under retention or legal
+hold are versions too, and invariant 7 keeps them in the views while protected, so
+their bytes are live by construction.
+
+A pass, in two steps:
+
+1. `plan_collection` takes a snapshot: the live set and the log's sequence number, taken
+   together without awaiting (so they agree). The candidates are every blob the log ever
+   named in a write (ObjectWritten, MultipartUploadCompleted, PartUploaded) and has not
+   already collected since, plus whatever a backend that can list its digests holds
+   (`DigestListing`, optional), minus the live set.
+2. `collect` takes each candidate's digest *exclusively* (`registry.digests`), checks
+   again that nothing references it, and only then deletes it.
+
+Why the check under the lock is sound: a write holds its digest *shared* from the
+moment its bytes are durable until its event has committed (registry.staging,
+Registry.copy_object). Holding the digest exclusively, gc knows no such write is in
+flight, and every one that was has committed. A reference added since the snapshot
+can therefore only come from a write event with a later sequence number that names
+the digest, and those are exactly what the re-check reads from the log (once per
+advance of the log, not per candidate). A put of the same content racing the pass
+either commits first (and gc sees its event) or waits for gc and then re-creates the
+blob from its own staged copy.
+
+What this assumes:
+- One log references a backend's blobs: a blob root or upstream prefix shared by two
+  registries must not be collected by either.
+- Digest locks live in one process: gc runs in the serving process (background pass,
+  admin endpoint) or offline on a stopped server's data dir (DuckDB's file lock keeps
+  a server from running beside a writable offline registry).
+
+Each pass that removed anything appends one BlobsCollected event (digests, backend ids,
+bytes) by the system principal "s3facade:gc"; the views ignore it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from collections.abc import AsyncIterator, Callable, Iterable
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+from backends import BackendError
+from registry.events import CommittedEvent, Event, EventType
+from registry.model import Provenance
+from registry.namespace import Namespace
+
+if TYPE_CHECKING:
+    from registry.log import EventLog
+    from registry.registry import Registry
+
+logger = logging.getLogger(__name__)
+
+GC_PRINCIPAL = "s3facade:gc"
+GC_USER_AGENT = "s3facade-gc/1"
+
+# Events whose data names a blob by "backend_id" and "sha256".
+WRITE_TYPES = (
+    EventType.OBJECT_WRITTEN.value,
+    EventType.UPLOAD_COMPLETED.value,
+    EventType.PART_UPLOADED.value,
+)
+# A huge pass is recorded as several BlobsCollected events (appended atomically together)
+# so no single event row grows without bound.
+MAX_BLOBS_PER_EVENT = 10_000
+
+_COLUMNS = "seq, time, type, bucket, key, data, prev_hash, hash"
+_IN_WRITE_TYPES = f"type IN ({', '.join('?' * len(WRITE_TYPES))})"
+
+BlobId = tuple[str, str]  # (backend id, sha256)
+Progress = Callable[[int], None]  # called with the number of candidates just handled
+
+
+@runtime_checkable
+class DigestListing(Protocol):
+    """Optional backend capability: list every digest it stores.
+
+    Lets gc find blobs the log never named (a crash between a blob's commit and its
+    event, a write refused at commit time). Kept apart from StorageBackend so a backend
+    need not offer it (listing a big upstream bucket may be slow or not allowed)."""
+
+    def digests(self) -> AsyncIterator[str]: ...
+
+
+def live_blobs(namespace: Namespace) -> dict[BlobId, int]:
+    """(backend id, sha256) -> size of every blob a version (current or noncurrent) or an
+    unfinished upload's part uses. Synchronous: the result matches one log position."""
+    blobs: dict[BlobId, int] = {}
+    for bucket in namespace.buckets:
+        for version in namespace.all_versions(bucket):
+            if not version.delete_marker:
+                blobs[(version.backend_id, version.sha256)] = version.size
+    for upload in namespace.uploads.values():
+        for part in upload.parts.values():
+            blobs[(part.backend_id, part.sha256)] = part.size
+    return blobs
+
+
+@dataclass(frozen=True)
+class CollectedBlob:
+    backend_id: str
+    sha256: str
+    size: int
+
+
+@dataclass(frozen=True)
+class GcProblem:
+    backend_id: str
+    sha256: str
+    reason: str
+
+
+@dataclass
+class GcPlan:
+    snapshot_seq: int  # the log position the live set was taken at
+    live: frozenset[BlobId]
+    candidates: list[BlobId]  # sorted, so passes and reports are reproducible
+
+
+@dataclass
+class GcReport:
+    dry_run: bool
+    snapshot_seq: int
+    candidates: int
+    collected: list[CollectedBlob] = field(default_factory=list)  # or would be, dry run
+    kept: int = 0  # referenced again by the time their digest was locked
+    absent: int = 0  # already gone from the backend
+    problems: list[GcProblem] = field(default_factory=list)
+    event_seqs: list[int] = field(default_factory=list)  # the BlobsCollected events
+    stopped_early: bool = False
+
+    @property
+    def collected_bytes(self) -> int:
+        return sum(blob.size for blob in self.collected)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "dry_run": self.dry_run,
+            "snapshot_seq": self.snapshot_seq,
+            "candidates": self.candidates,
+            "collected": [asdict(blob) for blob in self.collected],
+            "collected_count": len(self.collected),
+            "collected_bytes": self.collected_bytes,
+            "kept": self.kept,
+            "absent": self.absent,
+            "problems": [asdict(problem) for problem in self.problems],
+            "event_seqs": list(self.event_seqs),
+            "stopped_early": self.stopped_early,
+        }
+
+
+async def plan_collection(registry: Registry) -> GcPlan:
+    """Snapshot the live blobs and list the candidates (see the module docstring)."""
+    # Both without an await in between: the views are exactly the log up to last_seq.
+    snapshot_seq = registry.log.last_seq
+    live = frozenset(live_blobs(registry.namespace))
+    log = registry.log
+    named = await log.run_query(lambda: _uncollected_blobs(log))
+    candidates = {blob for blob in named if blob not in live}
+    for backend_id, backend in registry.backends.items():
+        if isinstance(backend, DigestListing):
+            async for digest in backend.digests():
+                if (backend_id, digest) not in live:
+                    candidates.add((backend_id, digest))
+    return GcPlan(snapshot_seq, live, sorted(candidates))
+
+
+async def collect(
+    registry: Registry,
+    plan: GcPlan,
+    *,
+    dry_run: bool = False,
+    progress: Progress | None = None,
+    stop: asyncio.Event | None = None,
+    trigger: str = "command",
+) -> GcReport:
+    """Remove each candidate nothing references, one digest lock at a time, then record
+    what was removed. `stop` ends the pass early (what was removed is still recorded)."""
+    report = GcReport(dry_run, plan.snapshot_seq, len(plan.candidates))
+    recheck = _Recheck(registry.log, plan)
+    for backend_id, digest in plan.candidates:
+        if stop is not None and stop.is_set():
+            report.stopped_early = True
+            break
+        # One digest at a time, never two: a write may hold one digest while waiting for
+        # an upload lock that another write holds while waiting for a second digest.
+        async with registry.digests[digest].exclusive():
+            await _collect_one(registry, recheck, backend_id, digest, report, dry_run=dry_run)
+        if progress is not None:
+            progress(1)
+    if report.collected and not dry_run:
+        report.event_seqs = await _record(registry, report.collected, trigger)
+    return report
+
+
+async def collect_garbage(
+    registry: Registry,
+    *,
+    dry_run: bool = False,
+    progress: Progress | None = None,
+    stop: asyncio.Event | None = None,
+    trigger: str = "command",
+) -> GcReport:
+    """One whole pass: plan, then collect."""
+    plan = await plan_collection(registry)
+    return await collect(
+        registry, plan, dry_run=dry_run, progress=progress, stop=stop, trigger=trigger
+    )
+
+
+async def run_periodically(registry: Registry, interval: float, stop: asyncio.Event) -> None:
+    """The server's background gc: a pass every `interval` seconds until `stop` is set.
+    A failed pass is logged and retried at the next interval; it never stops serving."""
+    while not stop.is_set():
+        try:
+            await asyncio.wait_for(stop.wait(), timeout=interval)
+            return
+        except TimeoutError:
+            pass
+        try:
+            report = await collect_garbage(registry, stop=stop, trigger="background")
+        except Exception:
+            logger.exception("background gc pass failed")
+            continue
+        if report.collected or report.problems:
+            logger.info(
+                "gc: removed %d blob(s), %d bytes; %d problem(s)",
+                len(report.collected),
+                report.collected_bytes,
+                len(report.problems),
+            )
+
+
+# -- internals -----------------------------------------------------------------------------
+
+
+class _Recheck:
+    """Is a blob referenced now? The snapshot's live set, plus every blob named by a write
+    event committed since the snapshot (read lazily, only when the log has moved)."""
+
+    def __init__(self, log: EventLog, plan: GcPlan) -> None:
+        self._log = log
+        self._live = plan.live
+        self._seen_seq = plan.snapshot_seq
+        self._named_since: set[BlobId] = set()
+
+    async def referenced(self, blob: BlobId) -> bool:
+        if blob in self._live:
+            return True
+        # Read after the digest lock was taken: every write of this digest has committed
+        # by now, at or below this sequence number.
+        last = self._log.last_seq
+        if last > self._seen_seq:
+            since, log = self._seen_seq, self._log
+            self._named_since |= await log.run_query(lambda: _blobs_named_since(log, since))
+            self._seen_seq = last
+        return blob in self._named_since
+
+
+async def _collect_one(
+    registry: Registry,
+    recheck: _Recheck,
+    backend_id: str,
+    digest: str,
+    report: GcReport,
+    *,
+    dry_run: bool,
+) -> None:
+    if await recheck.referenced((backend_id, digest)):
+        report.kept += 1
+        return
+    if backend_id not in registry.backends:
+        report.problems.append(GcProblem(backend_id, digest, "backend not configured"))
+        return
+    backend = registry.backends[backend_id]
+    try:
+        size = await backend.size(digest)
+        if size is None:
+            report.absent += 1
+            return
+        if not dry_run and not await backend.delete(digest):
+            report.absent += 1  # removed by someone else since size()
+            return
+    except BackendError as exc:  # one unreachable blob must not stop the pass
+        report.problems.append(GcProblem(backend_id, digest, str(exc)))
+        return
+    report.collected.append(CollectedBlob(backend_id, digest, size))
+
+
+async def _record(registry: Registry, collected: list[CollectedBlob], trigger: str) -> list[int]:
+    who = Provenance(GC_PRINCIPAL, "", GC_USER_AGENT, secrets.token_hex(8).upper())
+    events = []
+    for start in range(0, len(collected), MAX_BLOBS_PER_EVENT):
+        chunk = collected[start : start + MAX_BLOBS_PER_EVENT]
+        per_backend: dict[str, int] = {}
+        for blob in chunk:
+            per_backend[blob.backend_id] = per_backend.get(blob.backend_id, 0) + blob.size
+        data = {
+            **who.as_dict(),
+            "trigger": trigger,
+            "blobs": [asdict(blob) for blob in chunk],
+            "count": len(chunk),
+            "bytes": sum(blob.size for blob in chunk),
+            "bytes_per_backend": per_backend,
+        }
+        events.append(Event(EventType.BLOBS_COLLECTED, "", None, data))
+    committed = await registry.log.append(events)
+    return [event.seq for event in committed]
+
+
+def _uncollected_blobs(log: EventLog) -> set[BlobId]:
+    """Blobs the log named in a write more recently than it last recorded collecting
+    them (blocking; run through EventLog.run_query). Skipping collected ones spares the
+    backend a lookup per blob ever removed, on every pass."""
+    cursor = log.cursor()
+    try:
+        rows = cursor.execute(
+            "SELECT data->>'backend_id', data->>'sha256', max(seq) FROM events "
+            f"WHERE {_IN_WRITE_TYPES} AND data->>'sha256' IS NOT NULL GROUP BY ALL",
+            list(WRITE_TYPES),
+        ).fetchall()
+    finally:
+        cursor.close()
+    sql = f"SELECT {_COLUMNS} FROM events WHERE type = ?"
+    collected = _collected_at(log.select(sql, [EventType.BLOBS_COLLECTED.value]))
+    return {
+        (backend_id, digest)
+        for backend_id, digest, last_named in rows
+        if collected.get((backend_id, digest), 0) < last_named
+    }
+
+
+def _collected_at(events: Iterable[CommittedEvent]) -> dict[BlobId, int]:
+    """(backend id, sha256) -> seq of the last BlobsCollected event naming it."""
+    collected: dict[BlobId, int] = {}
+    for event in events:
+        for blob in event.data.get("blobs", ()):
+            collected[(blob["backend_id"], blob["sha256"])] = event.seq
+    return collected
+
+
+def _blobs_named_since(log: EventLog, seq: int) -> set[BlobId]:
+    cursor = log.cursor()
+    try:
+        rows = cursor.execute(
+            "SELECT DISTINCT data->>'backend_id', data->>'sha256' FROM events "
+            f"WHERE seq > ? AND {_IN_WRITE_TYPES}",
+            [seq, *WRITE_TYPES],
+        ).fetchall()
+    finally:
+        cursor.close()
+    return {(backend_id, digest) for backend_id, digest in rows}
