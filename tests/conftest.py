@@ -19,6 +19,13 @@ import boto3
 import httpx
 import pytest
 
+from tests.upstream_services import (  # noqa: F401 - fixtures, used by name
+    config_file,
+    moto_upstream,
+    rgw_cluster,
+    rgw_upstream,
+)
+
 ACCESS_KEY = "AKIDS3FACADETEST0001"
 SECRET_KEY = "test-secret-key-0123456789abcdefghijklmnop"
 REGION = "us-east-1"
@@ -106,9 +113,31 @@ def s3_client(endpoint: str, **config: Any) -> Any:
     )
 
 
+# These suites also run with the bytes on an upstream store (moto in server mode, a real
+# Ceph RGW): a representative subset, so CI stays short. Other suites use "local" only.
+UPSTREAM_SUITES = frozenset({"test_objects", "test_multipart", "test_listing"})
+BACKEND_KINDS = ("local", "moto", "rgw")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    suite = metafunc.module.__name__.rsplit(".", 1)[-1]
+    if "server" in metafunc.fixturenames and suite in UPSTREAM_SUITES:
+        metafunc.parametrize("server", BACKEND_KINDS, indirect=True, scope="session")
+
+
 @pytest.fixture(scope="session")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    running = RunningServer(tmp_path_factory.mktemp("server") / "data").start()
+def server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RunningServer]:
+    kind = getattr(request, "param", "local")
+    extra_args: list[str] = []
+    if kind != "local":  # every bucket's bytes on the upstream, under a prefix of its own
+        upstream = request.getfixturevalue(f"{kind}_upstream")
+        table = upstream.table(prefix=f"server-{uuid.uuid4().hex[:8]}/")
+        path = tmp_path_factory.mktemp(f"config-{kind}") / "s3facade.toml"
+        extra_args = ["--config", str(config_file(path, {kind: table}, {"default": kind}))]
+    name = "server" if kind == "local" else f"server-{kind}"
+    running = RunningServer(tmp_path_factory.mktemp(name) / "data", extra_args=extra_args).start()
     yield running
     running.stop()
 
