@@ -414,6 +414,17 @@ class LocalCAS:
         check_digest(digest)
         return await asyncio.to_thread(self._size_sync, digest)
 
+    async def digests(self) -> AsyncIterator[str]:
+        """Every stored digest, one shard directory per thread hop (gc's DigestListing):
+        finds blobs whose event never committed (a crash, a refused conditional write)."""
+        store = self.root / "sha256"
+        for first in sorted(await asyncio.to_thread(_subdirectories, store)):
+            for second in sorted(await asyncio.to_thread(_subdirectories, store / first)):
+                names = await asyncio.to_thread(os.listdir, store / first / second)
+                for name in sorted(names):
+                    if len(name) == 64 and name.startswith(first + second):
+                        yield name
+
     async def delete(self, digest: str) -> bool:
         check_digest(digest)
         return await asyncio.to_thread(self._delete_sync, digest)
@@ -676,3 +687,10 @@ class LocalCAS:
 
 if TYPE_CHECKING:
     _conforms: type[StorageBackend] = LocalCAS
+
+
+def _subdirectories(path: Path) -> list[str]:
+    try:
+        return [e.name for e in os.scandir(path) if e.is_dir(follow_symlinks=False)]
+    except FileNotFoundError:
+        return []

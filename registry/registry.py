@@ -11,7 +11,6 @@ import secrets
 import time
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Mapping, Sequence
 from contextlib import AsyncExitStack
-from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +23,7 @@ from backends import (
     Hasher,
     StorageBackend,
 )
+from registry.clock import Clock
 from registry.errors import (
     BucketAlreadyExists,
     BucketAlreadyOwnedByYou,
@@ -31,36 +31,31 @@ from registry.errors import (
     ConditionalRequestConflict,
     CorruptLog,
     DeleteMarkerFound,
-    InvalidBucketState,
     LogInUse,
     NoSuchBucket,
     NoSuchKey,
     NoSuchVersion,
     ObjectLocked,
-    ObjectLockNotEnabled,
     PreconditionFailed,
 )
-from registry.events import Event, EventType, utc_now
+from registry.events import Event, EventType
 from registry.locks import LockTable, SharedLockTable
 from registry.log import MAX_BATCH, EventLog
 from registry.model import (
     NULL_VERSION,
     Bucket,
-    DefaultRetention,
     DeleteOutcome,
     ListingPage,
     Lock,
-    LockMode,
     ObjectSpec,
     ObjectVersion,
     Provenance,
-    Versioning,
-    VersionsPage,
     WriteCondition,
 )
 from registry.multipart import MultipartUploads
 from registry.namespace import Namespace
-from registry.retention import RetentionPolicy, check_retention_change, resolve_lock
+from registry.retention import RetentionPolicy, resolve_lock
+from registry.settings import VersionSettings
 from registry.staging import stored_blob
 
 LOG_FILE = "registry.duckdb"
@@ -72,7 +67,7 @@ UNCONDITIONAL = WriteCondition()
 UploadCheck = Callable[[BlobReceipt, bytes], Mapping[str, str]]
 
 
-class Registry:
+class Registry(VersionSettings):
     def __init__(
         self,
         log: EventLog,
@@ -267,6 +262,10 @@ class Registry:
                 await held.enter_async_context(blob)
             else:
                 await held.enter_async_context(self.digests[source.sha256].shared())
+                # Held now, gc cannot take the bytes; but was the source deleted (and its
+                # bytes collected) while we waited for the lock?
+                if self.namespace.version(source.bucket, source.key, source.version_id) is None:
+                    raise NoSuchKey(source.key)
             return await self._commit_copy(
                 source, bucket, key, backend, spec, provenance, condition, lock
             )
@@ -411,136 +410,6 @@ class Registry:
             await self._log.append([event])
             return DeleteOutcome(marker_id, delete_marker=True)
 
-    # -- versions, locks, tags, bucket settings -----------------------------------------
-
-    def list_versions(
-        self,
-        bucket: str,
-        *,
-        prefix: str = "",
-        delimiter: str = "",
-        key_marker: str = "",
-        version_id_marker: str = "",
-        max_keys: int = 1000,
-    ) -> VersionsPage:
-        self.bucket(bucket)
-        return self.namespace.list_versions(
-            bucket,
-            prefix=prefix,
-            delimiter=delimiter,
-            key_marker=key_marker,
-            version_id_marker=version_id_marker,
-            max_keys=max_keys,
-        )
-
-    async def _bucket_setting(
-        self, bucket: str, type_: EventType, provenance: Provenance, **data: Any
-    ) -> None:
-        async with self._bucket_locks[bucket].exclusive():
-            self.bucket(bucket)
-            event = Event(type_, bucket, None, {**provenance.as_dict(), **data})
-            await self._log.append([event])
-
-    async def put_bucket_versioning(
-        self, bucket: str, status: Versioning, provenance: Provenance
-    ) -> None:
-        if self.bucket(bucket).object_lock and status is not Versioning.ENABLED:
-            raise InvalidBucketState("versioning cannot be suspended on an Object Lock bucket")
-        await self._bucket_setting(
-            bucket, EventType.BUCKET_VERSIONING_SET, provenance, status=status.value
-        )
-
-    async def put_object_lock_configuration(
-        self, bucket: str, default: DefaultRetention | None, provenance: Provenance
-    ) -> None:
-        """Set the default retention; enabling Object Lock needs versioning enabled."""
-        state = self.bucket(bucket)
-        if not state.object_lock and not state.versioned:
-            raise InvalidBucketState("Object Lock needs versioning enabled on the bucket")
-        rule = default.as_dict() if default is not None else None
-        await self._bucket_setting(
-            bucket, EventType.BUCKET_LOCK_CONFIGURED, provenance, default_retention=rule
-        )
-
-    async def put_bucket_lifecycle(
-        self, bucket: str, rules: Sequence[Mapping[str, Any]] | None, provenance: Provenance
-    ) -> None:
-        await self._bucket_setting(
-            bucket,
-            EventType.BUCKET_LIFECYCLE_SET,
-            provenance,
-            rules=[dict(r) for r in rules] if rules is not None else None,
-        )
-
-    async def _version_setting(
-        self,
-        bucket: str,
-        key: str,
-        version_id: str | None,
-        type_: EventType,
-        provenance: Provenance,
-        check: Callable[[ObjectVersion], None] | None = None,
-        **data: Any,
-    ) -> ObjectVersion:
-        async with self._bucket_locks[bucket].shared(), self._key_locks.hold((bucket, key)):
-            version = self.head_object(bucket, key, version_id)
-            if check is not None:
-                check(version)
-            payload = {**provenance.as_dict(), "version_id": version.version_id, **data}
-            await self._log.append([Event(type_, bucket, key, payload)])
-            return self.head_object(bucket, key, version.version_id)
-
-    async def put_object_retention(
-        self,
-        bucket: str,
-        key: str,
-        version_id: str | None,
-        mode: LockMode | None,
-        until: datetime | None,
-        provenance: Provenance,
-        *,
-        bypass_governance: bool = False,
-    ) -> ObjectVersion:
-        if not self.bucket(bucket).object_lock:
-            raise ObjectLockNotEnabled(bucket)
-
-        def allowed(version: ObjectVersion) -> None:
-            now = self.clock()
-            check_retention_change(version, mode, until, now, bypass_governance=bypass_governance)
-
-        return await self._version_setting(
-            bucket,
-            key,
-            version_id,
-            EventType.RETENTION_SET,
-            provenance,
-            allowed,
-            mode=mode.value if mode else None,
-            retain_until=until.isoformat() if until else None,
-            bypass_governance=bypass_governance,
-        )
-
-    async def put_object_legal_hold(
-        self, bucket: str, key: str, version_id: str | None, on: bool, provenance: Provenance
-    ) -> ObjectVersion:
-        if not self.bucket(bucket).object_lock:
-            raise ObjectLockNotEnabled(bucket)
-        return await self._version_setting(
-            bucket, key, version_id, EventType.LEGAL_HOLD_SET, provenance, status=on
-        )
-
-    async def put_object_tagging(
-        self,
-        bucket: str,
-        key: str,
-        version_id: str | None,
-        tags: Mapping[str, str],
-        provenance: Provenance,
-    ) -> ObjectVersion:
-        return await self._version_setting(
-            bucket, key, version_id, EventType.TAGS_SET, provenance, tags=dict(tags)
-        )
-
     def check_condition(self, bucket: str, key: str, condition: WriteCondition) -> None:
         if condition.is_unconditional:
             return
@@ -555,19 +424,6 @@ class Registry:
 
     def backend_for(self, bucket: str) -> StorageBackend:
         return self._backends.for_bucket(bucket)
-
-
-class Clock:
-    """Naive-UTC now, plus an offset that tests (and only they) move forward."""
-
-    def __init__(self) -> None:
-        self.offset = timedelta(0)
-
-    def __call__(self) -> datetime:
-        return utc_now() + self.offset
-
-    def advance(self, seconds: float) -> None:
-        self.offset += timedelta(seconds=seconds)
 
 
 def replay(log: EventLog) -> Namespace:

@@ -18,7 +18,6 @@ from typing import Any
 
 from backends import BackendError, BackendSet
 from registry.events import GENESIS_HASH, CommittedEvent, chain_hash
-from registry.namespace import Namespace
 
 Progress = Callable[[int], None]  # called with the number of items just done
 
@@ -82,19 +81,6 @@ def verify_chain(
             return
         previous_seq, previous_hash = event.seq, event.hash
         report.last_seq, report.last_hash = event.seq, event.hash
-
-
-def referenced_blobs(namespace: Namespace) -> dict[tuple[str, str], int]:
-    """(backend id, sha256) -> size of every blob a current object or open upload uses."""
-    blobs: dict[tuple[str, str], int] = {}
-    for bucket in namespace.buckets:
-        page = namespace.list_page(bucket, max_keys=1 << 62)
-        for version in page.objects:
-            blobs[(version.backend_id, version.sha256)] = version.size
-    for upload in namespace.uploads.values():
-        for part in upload.parts.values():
-            blobs[(part.backend_id, part.sha256)] = part.size
-    return blobs
 
 
 async def verify_blobs(

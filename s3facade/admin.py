@@ -33,9 +33,9 @@ from registry.audit import (
     run_sql,
 )
 from registry.errors import NoSuchKey, RegistryError
-from registry.gc import collect_garbage
+from registry.gc import collect_garbage, live_blobs
 from registry.sweeper import run as run_lifecycle
-from registry.verify import VerifyReport, referenced_blobs, verify_blobs, verify_chain
+from registry.verify import VerifyReport, verify_blobs, verify_chain
 from s3facade.domain_errors import s3_error_for
 from s3facade.errors import S3Error
 from s3facade.request import check_payload_hash
@@ -163,7 +163,7 @@ class AdminAPI:
         report = VerifyReport()
         log = self._registry.log
         await self._query(lambda: verify_chain(log.replay(), report))
-        blobs = referenced_blobs(self._registry.namespace)
+        blobs = live_blobs(self._registry.namespace)
         await verify_blobs(blobs, self._registry.backends, report)
         return JSONResponse(report.as_dict())
 

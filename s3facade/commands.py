@@ -32,13 +32,12 @@ from registry.audit import (
     run_sql,
 )
 from registry.errors import CorruptLog, LogInUse, NoSuchBucket, NoSuchKey
-from registry.gc import collect, plan_collection
+from registry.gc import collect, live_blobs, plan_collection
 from registry.registry import LOG_FILE, open_log_read_only
 from registry.sweeper import run as run_lifecycle
 from registry.verify import (
     Finding,
     VerifyReport,
-    referenced_blobs,
     verify_blobs,
     verify_chain,
 )
@@ -246,7 +245,7 @@ def verify(args: argparse.Namespace, open_registry: OpenRegistry) -> int:
 
 def _verify_offline(registry: Registry, *, show_progress: bool) -> dict[str, Any]:
     report = VerifyReport()
-    blobs = referenced_blobs(registry.namespace)
+    blobs = live_blobs(registry.namespace)
     with Progress(disable=not show_progress, transient=True) as progress:
         events = progress.add_task("hash chain", total=registry.log.last_seq)
         verify_chain(registry.log.replay(), report, lambda n: progress.advance(events, n))
