@@ -350,3 +350,53 @@ def test_provenance_records_what_set_the_retention(
     assert write["retention_policy"] == "evidence"
     assert write["retention_source"] == "policy:evidence"
     assert write["lock_mode"] == "COMPLIANCE"
+
+
+def test_lifecycle_and_gc_never_take_a_protected_version(
+    locked_server: RunningServer, s3: Any, lock_bucket: str
+) -> None:
+    """The last paths: an expiry rule that matches everything, then garbage collection."""
+    targets = []
+    for key, extra in (
+        (
+            "kept-by-date",
+            {"ObjectLockMode": "COMPLIANCE", "ObjectLockRetainUntilDate": future(365)},
+        ),
+        ("kept-by-hold", {"ObjectLockLegalHoldStatus": "ON"}),
+    ):
+        body = os.urandom(70_000)
+        put = s3.put_object(Bucket=lock_bucket, Key=key, Body=body, **extra)
+        targets.append(
+            {
+                "bucket": lock_bucket,
+                "key": key,
+                "version": put["VersionId"],
+                "sha256": hashlib.sha256(body).hexdigest(),
+            }
+        )
+        s3.put_object(Bucket=lock_bucket, Key=key, Body=b"newer")  # now noncurrent
+    s3.put_bucket_lifecycle_configuration(
+        Bucket=lock_bucket,
+        LifecycleConfiguration={
+            "Rules": [
+                {
+                    "ID": "expire-everything",
+                    "Status": "Enabled",
+                    "Filter": {"Prefix": ""},
+                    "Expiration": {"Days": 1},
+                    "NoncurrentVersionExpiration": {"NoncurrentDays": 1},
+                }
+            ]
+        },
+    )
+    advance_clock(locked_server, 40 * 86400)
+    admin = AdminClient(locked_server.endpoint, credentials=(ACCESS_KEY, SECRET_KEY))
+    admin.json("POST", "/-/admin/lifecycle/run", {"bucket": lock_bucket})
+    admin.json("POST", "/-/admin/gc")
+    for target in targets:
+        assert_intact(s3, target)
+        # The rule did act on what it may: the unprotected current version is expired.
+        refused(lambda t=target: s3.get_object(Bucket=lock_bucket, Key=t["key"]), "NoSuchKey")
+    versions = s3.list_object_versions(Bucket=lock_bucket)["Versions"]
+    kept = {(v["Key"], v["VersionId"]) for v in versions}
+    assert {(t["key"], t["version"]) for t in targets} <= kept
