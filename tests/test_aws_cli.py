@@ -4,36 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import httpx
 
-from tests.conftest import ACCESS_KEY, REGION, SECRET_KEY, RunningServer
-
-AWS = str(Path(sys.executable).with_name("aws"))
-
-
-def aws(server: RunningServer, *args: str, cwd: Path | None = None) -> str:
-    env = {
-        **os.environ,
-        "AWS_ACCESS_KEY_ID": ACCESS_KEY,
-        "AWS_SECRET_ACCESS_KEY": SECRET_KEY,
-        "AWS_DEFAULT_REGION": REGION,
-        "AWS_CONFIG_FILE": "/dev/null",
-        "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
-    }
-    result = subprocess.run(
-        [AWS, "--endpoint-url", server.endpoint, *args],
-        env=env,
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert result.returncode == 0, f"aws {' '.join(args)}: {result.stderr}"
-    return result.stdout
+from tests.clients import aws
+from tests.conftest import RunningServer
 
 
 def test_mb_cp_ls_cp_rm_rb(server: RunningServer, tmp_path: Path) -> None:

@@ -11,11 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
 import os
 import random
-import subprocess
-import sys
 import time
 from collections.abc import AsyncIterable, AsyncIterator, Sequence
 from dataclasses import dataclass, field
@@ -39,7 +36,8 @@ from registry.events import EventType
 from registry.gc import GC_PRINCIPAL, collect_garbage, live_blobs
 from registry.model import DefaultRetention, LockMode, Versioning
 from registry.multipart import MIN_PART_SIZE
-from tests.conftest import ACCESS_KEY, SECRET_KEY, RunningServer
+from tests.clients import cli, cli_json
+from tests.conftest import RunningServer
 from tests.upstream_services import config_file
 
 WHO = Provenance("AKIDTEST", "127.0.0.1:5555", "pytest/1", "REQ1")
@@ -567,28 +565,6 @@ def test_overlapping_passes_remove_each_blob_once(tmp_path: Path) -> None:
 
 
 # -- the command, against a real server -----------------------------------------------------
-
-
-def cli(*args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
-    env = {
-        **os.environ,
-        "S3FACADE_ACCESS_KEY_ID": ACCESS_KEY,
-        "S3FACADE_SECRET_ACCESS_KEY": SECRET_KEY,
-    }
-    result = subprocess.run(
-        [sys.executable, "-m", "s3facade", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    if ok:
-        assert result.returncode == 0, result.stderr
-    return result
-
-
-def cli_json(*args: str) -> Any:
-    return json.loads(cli(*args, "--json").stdout)
 
 
 @dataclass

@@ -11,9 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import subprocess
-import sys
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -27,6 +24,7 @@ from registry import ObjectSpec, Provenance, Registry
 from registry.model import DefaultRetention, Lock, LockMode
 from registry.retention import RetentionPolicy
 from s3facade.admin_client import AdminClient
+from tests.clients import cli
 from tests.conftest import ACCESS_KEY, SECRET_KEY, RunningServer
 
 WHO = Provenance("AKIDTEST", "127.0.0.1:5555", "pytest/1", "REQ1")
@@ -46,25 +44,6 @@ CONFIG = "".join(
 )
 LOCKED, PLAIN = "ret-locked", "plain-bucket"
 KEYS = ("default.bin", "request.bin", "retained.bin", "held.bin", "release/app.bin")
-
-
-def cli(*args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
-    env = {
-        **os.environ,
-        "S3FACADE_ACCESS_KEY_ID": ACCESS_KEY,
-        "S3FACADE_SECRET_ACCESS_KEY": SECRET_KEY,
-        "COLUMNS": "200",  # rich's table width when stdout is not a terminal
-    }
-    result = subprocess.run(
-        [sys.executable, "-m", "s3facade", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    if ok:
-        assert result.returncode == 0, result.stderr
-    return result
 
 
 def retention(where: list[str], url: str) -> dict[str, Any]:
