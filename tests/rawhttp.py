@@ -33,6 +33,7 @@ EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
 UNSIGNED_PAYLOAD = "UNSIGNED-PAYLOAD"
 STREAMING_SIGNED = "STREAMING-AWS4-HMAC-SHA256-PAYLOAD"
 STREAMING_UNSIGNED_TRAILER = "STREAMING-UNSIGNED-PAYLOAD-TRAILER"
+STREAMING_SIGNED_TRAILER = "STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER"
 
 
 # --- signing --------------------------------------------------------------------------
@@ -147,9 +148,15 @@ def unsigned_chunked(
 
 
 def signed_chunked(
-    chunks: Sequence[bytes], headers: Mapping[str, str], *, tamper: int | None = None
+    chunks: Sequence[bytes],
+    headers: Mapping[str, str],
+    *,
+    tamper: int | None = None,
+    trailers: Sequence[tuple[str, str]] | None = None,
+    tamper_trailer: bool = False,
 ) -> bytes:
-    """STREAMING-AWS4-HMAC-SHA256-PAYLOAD framing chained on the request's signature.
+    """STREAMING-AWS4-HMAC-SHA256-PAYLOAD framing chained on the request's signature
+    (with `trailers`: the -TRAILER variant, ending in a signed x-amz-trailer-signature).
 
     `tamper`: index of the chunk (len(chunks) = the final 0-chunk) whose signature is
     replaced by a wrong one; the chain continues from the correct value.
@@ -175,7 +182,24 @@ def signed_chunked(
         if index == tamper:
             signature = ("0" if signature[0] != "0" else "1") + signature[1:]
         out += b"%x;chunk-signature=%s\r\n%s\r\n" % (len(chunk), signature.encode(), chunk)
-    return out
+    if trailers is None:
+        return out
+    out = out[: -len(b"\r\n")]  # the trailers follow the 0-chunk's header line directly
+    canonical = "".join(f"{name}:{value}\n" for name, value in trailers)
+    sts = "\n".join(
+        (
+            "AWS4-HMAC-SHA256-TRAILER",
+            amz_date,
+            scope,
+            previous,
+            hashlib.sha256(canonical.encode()).hexdigest(),
+        )
+    )
+    signature = hmac.new(key, sts.encode(), hashlib.sha256).hexdigest()
+    if tamper_trailer:
+        signature = ("0" if signature[0] != "0" else "1") + signature[1:]
+    out += b"".join(f"{name}:{value}\r\n".encode() for name, value in trailers)
+    return out + f"x-amz-trailer-signature:{signature}\r\n\r\n".encode()
 
 
 # --- sending ---------------------------------------------------------------------------

@@ -30,6 +30,7 @@ from awscrt import checksums as crt
 from tests.conftest import RunningServer
 from tests.rawhttp import (
     STREAMING_SIGNED,
+    STREAMING_SIGNED_TRAILER,
     STREAMING_UNSIGNED_TRAILER,
     UNSIGNED_PAYLOAD,
     Reply,
@@ -354,6 +355,55 @@ def signed_streaming_put(
     framed = signed_chunked(chunks, headers, tamper=tamper)
     assert len(framed) == length
     return send(server.port, "PUT", path, headers=headers, body=framed, signed=False)
+
+
+def signed_trailer_put(
+    server: RunningServer,
+    bucket: str,
+    key: str,
+    data: bytes,
+    checksum: str,
+    *,
+    tamper_trailer: bool = False,
+) -> Reply:
+    chunks = split(data)
+    trailers = [("x-amz-checksum-crc32", checksum)]
+    length = len(signed_chunked(chunks, _dummy_signed_headers(), trailers=trailers))
+    path = f"/{bucket}/{key}"
+    headers = sign(
+        server.port,
+        "PUT",
+        path,
+        headers={
+            "Content-Encoding": "aws-chunked",
+            "x-amz-decoded-content-length": str(len(data)),
+            "x-amz-trailer": "x-amz-checksum-crc32",
+            "Content-Length": str(length),
+        },
+        payload=STREAMING_SIGNED_TRAILER,
+    )
+    framed = signed_chunked(chunks, headers, trailers=trailers, tamper_trailer=tamper_trailer)
+    assert len(framed) == length
+    return send(server.port, "PUT", path, headers=headers, body=framed, signed=False)
+
+
+def test_signed_trailer_control(s3: Any, server: RunningServer, bucket: str) -> None:
+    reply = signed_trailer_put(server, bucket, "k", DATA, crc32_b64(DATA))
+    assert reply.status == 200, reply.body
+    head = s3.head_object(Bucket=bucket, Key="k", ChecksumMode="ENABLED")
+    assert head["ChecksumCRC32"] == crc32_b64(DATA)
+    assert s3.get_object(Bucket=bucket, Key="k")["Body"].read() == DATA
+
+
+def test_signed_trailer_with_wrong_checksum(server: RunningServer, unchanged: str) -> None:
+    wrong = crc32_b64(DATA + b"!")
+    assert_error(signed_trailer_put(server, unchanged, KEY, DATA, wrong), 400, "BadDigest")
+    assert_error(signed_trailer_put(server, unchanged, "new", DATA, wrong), 400, "BadDigest")
+
+
+def test_signed_trailer_with_tampered_signature(server: RunningServer, unchanged: str) -> None:
+    reply = signed_trailer_put(server, unchanged, KEY, DATA, crc32_b64(DATA), tamper_trailer=True)
+    assert_error(reply, 403, "SignatureDoesNotMatch")
 
 
 def _dummy_signed_headers() -> dict[str, str]:
