@@ -11,6 +11,7 @@ The protocol layer parses the config file into plain mappings and calls
     prefix = "s3facade/"            # optional key prefix inside the bucket
     addressing_style = "path"       # or "virtual" (<bucket>.<host>)
     verify_tls = true               # false, or the path of a CA bundle
+    # sign_payload = true          # sign each part's SHA-256 (default: over http:// only)
     # credentials: access_key_id / secret_access_key here, or from the environment
     # variables named by access_key_id_env / secret_access_key_env, which default to
     # S3FACADE_UPSTREAM_ACCESS_KEY_ID / S3FACADE_UPSTREAM_SECRET_ACCESS_KEY
@@ -145,6 +146,8 @@ def upstream_config(
             f"{where}: no upstream credentials; set access_key_id and secret_access_key, "
             f"or the environment variables {names[0]} and {names[1]}"
         )
+    if not isinstance(table.get("sign_payload", False), bool):
+        raise ConfigError(f"{where}: sign_payload must be true or false")
     verify = table.get("verify_tls", True)
     if not isinstance(verify, bool | str):
         raise ConfigError(f"{where}: verify_tls must be true, false or a CA bundle path")
@@ -167,7 +170,7 @@ def upstream_config(
             upload_concurrency=int(table.get("upload_concurrency", defaults.upload_concurrency)),
             timeout=float(table.get("timeout_seconds", defaults.timeout)),
             retry=retry,
-            sign_payload=bool(table.get("sign_payload", True)),
+            sign_payload=table.get("sign_payload"),
         )
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{where}: {exc}") from None

@@ -211,20 +211,17 @@ class S3Client:
                     timeout=httpx.USE_CLIENT_DEFAULT if timeout is None else timeout,
                 )
                 response = await self._client().send(request, stream=stream)
+                succeeded = response.status_code in ok
+                if not (stream and succeeded):
+                    await response.aread()  # in the try: a body cut short is retried too
             except httpx.TransportError as exc:  # refused, reset, timed out, cut short
                 failure = f"{type(exc).__name__}: {exc}"
             else:
-                if response.status_code in ok and not (stream or error_in_body):
-                    await response.aread()
+                checked = error_in_body or not succeeded
+                code, message = _error_of(response.content) if checked else (None, "")
+                if succeeded and code is None:
                     return response
-                if response.status_code in ok and stream:
-                    return response
-                content = await response.aread()
-                await response.aclose()
-                code, message = _error_of(content)
-                if response.status_code in ok and code is None:
-                    return response
-                status = 500 if response.status_code in ok else response.status_code
+                status = 500 if succeeded else response.status_code
                 if code in _FULL_CODES:
                     raise BackendFull(f"{what}: upstream answered {code}: {message}")
                 if not is_retryable(status, code):

@@ -18,7 +18,7 @@ from backends.local import LocalCAS
 from backends.retry import Backoff, RetryPolicy, is_retryable
 from backends.s3client import Endpoint
 from backends.signing import EMPTY_SHA256, Signer, canonical_query, uri_encode
-from backends.upstream import MiB, UpstreamCAS
+from backends.upstream import MiB, UpstreamCAS, UpstreamConfig
 from s3facade.config import load_config
 from tests.upstream_services import config_file
 
@@ -242,3 +242,13 @@ def test_backend_set_refuses_placement_on_unknown_backends(tmp_path: Path) -> No
     local = LocalCAS(tmp_path)
     with pytest.raises(ValueError, match="elsewhere"):
         BackendSet({"local": local}, "local", [("a*", "elsewhere")])
+
+
+def test_parts_are_signed_over_plain_http_unless_told() -> None:
+    def config(endpoint: str, **extra: object) -> UpstreamConfig:
+        return UpstreamConfig(endpoint, "b", "key", "secret", **extra)  # type: ignore[arg-type]
+
+    assert config("http://rgw:7480").signs_parts
+    assert not config("https://rgw:7480").signs_parts  # TLS protects the bytes
+    assert config("https://rgw:7480", sign_payload=True).signs_parts
+    assert not config("http://rgw:7480", sign_payload=False).signs_parts

@@ -416,8 +416,10 @@ class FaultProxy:
                     self.bytes_down += len(data)
                 dst.write(data)
                 await dst.drain()
-            if dst.can_write_eof():
-                dst.write_eof()
+            # One side closed: close both, as a peer that hangs up would. (A half-close
+            # would leave a client sending on a pooled connection nobody answers.)
+            client.close()
+            store.close()
         except (OSError, RuntimeError):
             _reset(client)
             _reset(store)
