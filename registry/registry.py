@@ -18,6 +18,7 @@ import duckdb
 
 from backends import (
     BackendSet,
+    BackendUnavailable,
     BlobReceipt,
     ByteRange,
     Hasher,
@@ -37,6 +38,7 @@ from registry.errors import (
     NoSuchVersion,
     ObjectLocked,
     PreconditionFailed,
+    StorageUnavailable,
 )
 from registry.events import Event, EventType
 from registry.locks import LockTable, SharedLockTable
@@ -189,7 +191,9 @@ class Registry(VersionSettings):
     def open_object(
         self, version: ObjectVersion, byte_range: ByteRange | None = None
     ) -> AsyncIterator[bytes]:
-        return self._backends[version.backend_id].open(version.sha256, byte_range)
+        return _unavailable_as_domain(
+            self._backends[version.backend_id].open(version.sha256, byte_range)
+        )
 
     def list_objects(
         self,
@@ -424,6 +428,16 @@ class Registry(VersionSettings):
 
     def backend_for(self, bucket: str) -> StorageBackend:
         return self._backends.for_bucket(bucket)
+
+
+async def _unavailable_as_domain(blocks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    """A store that cannot serve now is the domain's StorageUnavailable (a retryable 503),
+    not an internal error."""
+    try:
+        async for block in blocks:
+            yield block
+    except BackendUnavailable as exc:
+        raise StorageUnavailable(str(exc)) from exc
 
 
 def replay(log: EventLog) -> Namespace:

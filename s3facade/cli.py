@@ -9,7 +9,7 @@ from pathlib import Path
 
 import uvicorn
 
-from backends.catalog import build_backend_set
+from backends.catalog import ConfigError, build_backend_set
 from registry import Registry
 from registry.retention import RetentionPolicy
 from s3facade import commands as registry_commands
@@ -100,7 +100,13 @@ def main(argv: list[str] | None = None) -> int:
     registry_commands.register(commands, open_offline)
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level.upper() if hasattr(args, "log_level") else "INFO")
-    result: int = args.run(args)
+    try:
+        result: int = args.run(args)
+    except (ConfigError, ValueError, OSError) as exc:  # a bad config file or setting
+        if args.command != "serve":
+            raise
+        print(f"s3facade serve: {exc}", file=sys.stderr)
+        return 2
     return result
 
 
