@@ -244,18 +244,22 @@ class Namespace:
             },
         }
 
+    def counts(self) -> tuple[int, int]:
+        """(current objects, versions including delete markers)."""
+        current = versions = 0
+        for objects in self._objects.values():
+            for stack in objects.values():
+                versions += len(stack)
+                current += not stack[0].delete_marker
+        return current, versions
+
     def fingerprint(self) -> dict[str, Any]:
         """Counts and a SHA-256 over the snapshot: equal views have equal fingerprints."""
         canonical = json.dumps(self.snapshot(), sort_keys=True, default=str).encode()
         return {
             "buckets": len(self.buckets),
-            "objects": sum(
-                1
-                for objects in self._objects.values()
-                for v in objects.values()
-                if not v[0].delete_marker
-            ),
-            "versions": sum(len(v) for objects in self._objects.values() for v in objects.values()),
+            "objects": self.counts()[0],
+            "versions": self.counts()[1],
             "uploads": len(self.uploads),
             "sha256": hashlib.sha256(canonical).hexdigest(),
         }

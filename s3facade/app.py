@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from urllib.parse import parse_qsl
@@ -31,6 +32,7 @@ from s3facade.context import ServerContext
 from s3facade.domain_errors import s3_error_for
 from s3facade.errors import S3Error
 from s3facade.handlers import HANDLERS
+from s3facade.metrics import CONTENT_TYPE, Metrics
 from s3facade.operations import parse_operation, resolve_address
 from s3facade.request import RequestBody, S3Request
 from s3facade.responses import error_response
@@ -44,6 +46,7 @@ OPS_PREFIX = "/-/"
 class S3Gateway:
     def __init__(self, config: ServerConfig, registry: Registry) -> None:
         self._config = config
+        self.metrics = Metrics(registry)
         self._context = ServerContext(
             registry=registry, region=config.region, bypass_governance=config.bypass_governance
         )
@@ -64,8 +67,10 @@ class S3Gateway:
         raw_path: bytes = scope.get("raw_path") or scope["path"].encode()
         resource = "/"
         body = RequestBody(receive, headers)
+        started = time.perf_counter()
+        trace: dict[str, str] = {}
         try:
-            response = await self._handle(scope, body, headers, raw_path, request_id)
+            response = await self._handle(scope, body, headers, raw_path, request_id, trace)
         except S3Error as exc:
             response = self._error(exc, request_id, raw_path, method)
         except RegistryError as exc:
@@ -80,6 +85,8 @@ class S3Gateway:
         response.headers["Server"] = "s3facade"
         if not await body.settle():
             response.headers["Connection"] = "close"
+        operation = trace.get("operation", "Unrouted")
+        self.metrics.observe(operation, response.status_code, time.perf_counter() - started)
         await response(scope, receive, send)
 
     def _error(self, error: S3Error, request_id: str, raw_path: bytes, method: str) -> Response:
@@ -87,7 +94,13 @@ class S3Gateway:
         return error_response(error, request_id, resource, head=method == "HEAD")
 
     async def _handle(
-        self, scope: Scope, body: RequestBody, headers: Headers, raw_path: bytes, request_id: str
+        self,
+        scope: Scope,
+        body: RequestBody,
+        headers: Headers,
+        raw_path: bytes,
+        request_id: str,
+        trace: dict[str, str],
     ) -> Response:
         method: str = scope["method"]
         host = headers.get("host", "")
@@ -101,6 +114,7 @@ class S3Gateway:
         address = resolve_address(raw_path, host, self._config.base_domain)
         query = dict(parse_qsl(raw_query.decode("latin-1"), keep_blank_values=True))
         operation = parse_operation(method, address, query, headers)
+        trace["operation"] = operation.action.value
         client = scope.get("client")
         provenance = Provenance(
             principal=auth.principal,
@@ -144,6 +158,9 @@ def build_app(config: ServerConfig, registry: Registry) -> Starlette:
         }
         return JSONResponse(body, status_code=200 if body["status"] == "ok" else 503)
 
+    async def metrics(request: Request) -> Response:
+        return Response(gateway.metrics.exposition(), media_type=CONTENT_TYPE)
+
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         sweeper = Sweeper(registry, config.lifecycle_interval_seconds)  # bucket lifecycle rules
@@ -164,7 +181,12 @@ def build_app(config: ServerConfig, registry: Registry) -> Starlette:
         registry, gateway.authenticator, admins=config.admins, clock_control=config.test_clock
     )
     ops = Starlette(
-        routes=[Route("/-/health", health), Route("/-/ready", ready), *admin.routes()],
+        routes=[
+            Route("/-/health", health),
+            Route("/-/ready", ready),
+            Route("/-/metrics", metrics),
+            *admin.routes(),
+        ],
         lifespan=lifespan,
     )
 

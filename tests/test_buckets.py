@@ -97,3 +97,24 @@ def test_unimplemented_subresource_is_not_a_listing(server: Any, s3: Any, bucket
         s3.get_bucket_acl(Bucket=bucket)
     assert error_code(raised.value) == "NotImplemented"
     assert raised.value.response["ResponseMetadata"]["HTTPStatusCode"] == 501
+
+
+def test_metrics_in_prometheus_text_format(server: Any, s3: Any, bucket: str) -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    s3.put_object(Bucket=bucket, Key="counted", Body=b"x")
+    with pytest.raises(ClientError):
+        s3.get_object(Bucket=bucket, Key="missing")
+    response = httpx.get(f"{server.endpoint}/-/metrics")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain")
+    families = {f.name: f for f in text_string_to_metric_families(response.text)}
+    requests = {
+        (s.labels["operation"], s.labels["status"]): s.value
+        for s in families["s3facade_requests"].samples
+        if s.name == "s3facade_requests_total"
+    }
+    assert requests[("PutObject", "200")] >= 1
+    assert requests[("GetObject", "404")] >= 1
+    assert families["s3facade_objects"].samples[0].value >= 1
+    assert families["s3facade_events"].samples[0].value >= 2

@@ -1,0 +1,63 @@
+"""Prometheus metrics at /-/metrics: requests by S3 operation and status, their latency,
+and the registry's state read at scrape time (no bookkeeping on the request path)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from registry import Registry
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+class RegistryState(Collector):
+    def __init__(self, registry: Registry) -> None:
+        self._registry = registry
+
+    def collect(self) -> Iterator[Metric]:
+        namespace = self._registry.namespace
+        log = self._registry.log
+        yield CounterMetricFamily(
+            "s3facade_events", "Events committed to the log", value=log.last_seq
+        )
+        yield CounterMetricFamily(
+            "s3facade_log_transactions",
+            "Log transactions committed by this process",
+            value=log.commits,
+        )
+        yield GaugeMetricFamily("s3facade_buckets", "Buckets", value=len(namespace.buckets))
+        objects, versions = namespace.counts()
+        yield GaugeMetricFamily("s3facade_objects", "Current objects", value=objects)
+        yield GaugeMetricFamily("s3facade_versions", "Object versions", value=versions)
+        yield GaugeMetricFamily(
+            "s3facade_multipart_uploads", "Unfinished uploads", value=len(namespace.uploads)
+        )
+
+
+class Metrics:
+    def __init__(self, registry: Registry) -> None:
+        self.collectors = CollectorRegistry()
+        self.requests = Counter(
+            "s3facade_requests",
+            "S3 requests answered",
+            ["operation", "status"],
+            registry=self.collectors,
+        )
+        self.latency = Histogram(
+            "s3facade_request_seconds",
+            "Time to the response's headers",
+            ["operation"],
+            registry=self.collectors,
+        )
+        self.collectors.register(RegistryState(registry))
+
+    def observe(self, operation: str, status: int, seconds: float) -> None:
+        self.requests.labels(operation, str(status)).inc()
+        self.latency.labels(operation).observe(seconds)
+
+    def exposition(self) -> bytes:
+        return generate_latest(self.collectors)
