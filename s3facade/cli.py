@@ -11,6 +11,7 @@ import uvicorn
 
 from backends.catalog import ConfigError, build_backend_set
 from registry import Registry
+from registry.errors import RegistryError
 from registry.retention import RetentionPolicy
 from s3facade import commands as registry_commands
 from s3facade.app import build_app
@@ -102,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=args.log_level.upper() if hasattr(args, "log_level") else "INFO")
     try:
         result: int = args.run(args)
-    except (ConfigError, ValueError, OSError) as exc:  # a bad config file or setting
+    except (ConfigError, ValueError, OSError, RegistryError) as exc:  # config, log in use...
         if args.command != "serve":
             raise
         print(f"s3facade serve: {exc}", file=sys.stderr)
