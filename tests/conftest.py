@@ -5,7 +5,6 @@ from __future__ import annotations
 import itertools
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -21,6 +20,7 @@ import pytest
 
 from tests.upstream_services import (  # noqa: F401 - fixtures, used by name
     config_file,
+    free_port,
     moto_upstream,
     rgw_cluster,
     rgw_upstream,
@@ -29,13 +29,6 @@ from tests.upstream_services import (  # noqa: F401 - fixtures, used by name
 ACCESS_KEY = "AKIDS3FACADETEST0001"
 SECRET_KEY = "test-secret-key-0123456789abcdefghijklmnop"
 REGION = "us-east-1"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 @dataclass
