@@ -7,6 +7,7 @@ tags, so unchanged tools can send it; the names below are the documented convent
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -57,6 +58,7 @@ class Tool:
         return {"name": self.name, "version": self.version}
 
 
+@functools.lru_cache(maxsize=256)  # every event parses it; a few clients send the same one
 def parse_user_agent(user_agent: str) -> Tool:
     """`aws-cli/1.46.3 md/Botocore#1.43 ...` -> Tool("aws-cli", "1.46.3")."""
     tokens = {name: version for name, version in _TOKEN.findall(user_agent)}

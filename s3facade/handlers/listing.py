@@ -21,8 +21,9 @@ MAX_KEYS = 1000
 _TOKEN_PREFIX = b"s3facade:v1:"
 
 
-def max_keys_param(req: S3Request) -> int:
-    text = req.query.get("max-keys", str(MAX_KEYS))
+def int_param(req: S3Request, name: str, default: int, maximum: int) -> int:
+    """A non-negative integer query parameter (max-keys, max-parts...), capped like AWS."""
+    text = req.query.get(name, str(default))
     try:
         value = int(text)
     except ValueError:
@@ -30,10 +31,14 @@ def max_keys_param(req: S3Request) -> int:
     if value < 0:
         raise S3Error(
             "InvalidArgument",
-            "Provided max-keys not an integer or within integer range",
-            extra={"ArgumentName": "max-keys", "ArgumentValue": text},
+            f"Provided {name} not an integer or within integer range",
+            extra={"ArgumentName": name, "ArgumentValue": text},
         )
-    return min(value, MAX_KEYS)
+    return min(value, maximum)
+
+
+def max_keys_param(req: S3Request) -> int:
+    return int_param(req, "max-keys", MAX_KEYS, MAX_KEYS)
 
 
 def encoder(req: S3Request) -> Callable[[str], str]:

@@ -25,13 +25,14 @@ from s3facade.domain_errors import s3_error_for
 from s3facade.errors import S3Error
 from s3facade.handlers.buckets import add_owner
 from s3facade.handlers.copy import copy_source
+from s3facade.handlers.listing import encoder, int_param
 from s3facade.handlers.object_lock import lock_request
 from s3facade.handlers.objects import check_key, object_spec, write_condition
 from s3facade.handlers.versioning import version_headers
 from s3facade.integrity import UploadIntegrity
 from s3facade.request import S3Request
 from s3facade.responses import error_xml, xml_response
-from s3facade.xml import Document, add, child_text, children, iso8601, parse, url_encode
+from s3facade.xml import Document, add, child_text, children, iso8601, parse
 
 MAX_PART_NUMBER = 10_000
 MAX_PART_SIZE = 5 * 1024**3
@@ -201,23 +202,10 @@ async def upload_part_copy(req: S3Request, server: ServerContext) -> Response:
     return xml_response(doc)
 
 
-def _int_param(req: S3Request, name: str, default: int, maximum: int) -> int:
-    text = req.query.get(name)
-    if text is None:
-        return default
-    if not text.lstrip("-").isdigit() or int(text) < 0:
-        raise S3Error(
-            "InvalidArgument",
-            f"Provided {name} not an integer or within integer range",
-            extra={"ArgumentName": name, "ArgumentValue": text},
-        )
-    return min(int(text), maximum)
-
-
 async def list_parts(req: S3Request, server: ServerContext) -> Response:
     upload = server.registry.uploads.get(req.bucket, req.key, req.query["uploadId"])
-    max_parts = _int_param(req, "max-parts", 1000, 1000)
-    marker = _int_param(req, "part-number-marker", 0, MAX_PART_NUMBER)
+    max_parts = int_param(req, "max-parts", 1000, 1000)
+    marker = int_param(req, "part-number-marker", 0, MAX_PART_NUMBER)
     numbers = sorted(n for n in upload.parts if n > marker)
     shown, truncated = numbers[:max_parts], len(numbers) > max_parts
     doc = Document("ListPartsResult")
@@ -248,11 +236,8 @@ async def list_parts(req: S3Request, server: ServerContext) -> Response:
 
 
 async def list_multipart_uploads(req: S3Request, server: ServerContext) -> Response:
-    encoding = req.query.get("encoding-type")
-    if encoding is not None and encoding.lower() != "url":
-        raise S3Error("InvalidArgument", "Invalid Encoding Method specified in Request")
-    encode = url_encode if encoding else (lambda value: value)
-    max_uploads = _int_param(req, "max-uploads", 1000, 1000)
+    encode = encoder(req)
+    max_uploads = int_param(req, "max-uploads", 1000, 1000)
     key_marker = req.query.get("key-marker", "")
     upload_id_marker = req.query.get("upload-id-marker", "")
     page = server.registry.uploads.list(
@@ -275,7 +260,7 @@ async def list_multipart_uploads(req: S3Request, server: ServerContext) -> Respo
     add(doc.root, "Prefix", encode(req.query.get("prefix", "")))
     add(doc.root, "MaxUploads", max_uploads)
     add(doc.root, "IsTruncated", page.is_truncated)
-    if encoding:
+    if "encoding-type" in req.query:
         add(doc.root, "EncodingType", "url")
     for upload in page.uploads:
         entry = add(doc.root, "Upload")
