@@ -40,6 +40,37 @@ class ServerConfig:
     lifecycle_interval_seconds: float = 3600.0
     gc_interval_seconds: float = 3600.0  # background blob gc; 0 turns it off
     test_clock: bool = False  # lets tests move the retention clock via the admin API
+    # The admin SQL endpoint: each query runs in a sandboxed child process (registry.sql).
+    sql_timeout_seconds: float = 30.0
+    sql_memory_mib: int = 1024
+    sql_threads: int = 1
+    sql_concurrency: int = 2  # queries at once; more get 503 SlowDown
+    # Connections (s3facade.connections): slow or idle clients cannot hold the server.
+    header_timeout_seconds: float = 20.0  # from connect (or the previous response) to headers
+    idle_timeout_seconds: float = 30.0  # keep-alive connection with no request
+    body_timeout_seconds: float = 30.0  # longest pause while a request body arrives
+    max_connections: int = 1000  # beyond: 503 SlowDown at once
+    # Tamper evidence (registry.anchor, registry.heads).
+    anchor_path: Path | None = None  # default <data_dir>/log.anchor
+    head_signing_key: Path | None = None  # default <data_dir>.head-signing.key, beside it
+    head_signing_interval_seconds: float = 60.0
+    checkpoint_wal_mib: int = 4  # checkpoint the DuckDB log once its WAL is this big
+    # Integrity of stored bytes (registry.scrub) and free space (registry.space).
+    scrub_interval_seconds: float = 86400.0  # a full pass at most this often; 0 turns it off
+    scrub_mib_per_second: float = 16.0
+    space_reserve_mib: int = 64
+
+    @property
+    def anchor_file(self) -> Path:
+        return self.anchor_path or self.data_dir / "log.anchor"
+
+    @property
+    def head_key_file(self) -> Path:
+        # Outside the data dir, so one copied or stolen data dir does not carry the key.
+        if self.head_signing_key is not None:
+            return self.head_signing_key
+        data_dir = self.data_dir.absolute()
+        return data_dir.parent / f"{data_dir.name}.head-signing.key"
 
     @property
     def root_access_key_id(self) -> str:
@@ -111,13 +142,29 @@ def _merge(config: ServerConfig, values: Mapping[str, Any]) -> ServerConfig:
         "lifecycle_interval_seconds",
         "gc_interval_seconds",
         "test_clock",
+        "sql_timeout_seconds",
+        "sql_memory_mib",
+        "sql_threads",
+        "sql_concurrency",
+        "header_timeout_seconds",
+        "idle_timeout_seconds",
+        "body_timeout_seconds",
+        "max_connections",
+        "anchor_path",
+        "head_signing_key",
+        "head_signing_interval_seconds",
+        "checkpoint_wal_mib",
+        "scrub_interval_seconds",
+        "scrub_mib_per_second",
+        "space_reserve_mib",
     }
     unknown = set(values) - known
     if unknown:
         raise ValueError(f"unknown server settings: {', '.join(sorted(unknown))}")
     changes = dict(values)
-    if "data_dir" in changes:
-        changes["data_dir"] = Path(changes["data_dir"])
+    for name in ("data_dir", "anchor_path", "head_signing_key"):
+        if name in changes:
+            changes[name] = Path(changes[name])
     if "port" in changes:
         changes["port"] = int(changes["port"])
     return replace(config, **changes)
