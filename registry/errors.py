@@ -111,3 +111,9 @@ class CorruptLog(RegistryError):
     def __init__(self, seq: int, reason: str) -> None:
         super().__init__(f"event {seq} cannot be applied to the views: {reason}")
         self.seq = seq
+
+
+class LogUntrusted(RegistryError):
+    """The log cannot be trusted as it is: missing, shorter than its anchor, rewritten, or
+    views that differ from it (registry.log_check, Registry.rebuild). The message says why
+    and how to recover. Nothing that deletes bytes (gc) runs in this state."""

@@ -35,6 +35,11 @@ class EventType(StrEnum):
     LEGAL_HOLD_SET = "ObjectLegalHoldSet"
     TAGS_SET = "ObjectTagsSet"
     BLOBS_COLLECTED = "BlobsCollected"
+    # The log's own history (registry.log_check, registry.heads): the views ignore them.
+    LOG_ANCHOR_CREATED = "LogAnchorCreated"
+    LOG_LOSS_ACCEPTED = "LogLossAccepted"
+    LOG_HEAD_SIGNED = "LogHeadSigned"
+    VIEWS_REBUILT = "ViewsRebuilt"
 
 
 @dataclass(frozen=True, slots=True)

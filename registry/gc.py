@@ -156,11 +156,14 @@ class GcReport:
 
 
 async def plan_collection(registry: Registry) -> GcPlan:
-    """Snapshot the live blobs and list the candidates (see the module docstring)."""
+    """Snapshot the live blobs and list the candidates (see the module docstring).
+    Raises LogUntrusted when the views or the log cannot be relied on (Registry.check_trusted)."""
+    await registry.check_trusted()
+    log = registry.log
+    kept = await log.run_query(lambda: _kept_after_loss(log))
     # Both without an await in between: the views are exactly the log up to last_seq.
     snapshot_seq = registry.log.last_seq
-    live = frozenset(live_blobs(registry.namespace))
-    log = registry.log
+    live = frozenset(live_blobs(registry.namespace)) | kept
     named = await log.run_query(lambda: _uncollected_blobs(log))
     candidates = {blob for blob in named if blob not in live}
     for backend_id, backend in registry.backends.items():
@@ -356,3 +359,14 @@ def _blobs_named_since(log: EventLog, seq: int) -> set[BlobId]:
     finally:
         cursor.close()
     return {(backend_id, digest) for backend_id, digest in rows}
+
+
+def _kept_after_loss(log: EventLog) -> frozenset[BlobId]:
+    """Blobs an operator's accepted log loss asked to keep (registry.log_check): the bytes
+    of acknowledged writes whose events were lost, kept for a manual recovery."""
+    sql = f"SELECT {_COLUMNS} FROM events WHERE type = ?"
+    return frozenset(
+        (blob["backend_id"], blob["sha256"])
+        for event in log.select(sql, [EventType.LOG_LOSS_ACCEPTED.value])
+        for blob in event.data.get("kept_blobs", ())
+    )

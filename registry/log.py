@@ -7,6 +7,10 @@ write is durable, yet 32 concurrent writers cost one commit, not 32.
 
 DuckDB lets one process hold the file for writing and one connection must not be
 used by two threads at once, so every DuckDB call runs on one dedicated thread.
+
+After each commit, and before it is acknowledged, the log's anchor (registry.anchor) is
+advanced to the new head, and once the WAL has grown past `checkpoint_wal_bytes` the
+database is checkpointed, so the WAL (which DuckDB drops silently when damaged) stays small.
 """
 
 from __future__ import annotations
@@ -15,16 +19,19 @@ import asyncio
 import functools
 import json
 import logging
+import os
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import duckdb
 
+from registry.anchor import LogAnchor
+from registry.errors import CorruptLog
 from registry.events import (
     GENESIS_HASH,
     CommittedEvent,
@@ -42,6 +49,7 @@ MAX_BATCH = 1000
 # transaction, or are flushed after at most this long. So a crash loses at most the read
 # records of the last RECORD_LAG_SECONDS (plus the commit in flight); never a write.
 RECORD_LAG_SECONDS = 1.0
+CHECKPOINT_WAL_BYTES = 4 << 20
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
@@ -65,6 +73,7 @@ def _insert_sql(rows: int) -> str:
 
 
 _COLUMNS = "seq, time, type, bucket, key, data, prev_hash, hash"
+_TYPES = frozenset(t.value for t in EventType)
 
 
 @dataclass
@@ -83,14 +92,28 @@ class EventLog:
         on_commit: Callable[[CommittedEvent], None] | None = None,
         max_batch: int = MAX_BATCH,
         read_only: bool = False,
+        anchor: LogAnchor | None = None,
+        checkpoint_wal_bytes: int = CHECKPOINT_WAL_BYTES,
     ) -> None:
         self._path = path
+        self._wal = path.with_name(path.name + ".wal")
+        self.anchor = anchor
+        self._checkpoint_wal_bytes = checkpoint_wal_bytes
+        self.anchor_error: str | None = None  # the anchor could not be advanced (reported)
         self._clock = clock
         self._on_commit = on_commit
         self._max_batch = max_batch
+        self._read_only = read_only
         self._db = duckdb.connect(str(path), read_only=read_only)
         if not read_only:
             self._db.execute(SCHEMA)
+            self._db.execute("CHECKPOINT")  # the table itself never depends on the WAL
+        elif not self._db.execute(
+            "SELECT 1 FROM duckdb_tables() WHERE table_name = 'events' AND NOT temporary"
+        ).fetchone():
+            # A log whose WAL held even the table (lost before its first checkpoint) reads
+            # as empty: the anchor check then says what is missing.
+            self._db.execute(SCHEMA.replace("CREATE TABLE", "CREATE TEMP TABLE"))
         last = self._db.execute(
             "SELECT seq, hash, time FROM events ORDER BY seq DESC LIMIT 1"
         ).fetchone()
@@ -113,6 +136,14 @@ class EventLog:
     def last_seq(self) -> int:
         return self._last_seq
 
+    @property
+    def last_hash(self) -> str:
+        return self._last_hash
+
+    @property
+    def read_only(self) -> bool:
+        return self._read_only
+
     def set_on_commit(self, on_commit: Callable[[CommittedEvent], None]) -> None:
         self._on_commit = on_commit
 
@@ -130,12 +161,44 @@ class EventLog:
             cursor.execute(sql, list(params))
             while rows := cursor.fetchmany(batch_size):
                 for seq, time, type_, bucket, key, data, prev_hash, digest in rows:
+                    if type_ not in _TYPES:
+                        raise CorruptLog(seq, f"unknown event type {type_!r}")
                     yield CommittedEvent(
                         seq, time, EventType(type_), bucket, key, json.loads(data), prev_hash,
                         digest,
                     )  # fmt: skip
         finally:
             cursor.close()
+
+    def select_raw(
+        self,
+        clause: str = "ORDER BY seq",
+        params: Sequence[Any] = (),
+        batch_size: int = 10_000,
+    ) -> Iterator[CommittedEvent]:
+        """Events as stored, chosen and ordered by `clause` (e.g. "WHERE seq >= ? ORDER BY
+        seq"): for checking the chain, so an unknown event type stays its plain string
+        instead of failing (verify reports it)."""
+        cursor = self._db.cursor()
+        try:
+            cursor.execute(f"SELECT {_COLUMNS} FROM events {clause}", list(params))
+            while rows := cursor.fetchmany(batch_size):
+                for seq, time, type_, bucket, key, data, prev_hash, digest in rows:
+                    known = EventType(type_) if type_ in _TYPES else cast(EventType, type_)
+                    yield CommittedEvent(
+                        seq, time, known, bucket, key, json.loads(data), prev_hash, digest
+                    )
+        finally:
+            cursor.close()
+
+    def stored_hash(self, seq: int) -> str | None:
+        """The hash stored for event `seq` (blocking; run through `run_query`)."""
+        cursor = self._db.cursor()
+        try:
+            row = cursor.execute("SELECT hash FROM events WHERE seq = ?", [seq]).fetchone()
+        finally:
+            cursor.close()
+        return None if row is None else str(row[0])
 
     def cursor(self) -> duckdb.DuckDBPyConnection:
         """A cursor of its own for read-only queries (thread-safe to use beside the writer)."""
@@ -178,7 +241,7 @@ class EventLog:
             sealed = self._seal(batch)
             rows = [_row(e) for group in sealed for e in group]
             try:
-                await loop.run_in_executor(self._thread, self._write, rows)
+                await loop.run_in_executor(self._thread, self._commit, rows)
             except Exception as exc:  # the whole transaction failed: nothing was committed
                 for pending in batch:
                     if pending.future is None:
@@ -224,6 +287,50 @@ class EventLog:
             sealed.append(group)
         return sealed
 
+    def append_now(self, events: Sequence[Event]) -> list[CommittedEvent]:
+        """Append and commit on the calling thread, for start-up and offline tools (no event
+        loop may be running appends at the same time)."""
+        sealed = self._seal([_PendingAppend(events, None)])[0]
+        self._commit([_row(e) for e in sealed])
+        if sealed:
+            last = sealed[-1]
+            self._last_seq, self._last_hash, self._last_time = last.seq, last.hash, last.time
+        self.commits += 1
+        if self._on_commit is not None:
+            for event in sealed:
+                self._on_commit(event)
+        return sealed
+
+    def _commit(self, rows: list[tuple[Any, ...]]) -> None:
+        """Write one transaction, then advance the anchor to its last event (so a commit is
+        acknowledged only once the anchor knows it) and checkpoint a grown WAL."""
+        self._write(rows)
+        if not rows:
+            return
+        seq, digest = rows[-1][0], rows[-1][7]
+        if self.anchor is not None:
+            try:
+                self.anchor.advance(seq, digest)
+                self.anchor_error = None
+            except OSError as exc:
+                # The events are committed and durable; only the tamper check lags. Say so
+                # loudly (/-/ready) rather than fail writes that are already stored.
+                self.anchor_error = f"the log anchor could not be advanced to {seq}: {exc}"
+                log.error("%s", self.anchor_error)
+        self._checkpoint_if_due()
+
+    def _checkpoint_if_due(self) -> None:
+        try:
+            wal_bytes = os.stat(self._wal).st_size
+        except FileNotFoundError:
+            return
+        if wal_bytes < self._checkpoint_wal_bytes:
+            return
+        try:
+            self._db.execute("CHECKPOINT")
+        except duckdb.Error as exc:  # e.g. a long read transaction: retried after a later commit
+            log.info("checkpoint postponed: %s", exc)
+
     def _write(self, rows: list[tuple[Any, ...]]) -> None:
         self._db.execute("BEGIN TRANSACTION")
         try:
@@ -241,15 +348,20 @@ class EventLog:
             self._flush_soon()
         while self._flusher is not None and not self._flusher.done():
             await self._flusher
-        await asyncio.get_running_loop().run_in_executor(self._thread, self._db.close)
+        await asyncio.get_running_loop().run_in_executor(self._thread, self._close_files)
         self._thread.shutdown(wait=True)
         self._readers.shutdown(wait=True)
 
     def close_sync(self) -> None:
         """For offline tools that never started an event loop."""
-        self._db.close()
+        self._close_files()
         self._thread.shutdown(wait=True)
         self._readers.shutdown(wait=True)
+
+    def _close_files(self) -> None:
+        self._db.close()  # a clean close checkpoints: the WAL is folded into the file
+        if self.anchor is not None:
+            self.anchor.close()
 
 
 def _row(event: CommittedEvent) -> tuple[Any, ...]:

@@ -7,6 +7,7 @@ state change goes through the event log and only then into the views.
 from __future__ import annotations
 
 import hashlib
+import logging
 import secrets
 import time
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Mapping, Sequence
@@ -24,6 +25,7 @@ from backends import (
     Hasher,
     StorageBackend,
 )
+from registry.anchor import default_anchor_path
 from registry.clock import Clock
 from registry.errors import (
     BucketAlreadyExists,
@@ -33,6 +35,7 @@ from registry.errors import (
     CorruptLog,
     DeleteMarkerFound,
     LogInUse,
+    LogUntrusted,
     NoSuchBucket,
     NoSuchKey,
     NoSuchVersion,
@@ -41,8 +44,10 @@ from registry.errors import (
     StorageUnavailable,
 )
 from registry.events import Event, EventType
+from registry.heads import HeadSigner, HeadTrust
 from registry.locks import LockTable, SharedLockTable
-from registry.log import MAX_BATCH, EventLog
+from registry.log import CHECKPOINT_WAL_BYTES, MAX_BATCH, EventLog
+from registry.log_check import open_checked_log
 from registry.model import (
     NULL_VERSION,
     Bucket,
@@ -59,6 +64,8 @@ from registry.namespace import Namespace
 from registry.retention import RetentionPolicy, resolve_lock
 from registry.settings import VersionSettings
 from registry.staging import stored_blob
+
+logger = logging.getLogger(__name__)
 
 LOG_FILE = "registry.duckdb"
 UNCONDITIONAL = WriteCondition()
@@ -85,6 +92,10 @@ class Registry(VersionSettings):
         self.clock = clock or Clock()
         self.namespace = replay(log)
         log.set_on_commit(self.namespace.apply)
+        # Why the views may not match the log (a rebuild found a difference and was not
+        # forced): nothing that deletes bytes runs until this is resolved.
+        self.untrusted: str | None = None
+        self.head_signer: HeadSigner | None = None  # signs the head on close (registry.heads)
         self._bucket_locks = SharedLockTable()
         self.digests = SharedLockTable()  # writes hold a digest shared; gc exclusively
         self.uploads = MultipartUploads(self)
@@ -100,28 +111,74 @@ class Registry(VersionSettings):
         read_only: bool = False,
         max_batch: int = MAX_BATCH,
         policies: Sequence[RetentionPolicy] = (),
+        anchor_path: Path | None = None,
+        accept_log_loss: bool = False,
+        head_trust: HeadTrust | None = None,
+        checkpoint_wal_bytes: int = CHECKPOINT_WAL_BYTES,
     ) -> Registry:
-        """`read_only` for offline tools: the log file must exist and is not changed."""
-        if not read_only:
-            data_dir.mkdir(parents=True, exist_ok=True)
-        elif not (data_dir / LOG_FILE).exists():
-            raise FileNotFoundError(data_dir / LOG_FILE)
-        try:
-            log = EventLog(data_dir / LOG_FILE, read_only=read_only, max_batch=max_batch)
-        except duckdb.IOException as exc:  # DuckDB: one process holds a database file
-            raise LogInUse(str(exc)) from exc
-        return cls(log, backends, policies=policies, clock=clock)
+        """`read_only` for offline tools: the log file must exist and is not changed.
+        Otherwise the log is checked against its anchor (and, with `head_trust`, its newest
+        signed head) first (registry.log_check: raises LogUntrusted), anchored from then
+        on and its heads signed; `accept_log_loss` continues after a loss."""
+        if read_only:
+            return cls(open_log_read_only(data_dir), backends, policies=policies, clock=clock)
+        log = open_checked_log(
+            data_dir / LOG_FILE,
+            anchor_path or default_anchor_path(data_dir),
+            backends,
+            accept_loss=accept_log_loss,
+            trust=head_trust,
+            max_batch=max_batch,
+            checkpoint_wal_bytes=checkpoint_wal_bytes,
+        )
+        registry = cls(log, backends, policies=policies, clock=clock)
+        if head_trust is not None:
+            registry.head_signer = HeadSigner(log, head_trust.key, head_trust.interval)
+        return registry
 
-    def rebuild(self) -> tuple[dict[str, Any], dict[str, Any]]:
-        """Replace the views with a fresh replay of the log; returns the fingerprints of the
-        views before and after, taken at the same sequence number (equal when consistent).
+    def compare_views(self) -> tuple[Namespace, dict[str, Any], dict[str, Any]]:
+        """Fresh views replayed from the log, and the fingerprints of the live views and of
+        the fresh ones, taken at the same log position (equal when consistent).
 
         Runs on the event loop without awaiting, so no commit lands in between."""
         fresh = replay(self._log)
-        before, after = self.namespace.fingerprint(), fresh.fingerprint()
-        self.namespace = fresh
-        self._log.set_on_commit(fresh.apply)
-        return before, after
+        return fresh, self.namespace.fingerprint(), fresh.fingerprint()
+
+    async def rebuild(self, provenance: Provenance, *, force: bool = False) -> dict[str, Any]:
+        """Compare the live views with a fresh replay. A difference changes nothing unless
+        `force`d (then the swap is recorded in the log as ViewsRebuilt); unforced, the
+        registry is marked untrusted so that gc refuses to run on views that may be wrong."""
+        fresh, before, after = self.compare_views()
+        identical = before == after
+        swapped = False
+        if not identical and not force:
+            self.untrusted = (
+                "a rebuild found views that differ from the log; run `s3facade rebuild "
+                "--force` to replace them (recorded in the log) or restart the server"
+            )
+        elif not identical:
+            self.namespace = fresh
+            self._log.set_on_commit(fresh.apply)
+            data = {**provenance.as_dict(), "live": before, "rebuilt": after}
+            await self._log.append([Event(EventType.VIEWS_REBUILT, "", None, data)])
+            self.untrusted, swapped = None, True
+        return {"identical": identical, "swapped": swapped, "live": before, "rebuilt": after}
+
+    async def check_trusted(self) -> None:
+        """Raise LogUntrusted unless the views and the log can be relied on to delete bytes:
+        no unresolved rebuild difference, the anchor is current, and the log still holds
+        the head this process committed (nothing rewrote it behind the server's back)."""
+        if self.untrusted is not None:
+            raise LogUntrusted(self.untrusted)
+        if self._log.anchor_error is not None:
+            raise LogUntrusted(self._log.anchor_error)
+        seq, digest = self._log.last_seq, self._log.last_hash
+        stored = await self._log.run_query(lambda: self._log.stored_hash(seq))
+        if seq > 0 and stored != digest:
+            raise LogUntrusted(
+                f"the log no longer holds event {seq} as this server committed it: it was "
+                "changed behind the server's back; stop it and run `s3facade verify`"
+            )
 
     @property
     def log(self) -> EventLog:
@@ -132,6 +189,11 @@ class Registry(VersionSettings):
         return self._backends
 
     async def close(self) -> None:
+        if self.head_signer is not None:
+            try:
+                await self.head_signer.sign_now()  # so the newest events are covered too
+            except Exception:
+                logger.exception("signing the log head at close failed")
         await self._log.close()
 
     # -- buckets ---------------------------------------------------------------------------
@@ -462,8 +524,12 @@ def derivation(source: ObjectVersion) -> dict[str, str]:
 
 
 def open_log_read_only(data_dir: Path) -> EventLog:
-    """The bare log of a stopped server (when its views cannot be built)."""
+    """The bare log of a stopped server (FileNotFoundError, LogInUse, CorruptLog)."""
+    if not (data_dir / LOG_FILE).exists():
+        raise FileNotFoundError(data_dir / LOG_FILE)
     try:
         return EventLog(data_dir / LOG_FILE, read_only=True)
-    except duckdb.IOException as exc:
+    except duckdb.IOException as exc:  # DuckDB: one process holds a database file
         raise LogInUse(str(exc)) from exc
+    except duckdb.Error as exc:
+        raise LogUntrusted(f"the log {data_dir / LOG_FILE} cannot be opened: {exc}") from exc

@@ -8,9 +8,10 @@ errors too: {"error": code, "message": ...}.
 from __future__ import annotations
 
 import hashlib
+import secrets
 import tempfile
 from collections.abc import Awaitable, Callable, Collection
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import unquote_to_bytes
@@ -20,7 +21,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
 
-from registry import Registry
+from registry import Provenance, Registry
 from registry.audit import (
     NoHistory,
     NotReadOnly,
@@ -32,10 +33,17 @@ from registry.audit import (
     object_history,
     run_sql,
 )
-from registry.errors import NoSuchKey, RegistryError
+from registry.errors import LogUntrusted, NoSuchKey, RegistryError
 from registry.gc import collect_garbage, live_blobs
 from registry.sweeper import run as run_lifecycle
-from registry.verify import VerifyReport, verify_blobs, verify_chain
+from registry.verify import (
+    HeadAudit,
+    VerifyReport,
+    check_anchor,
+    parse_head,
+    verify_blobs,
+    verify_chain,
+)
 from s3facade.domain_errors import s3_error_for
 from s3facade.errors import S3Error
 from s3facade.request import check_payload_hash
@@ -44,6 +52,7 @@ from s3facade.sigv4 import Authenticator, RequestView
 Endpoint = Callable[[Request], Awaitable[Response]]
 _T = TypeVar("_T")
 MAX_SQL_BYTES = 64 * 1024
+MAX_LOG_EVENTS = 100_000  # one /-/admin/log answer; page with `since`
 
 
 class AdminAPI:
@@ -54,11 +63,15 @@ class AdminAPI:
         admins: Collection[str],
         *,
         clock_control: bool = False,
+        trusted_keys: frozenset[str] = frozenset(),
+        signing_interval: float = 60.0,
     ) -> None:
         self._registry = registry
         self._authenticator = authenticator
         self._admins = frozenset(admins)
         self._clock_control = clock_control
+        self._trusted_keys = trusted_keys  # public keys whose signed heads verify accepts
+        self._signing_interval = timedelta(seconds=signing_interval)
 
     def routes(self) -> list[Route]:
         guarded = self._guarded
@@ -87,6 +100,8 @@ class AdminAPI:
                 return _error(400, "InvalidRequest", str(exc))
             except NoHistory as exc:
                 return _error(404, "NoSuchKey", f"no current version of {exc}")
+            except LogUntrusted as exc:  # the operator must act: say what and how
+                return _error(409, "LogUntrusted", str(exc))
             except RegistryError as exc:
                 error = s3_error_for(exc)
                 return _error(error.status, error.code, error.message)
@@ -94,6 +109,13 @@ class AdminAPI:
         return guarded
 
     async def _authorize(self, request: Request) -> None:
+        request.state.principal = await self.admin_principal(request)
+        if request.state.principal is None:
+            raise S3Error("AccessDenied")
+
+    async def admin_principal(self, request: Request) -> str | None:
+        """The admin who signed the request; None if unsigned or not an admin (S3Error for a
+        bad signature)."""
         headers: dict[str, str] = {}
         for name, value in request.headers.items():
             headers[name] = f"{headers[name]},{value}" if name in headers else value
@@ -101,8 +123,19 @@ class AdminAPI:
         view = RequestView(request.method, raw_path, request.scope["query_string"], headers)
         auth = self._authenticator.authenticate(view)
         if auth.principal is None or auth.principal not in self._admins:
-            raise S3Error("AccessDenied")
+            return None
         check_payload_hash(auth, hashlib.sha256(await request.body()).hexdigest())
+        return auth.principal
+
+    @staticmethod
+    def _provenance(request: Request) -> Provenance:
+        client = request.client
+        return Provenance(
+            principal=request.state.principal,
+            client_address=f"{client.host}:{client.port}" if client else "",
+            user_agent=request.headers.get("user-agent", ""),
+            request_id=secrets.token_hex(8).upper(),
+        )
 
     @staticmethod
     def _object(request: Request) -> tuple[str, str]:
@@ -136,8 +169,11 @@ class AdminAPI:
 
     async def log(self, request: Request) -> Response:
         params = request.query_params
-        since = datetime.fromisoformat(params["since"]) if "since" in params else None
-        limit = int(params.get("limit", "1000"))
+        try:
+            since = datetime.fromisoformat(params["since"]) if "since" in params else None
+        except ValueError:
+            raise S3Error("InvalidArgument", "since must be an ISO 8601 time") from None
+        limit = _bounded_int(params.get("limit", "1000"), "limit", 1, MAX_LOG_EVENTS)
         log = self._registry.log
         events = await self._query(
             lambda: log_events(log, since=since, bucket=params.get("bucket"), limit=limit)
@@ -160,16 +196,29 @@ class AdminAPI:
         return FileResponse(target, media_type="application/vnd.apache.parquet", background=cleanup)
 
     async def verify(self, request: Request) -> Response:
+        """The chain, its signed heads (`?head=SEQ:HASH`: and that the log extends a head
+        saved earlier), the anchor and every live blob."""
+        head = request.query_params.get("head")
+        try:
+            saved_head = parse_head(head) if head else None
+        except ValueError as exc:
+            raise S3Error("InvalidArgument", str(exc)) from None
+        audit = HeadAudit(self._trusted_keys, self._signing_interval, saved_head)
         report = VerifyReport()
         log = self._registry.log
-        await self._query(lambda: verify_chain(log.replay(), report))
+        await self._query(lambda: verify_chain(log.select_raw(), report, audit=audit))
+        if log.anchor is not None:
+            anchor = log.anchor.current
+            stored = await self._query(lambda: log.stored_hash(anchor.seq))
+            check_anchor(report, anchor, stored)
         blobs = live_blobs(self._registry.namespace)
         await verify_blobs(blobs, self._registry.backends, report)
         return JSONResponse(report.as_dict())
 
     async def rebuild(self, request: Request) -> Response:
-        before, after = self._registry.rebuild()
-        return JSONResponse({"identical": before == after, "live": before, "rebuilt": after})
+        """Compare the views with the log; `?force=true` replaces them when they differ."""
+        force = request.query_params.get("force", "false").lower() == "true"
+        return JSONResponse(await self._registry.rebuild(self._provenance(request), force=force))
 
     async def gc(self, request: Request) -> Response:
         """One blob gc pass now (`?dry-run=true`: report only); see registry.gc."""
@@ -227,6 +276,12 @@ def retention_of(registry: Registry, bucket: str, key: str) -> dict[str, Any]:
             for index, version in enumerate(versions)
         ],
     }
+
+
+def _bounded_int(text: str, name: str, low: int, high: int) -> int:
+    if not text.isdigit() or not low <= int(text) <= high:
+        raise S3Error("InvalidArgument", f"{name} must be an integer from {low} to {high}")
+    return int(text)
 
 
 def _iso(time: datetime) -> str:

@@ -166,19 +166,30 @@ def build_app(config: ServerConfig, registry: Registry) -> Starlette:
         sweeper = Sweeper(registry, config.lifecycle_interval_seconds)  # bucket lifecycle rules
         sweeper.start()
         stop_gc = asyncio.Event()
-        gc_task = None
+        gc_task = signing = None
         if config.gc_interval_seconds > 0:
             gc = run_periodically(registry, config.gc_interval_seconds, stop_gc)
             gc_task = asyncio.create_task(gc, name="blob-gc")
+        if registry.head_signer is not None:
+            signing = asyncio.create_task(registry.head_signer.run(stop_gc), name="head-signer")
         yield
         stop_gc.set()  # a pass in flight ends at its next blob and records what it removed
-        if gc_task is not None:
-            await gc_task
+        for task in (gc_task, signing):
+            if task is not None:
+                await task
         await sweeper.stop()  # an expiry already queued in the log still commits on close
         await registry.close()
 
+    trusted = set(config.head_trusted_keys)
+    if registry.head_signer is not None:
+        trusted.add(registry.head_signer.public_key)
     admin = AdminAPI(
-        registry, gateway.authenticator, admins=config.admins, clock_control=config.test_clock
+        registry,
+        gateway.authenticator,
+        admins=config.admins,
+        clock_control=config.test_clock,
+        trusted_keys=frozenset(trusted),
+        signing_interval=config.head_signing_interval_seconds,
     )
     ops = Starlette(
         routes=[

@@ -12,6 +12,7 @@ import uvicorn
 from backends.catalog import ConfigError, build_backend_set
 from registry import Registry
 from registry.errors import RegistryError
+from registry.heads import HeadKey, HeadTrust
 from registry.retention import RetentionPolicy
 from s3facade import commands as registry_commands
 from s3facade.app import build_app
@@ -20,12 +21,32 @@ from s3facade.config import ServerConfig, load_config
 log = logging.getLogger("s3facade")
 
 
-def open_registry(config: ServerConfig, *, read_only: bool = False) -> Registry:
+def open_registry(
+    config: ServerConfig, *, read_only: bool = False, accept_log_loss: bool = False
+) -> Registry:
     """The configured backends (by default the local CAS under the data dir) and the DuckDB
-    log beside them."""
+    log beside them; a writable one checked against its anchor and signing its heads."""
     backends = build_backend_set(config.backends, config.placement, config.data_dir)
     policies = [RetentionPolicy.from_config(entry) for entry in config.retention]
-    return Registry.open(config.data_dir, backends, read_only=read_only, policies=policies)
+    return Registry.open(
+        config.data_dir,
+        backends,
+        read_only=read_only,
+        policies=policies,
+        anchor_path=config.anchor_path,
+        accept_log_loss=accept_log_loss,
+        head_trust=None if read_only else head_trust(config),
+        checkpoint_wal_bytes=config.checkpoint_wal_mib << 20,
+    )
+
+
+def head_trust(config: ServerConfig) -> HeadTrust:
+    """The configured head-signing key (generated if absent) and the keys verify trusts."""
+    return HeadTrust(
+        HeadKey.load_or_create(config.head_key_file),
+        frozenset(config.head_trusted_keys),
+        config.head_signing_interval_seconds,
+    )
 
 
 def open_offline(args: argparse.Namespace) -> Registry:
@@ -57,7 +78,7 @@ def serve(args: argparse.Namespace) -> int:
             file=sys.stderr,
             flush=True,
         )
-    registry = open_registry(config)
+    registry = open_registry(config, accept_log_loss=args.accept_log_loss)
     app = build_app(config, registry)
     print(
         f"s3facade serving http://{config.host}:{config.port} (data dir {config.data_dir})",
@@ -86,6 +107,13 @@ def main(argv: list[str] | None = None) -> int:
     serve_parser.add_argument("--config", type=Path, default=None, help="TOML config file")
     serve_parser.add_argument(
         "--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"]
+    )
+    serve_parser.add_argument(
+        "--accept-log-loss",
+        action="store_true",
+        help="start although the log is missing, shorter than its anchor or rewritten "
+        "(after you chose not to restore it): continues from the log as it is and records "
+        "that decision in the log",
     )
     upstream = serve_parser.add_argument_group(
         "upstream quick start",

@@ -13,7 +13,7 @@ import json
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,9 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
+from backends.catalog import build_backend_set
 from registry import Registry
+from registry.anchor import AnchorDamaged, LogAnchor, default_anchor_path
 from registry.audit import (
     attestation,
     event_dict,
@@ -31,18 +33,24 @@ from registry.audit import (
     object_history,
     run_sql,
 )
-from registry.errors import CorruptLog, LogInUse, NoSuchBucket, NoSuchKey
+from registry.errors import CorruptLog, LogInUse, LogUntrusted, NoSuchBucket, NoSuchKey
 from registry.gc import collect, live_blobs, plan_collection
+from registry.heads import HeadKey
+from registry.log import EventLog
 from registry.registry import LOG_FILE, open_log_read_only
 from registry.sweeper import run as run_lifecycle
 from registry.verify import (
     Finding,
+    HeadAudit,
     VerifyReport,
+    check_anchor,
+    parse_head,
     verify_blobs,
     verify_chain,
 )
 from s3facade.admin import retention_of
 from s3facade.admin_client import AdminClient, AdminError, object_path
+from s3facade.config import load_config
 
 OpenRegistry = Callable[[argparse.Namespace], Registry]
 
@@ -78,6 +86,8 @@ def offline(args: argparse.Namespace, open_registry: OpenRegistry) -> Iterator[R
         raise CommandError(
             f"{args.data_dir} is in use, probably by a running server: use --endpoint URL ({exc})"
         ) from None
+    except (LogUntrusted, CorruptLog) as exc:
+        raise CommandError(str(exc)) from None
     try:
         yield registry
     finally:
@@ -216,26 +226,34 @@ def attest(args: argparse.Namespace, open_registry: OpenRegistry) -> int:
 
 def verify(args: argparse.Namespace, open_registry: OpenRegistry) -> int:
     show_progress = not args.json and sys.stderr.isatty()
-    if args.endpoint:
-        data = AdminClient(args.endpoint).json("POST", "/-/admin/verify")
-    else:
+    if args.head:
         try:
-            with offline(args, open_registry) as registry:
-                data = _verify_offline(registry, show_progress=show_progress)
-        except CorruptLog as exc:
-            data = _verify_chain_only(args, exc, show_progress=show_progress)
+            parse_head(args.head)
+        except ValueError as exc:
+            raise CommandError(str(exc)) from None
+    if args.endpoint:
+        params = {"head": args.head} if args.head else None
+        data = AdminClient(args.endpoint).json("POST", "/-/admin/verify", params)
+    else:
+        data = _verify_offline(args, show_progress=show_progress)
 
     def render(data: dict[str, Any], console: Console) -> None:
+        heads = data["signed_heads"]
+        signed = (
+            f"signed heads: {heads['checked']}, the last covering event {heads['last_signed_seq']}"
+            if heads["trusted_keys"]
+            else f"signed heads: {heads['checked']} (not checked: no trusted key)"
+        )
         console.print(
-            f"events checked: {data['events_checked']} (last seq {data['last_seq']}, "
-            f"hash {data['last_hash']})\nblobs checked: {data['blobs_checked']}"
+            f"events checked: {data['events_checked']} (head {data['last_seq']}:"
+            f"{data['last_hash']})\n{signed}\nblobs checked: {data['blobs_checked']}"
         )
         for finding in data["findings"]:
-            where = (
-                f"event {finding['seq']}"
-                if finding["kind"] == "event"
-                else (f"blob {finding['backend_id']}:{finding['digest']}")
-            )
+            where = finding["kind"]
+            if finding["seq"] is not None:
+                where += f" at event {finding['seq']}"
+            if finding["digest"] is not None:
+                where = f"blob {finding['backend_id']}:{finding['digest']}"
             console.print(f"[red]FINDING[/] {where}: {finding['reason']}")
         console.print("[green]clean[/]" if data["ok"] else "[red]tampering detected[/]")
 
@@ -243,51 +261,83 @@ def verify(args: argparse.Namespace, open_registry: OpenRegistry) -> int:
     return 0 if data["ok"] else 1
 
 
-def _verify_offline(registry: Registry, *, show_progress: bool) -> dict[str, Any]:
+def _verify_offline(args: argparse.Namespace, *, show_progress: bool) -> dict[str, Any]:
+    """Chain, signed heads and anchor from the bare log; then the views (if they can be
+    built from it) for the list of blobs to re-hash."""
+    config = load_config(args.config, {"data_dir": args.data_dir})
+    trusted = {*config.head_trusted_keys, *(args.trusted_key or ())}
+    if config.head_key_file.exists():
+        trusted.add(HeadKey.load(config.head_key_file).public_hex)
+    audit = HeadAudit(
+        frozenset(trusted),
+        timedelta(seconds=config.head_signing_interval_seconds),
+        parse_head(args.head) if args.head else None,
+    )
     report = VerifyReport()
-    blobs = live_blobs(registry.namespace)
-    with Progress(disable=not show_progress, transient=True) as progress:
-        events = progress.add_task("hash chain", total=registry.log.last_seq)
-        verify_chain(registry.log.replay(), report, lambda n: progress.advance(events, n))
-        data = progress.add_task("blobs", total=sum(blobs.values()))
-        asyncio.run(
-            verify_blobs(blobs, registry.backends, report, lambda n: progress.advance(data, n))
-        )
-    return report.as_dict()
-
-
-def _verify_chain_only(
-    args: argparse.Namespace, corrupt: CorruptLog, *, show_progress: bool
-) -> dict[str, Any]:
-    """The views cannot be built from this log, so no blob list: check the chain alone."""
-    report = VerifyReport()
-    log = open_log_read_only(args.data_dir)
+    log = _open_bare_log(args.data_dir)
     try:
         with Progress(disable=not show_progress, transient=True) as progress:
             events = progress.add_task("hash chain", total=log.last_seq)
-            verify_chain(log.replay(), report, lambda n: progress.advance(events, n))
+            verify_chain(log.select_raw(), report, lambda n: progress.advance(events, n), audit)
+            try:
+                anchor = LogAnchor.read(config.anchor_path or default_anchor_path(args.data_dir))
+                check_anchor(report, anchor, log.stored_hash(anchor.seq) if anchor else None)
+            except AnchorDamaged as exc:
+                report.findings.append(Finding("anchor", str(exc)))
+            try:
+                backends = build_backend_set(config.backends, config.placement, config.data_dir)
+                blobs = live_blobs(Registry(log, backends).namespace)
+            except CorruptLog as exc:
+                report.findings.append(Finding("views", str(exc), seq=exc.seq))
+                blobs = {}
+            data = progress.add_task("blobs", total=sum(blobs.values()))
+            asyncio.run(verify_blobs(blobs, backends, report, lambda n: progress.advance(data, n)))
     finally:
         log.close_sync()
-    report.findings.append(Finding("views", str(corrupt), seq=corrupt.seq))
     return report.as_dict()
+
+
+def _open_bare_log(data_dir: Path) -> EventLog:
+    try:
+        return open_log_read_only(data_dir)
+    except FileNotFoundError:
+        raise CommandError(f"no registry in {data_dir} (see --data-dir)") from None
+    except LogInUse as exc:
+        raise CommandError(
+            f"{data_dir} is in use, probably by a running server: use --endpoint URL ({exc})"
+        ) from None
+    except LogUntrusted as exc:
+        raise CommandError(str(exc)) from None
 
 
 def rebuild(args: argparse.Namespace, open_registry: OpenRegistry) -> int:
     if args.endpoint:
-        data = AdminClient(args.endpoint).json("POST", "/-/admin/rebuild")
+        params = {"force": "true"} if args.force else None
+        data = AdminClient(args.endpoint).json("POST", "/-/admin/rebuild", params)
+    elif args.force:
+        raise CommandError(
+            "--force replaces a running server's views (use --endpoint); a stopped server "
+            "builds fresh views from the log when it starts"
+        )
     else:
         with offline(args, open_registry) as registry:
-            before, after = registry.rebuild()
-            data = {"identical": before == after, "live": before, "rebuilt": after}
-    _emit(
-        args,
-        data,
-        lambda d, c: c.print(
-            f"rebuilt views from the log: {d['rebuilt']} "
-            + ("(identical)" if d["identical"] else f"[red]DIFFER from {d['live']}[/]")
-        ),
-    )
-    return 0 if data["identical"] else 1
+            _, before, after = registry.compare_views()
+            identical = before == after
+            data = {"identical": identical, "swapped": False, "live": before, "rebuilt": after}
+
+    def render(d: dict[str, Any], c: Console) -> None:
+        if d["identical"]:
+            c.print(f"the views match the log: {d['rebuilt']}")
+        elif d["swapped"]:
+            c.print(f"[yellow]replaced[/] views {d['live']} with {d['rebuilt']} (recorded)")
+        else:
+            c.print(
+                f"[red]the views DIFFER from the log[/]: live {d['live']}, from the log "
+                f"{d['rebuilt']}; nothing changed (gc is refused until --force or a restart)"
+            )
+
+    _emit(args, data, render)
+    return 0 if data["identical"] or data["swapped"] else 1
 
 
 def gc(args: argparse.Namespace, open_registry: OpenRegistry) -> int:
@@ -351,7 +401,6 @@ def _open_writable(args: argparse.Namespace) -> Registry:
     """The stopped server's registry with a writable log: gc records what it removed.
     (The other offline commands open it read-only.)"""
     from s3facade.cli import open_registry as open_configured  # cli imports this module
-    from s3facade.config import load_config
 
     if not (args.data_dir / LOG_FILE).exists():
         raise CommandError(f"no registry in {args.data_dir} (see --data-dir)")
@@ -361,6 +410,8 @@ def _open_writable(args: argparse.Namespace) -> Registry:
         raise CommandError(
             f"{args.data_dir} is in use, probably by a running server: use --endpoint URL ({exc})"
         ) from None
+    except LogUntrusted as exc:  # the same checks as a server's start: no gc on a lost log
+        raise CommandError(str(exc)) from None
 
 
 def retention(args: argparse.Namespace, open_registry: OpenRegistry) -> int:
@@ -488,8 +539,20 @@ def register(commands: Any, open_registry: OpenRegistry) -> None:
     parser.add_argument("directory")
     parser = add("attest", attest, "an in-toto statement for an object")
     parser.add_argument("url", help="s3://bucket/key")
-    add("verify", verify, "check the hash chain and every blob")
-    add("rebuild", rebuild, "replay the log into fresh views and compare")
+    parser = add("verify", verify, "check the hash chain, signed heads, anchor and every blob")
+    parser.add_argument(
+        "--head", metavar="SEQ:HASH", help="also prove the log extends this head, saved earlier"
+    )
+    parser.add_argument(
+        "--trusted-key",
+        action="append",
+        metavar="HEX",
+        help="an Ed25519 public key whose signed heads count (besides the configured key's)",
+    )
+    parser = add("rebuild", rebuild, "replay the log into fresh views and compare")
+    parser.add_argument(
+        "--force", action="store_true", help="replace a running server's views if they differ"
+    )
     lifecycle = commands.add_parser("lifecycle", help="bucket lifecycle rules")
     parser = lifecycle.add_subparsers(dest="lifecycle_command", required=True).add_parser(
         "run", help="apply the lifecycle rules and retention expiry now"

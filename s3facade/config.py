@@ -51,18 +51,15 @@ class ServerConfig:
     body_timeout_seconds: float = 30.0  # longest pause while a request body arrives
     max_connections: int = 1000  # beyond: 503 SlowDown at once
     # Tamper evidence (registry.anchor, registry.heads).
-    anchor_path: Path | None = None  # default <data_dir>/log.anchor
+    anchor_path: Path | None = None  # default <data_dir>.log-anchor, beside the data dir
     head_signing_key: Path | None = None  # default <data_dir>.head-signing.key, beside it
     head_signing_interval_seconds: float = 60.0
+    head_trusted_keys: tuple[str, ...] = ()  # more Ed25519 public keys (hex) verify accepts
     checkpoint_wal_mib: int = 4  # checkpoint the DuckDB log once its WAL is this big
     # Integrity of stored bytes (registry.scrub) and free space (registry.space).
     scrub_interval_seconds: float = 86400.0  # a full pass at most this often; 0 turns it off
     scrub_mib_per_second: float = 16.0
     space_reserve_mib: int = 64
-
-    @property
-    def anchor_file(self) -> Path:
-        return self.anchor_path or self.data_dir / "log.anchor"
 
     @property
     def head_key_file(self) -> Path:
@@ -153,6 +150,7 @@ def _merge(config: ServerConfig, values: Mapping[str, Any]) -> ServerConfig:
         "anchor_path",
         "head_signing_key",
         "head_signing_interval_seconds",
+        "head_trusted_keys",
         "checkpoint_wal_mib",
         "scrub_interval_seconds",
         "scrub_mib_per_second",
@@ -165,6 +163,8 @@ def _merge(config: ServerConfig, values: Mapping[str, Any]) -> ServerConfig:
     for name in ("data_dir", "anchor_path", "head_signing_key"):
         if name in changes:
             changes[name] = Path(changes[name])
+    if "head_trusted_keys" in changes:
+        changes["head_trusted_keys"] = tuple(str(k) for k in changes["head_trusted_keys"])
     if "port" in changes:
         changes["port"] = int(changes["port"])
     return replace(config, **changes)

@@ -38,8 +38,9 @@ _PRESIGN_PARAMS: tuple[str, ...] = (
     "X-Amz-Date",
 )
 _PRESIGN_PARAMS += ("X-Amz-SignedHeaders", "X-Amz-Expires")
-# Unsigned x-amz-* headers tolerated on a presigned request: they only add integrity
-# checks, so a URL holder cannot use them to change what the signer authorised.
+# Unsigned x-amz-* headers tolerated (presigned or Authorization header): they only add
+# integrity checks, or are covered by the signature some other way (the payload hash and
+# the date are part of the string to sign), so they cannot change what the signer authorised.
 _UNSIGNED_OK: tuple[str, ...] = (
     "x-amz-content-sha256",
     "x-amz-checksum-",
@@ -351,6 +352,7 @@ class Authenticator:
                 "InvalidRequest", "Missing required header for this request: x-amz-content-sha256"
             )
         mode, digest = classify_payload(content_sha)
+        _require_signed(req.headers, signed_names)
         canonical = _Canonical(req, pairs, None, signed, iso_date, cred)
         key = canonical.verify(secret, [content_sha], fields["Signature"])
         return canonical.context(key, fields["Signature"], mode, digest, presigned=False)
@@ -424,17 +426,7 @@ class Authenticator:
                     "ServerTime": _iso(now),
                 },
             )
-        unsigned = sorted(
-            h
-            for h in req.headers
-            if h.startswith("x-amz-") and h not in signed_names and not h.startswith(_UNSIGNED_OK)
-        )
-        if unsigned:
-            raise S3Error(
-                "AccessDenied",
-                "There were headers present in the request which were not signed",
-                extra={"HeadersNotSigned": ", ".join(unsigned)},
-            )
+        _require_signed(req.headers, signed_names)
 
         # Rule 17: a pinned payload hash (query, or a signed header) is honoured. It is
         # covered by the canonical query/headers, so whichever payload line the client
@@ -486,6 +478,23 @@ class Authenticator:
         if secret is None:
             raise S3Error("InvalidAccessKeyId", extra={"AWSAccessKeyId": access_key})
         return secret
+
+
+def _require_signed(headers: Mapping[str, str], signed_names: Sequence[str]) -> None:
+    """Every x-amz-* header must be signed, as AWS requires: an unsigned one could be added
+    to a captured request (x-amz-bypass-governance-retention, x-amz-copy-source, lock and
+    metadata headers) and change what the signer authorised."""
+    unsigned = sorted(
+        h
+        for h in headers
+        if h.startswith("x-amz-") and h not in signed_names and not h.startswith(_UNSIGNED_OK)
+    )
+    if unsigned:
+        raise S3Error(
+            "AccessDenied",
+            "There were headers present in the request which were not signed",
+            extra={"HeadersNotSigned": ", ".join(unsigned)},
+        )
 
 
 def _no_date() -> S3Error:
