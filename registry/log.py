@@ -40,6 +40,7 @@ from registry.events import (
     seal,
     utc_now,
 )
+from registry.space import SpaceReserve
 
 log = logging.getLogger(__name__)
 _T = TypeVar("_T")
@@ -100,6 +101,7 @@ class EventLog:
         self.anchor = anchor
         self._checkpoint_wal_bytes = checkpoint_wal_bytes
         self.anchor_error: str | None = None  # the anchor could not be advanced (reported)
+        self.space: SpaceReserve | None = None  # released before a commit on a full disk
         self._clock = clock
         self._on_commit = on_commit
         self._max_batch = max_batch
@@ -304,7 +306,18 @@ class EventLog:
     def _commit(self, rows: list[tuple[Any, ...]]) -> None:
         """Write one transaction, then advance the anchor to its last event (so a commit is
         acknowledged only once the anchor knows it) and checkpoint a grown WAL."""
-        self._write(rows)
+        if self.space is not None:
+            self.space.before_commit()
+        try:
+            self._write(rows)
+        except duckdb.Error as exc:
+            if self.space is None or "No space left" not in str(exc):
+                raise
+            # A large upload took the last bytes since the check: the reserve makes room.
+            self.space.release()
+            self._write(rows)
+        if self.space is not None:
+            self.space.after_commit()
         if not rows:
             return
         seq, digest = rows[-1][0], rows[-1][7]

@@ -125,8 +125,9 @@ class MultipartUploads:
         backend = self._registry.backend_for(bucket)
         md5 = hashlib.md5()
         verify = None if check is None else (lambda receipt: check(receipt, md5.digest()))
-        digests = self._registry.digests
-        async with stored_blob(backend, body, [md5, *hashers], verify, digests) as stored:
+        registry = self._registry
+        blob = stored_blob(backend, body, [md5, *hashers], verify, registry.digests, registry.space)
+        async with blob as stored:
             receipt, checksums = stored
             data = {
                 **provenance.as_dict(),
@@ -164,9 +165,9 @@ class MultipartUploads:
             self._registry.check_condition(bucket, key, condition)
             backend = self._registry.backend_for(bucket)
             verify = None if check is None else (lambda receipt: check(receipt, chosen))
-            blob = stored_blob(
-                backend, self._concatenation(chosen), hashers, verify, self._registry.digests
-            )
+            registry = self._registry
+            body = self._concatenation(chosen)
+            blob = stored_blob(backend, body, hashers, verify, registry.digests, registry.space)
             async with blob as (receipt, checksums):
                 return await self._commit_completion(
                     bucket, key, upload, chosen, receipt, checksums, provenance, condition

@@ -63,6 +63,7 @@ from registry.multipart import MultipartUploads
 from registry.namespace import Namespace
 from registry.retention import RetentionPolicy, resolve_lock
 from registry.settings import VersionSettings
+from registry.space import SpaceReserve, local_roots
 from registry.staging import stored_blob
 
 logger = logging.getLogger(__name__)
@@ -115,6 +116,7 @@ class Registry(VersionSettings):
         accept_log_loss: bool = False,
         head_trust: HeadTrust | None = None,
         checkpoint_wal_bytes: int = CHECKPOINT_WAL_BYTES,
+        space_reserve_bytes: int = 0,
     ) -> Registry:
         """`read_only` for offline tools: the log file must exist and is not changed.
         Otherwise the log is checked against its anchor (and, with `head_trust`, its newest
@@ -131,6 +133,9 @@ class Registry(VersionSettings):
             max_batch=max_batch,
             checkpoint_wal_bytes=checkpoint_wal_bytes,
         )
+        if space_reserve_bytes > 0:
+            stores = local_roots(backends.values())
+            log.space = SpaceReserve(data_dir, space_reserve_bytes, stores)
         registry = cls(log, backends, policies=policies, clock=clock)
         if head_trust is not None:
             registry.head_signer = HeadSigner(log, head_trust.key, head_trust.interval)
@@ -183,6 +188,10 @@ class Registry(VersionSettings):
     @property
     def log(self) -> EventLog:
         return self._log
+
+    @property
+    def space(self) -> SpaceReserve | None:
+        return self._log.space
 
     @property
     def backends(self) -> BackendSet:
@@ -290,7 +299,8 @@ class Registry(VersionSettings):
         md5 = hashlib.md5()
         verify = None if check is None else (lambda receipt: check(receipt, md5.digest()))
         hashing = [md5, *hashers]
-        async with stored_blob(backend, body, hashing, verify, self.digests) as stored:
+        blob = stored_blob(backend, body, hashing, verify, self.digests, self.space)
+        async with blob as stored:
             receipt, checksums = stored
             data = {
                 **provenance.as_dict(),
@@ -324,7 +334,8 @@ class Registry(VersionSettings):
         backend = self.backend_for(bucket)
         async with AsyncExitStack() as held:
             if backend.backend_id != source.backend_id:
-                blob = stored_blob(backend, self.open_object(source), (), None, self.digests)
+                source_bytes = self.open_object(source)
+                blob = stored_blob(backend, source_bytes, (), None, self.digests, self.space)
                 await held.enter_async_context(blob)
             else:
                 await held.enter_async_context(self.digests[source.sha256].shared())

@@ -14,6 +14,7 @@ from contextlib import asynccontextmanager
 from backends import BackendFull, BackendUnavailable, BlobReceipt, Hasher, StorageBackend
 from registry.errors import StorageFull, StorageUnavailable
 from registry.locks import SharedLockTable
+from registry.space import SpaceReserve
 
 # Called once the bytes are staged, before they become visible; returns the checksums to
 # record. Raising refuses the upload and nothing is stored.
@@ -27,9 +28,13 @@ async def stored_blob(
     hashers: Sequence[Hasher],
     verify: Verify | None,
     digests: SharedLockTable,
+    space: SpaceReserve | None = None,
 ) -> AsyncIterator[tuple[BlobReceipt, Mapping[str, str]]]:
     """Stage, verify, commit; on any failure nothing stays staged. The body of the
-    `async with` (which appends the referencing event) runs with the digest held."""
+    `async with` (which appends the referencing event) runs with the digest held.
+    StorageFull before anything is read if the disk is too full (registry.space)."""
+    if space is not None:
+        space.check_store()
     try:
         staged = await backend.stage(body, hashers)
     except BackendFull as exc:

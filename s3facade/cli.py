@@ -37,6 +37,7 @@ def open_registry(
         accept_log_loss=accept_log_loss,
         head_trust=None if read_only else head_trust(config),
         checkpoint_wal_bytes=config.checkpoint_wal_mib << 20,
+        space_reserve_bytes=0 if read_only else config.space_reserve_mib << 20,
     )
 
 

@@ -21,7 +21,11 @@ S3_CODES: Mapping[type[domain.RegistryError], tuple[str, str | None]] = {
     domain.PreconditionFailed: ("PreconditionFailed", None),
     domain.ConditionalRequestConflict: ("ConditionalRequestConflict", None),
     domain.StorageUnavailable: ("ServiceUnavailable", None),
-    domain.StorageFull: ("InternalError", None),
+    # Retryable, as clients treat every 503: space may be freed (deletes, gc) meanwhile.
+    domain.StorageFull: (
+        "ServiceUnavailable",
+        "The store is full: writes are refused until space is freed. Deletes still work.",
+    ),
     domain.NoSuchUpload: ("NoSuchUpload", None),
     domain.InvalidPart: ("InvalidPart", None),
     domain.InvalidPartOrder: ("InvalidPartOrder", None),
