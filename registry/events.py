@@ -35,6 +35,8 @@ class EventType(StrEnum):
     LEGAL_HOLD_SET = "ObjectLegalHoldSet"
     TAGS_SET = "ObjectTagsSet"
     BLOBS_COLLECTED = "BlobsCollected"
+    BLOB_DAMAGED = "BlobDamaged"
+    SCRUB_PASS_COMPLETED = "ScrubPassCompleted"
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,6 +22,10 @@ S3_CODES: Mapping[type[domain.RegistryError], tuple[str, str | None]] = {
     domain.ConditionalRequestConflict: ("ConditionalRequestConflict", None),
     domain.StorageUnavailable: ("ServiceUnavailable", None),
     domain.StorageFull: ("InternalError", None),
+    domain.StoredBytesDamaged: (
+        "InternalError",
+        "The stored bytes of this object are missing or damaged.",
+    ),
     domain.NoSuchUpload: ("NoSuchUpload", None),
     domain.InvalidPart: ("InvalidPart", None),
     domain.InvalidPartOrder: ("InvalidPartOrder", None),
