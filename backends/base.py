@@ -27,6 +27,17 @@ class BackendUnavailable(BackendError):
     """The store cannot serve now (disk gone, upstream down); the client may retry."""
 
 
+class BlobDamaged(BackendError):
+    """The blob's own entry in the store is not a regular file (a planted symlink, a
+    directory, a device) or a shard directory leading to it is not a directory. The store
+    is damaged there: retrying will not help, so this is not BackendUnavailable."""
+
+    def __init__(self, digest: str, found: str) -> None:
+        super().__init__(f"blob {digest}: {found}")
+        self.digest = digest
+        self.found = found
+
+
 class BackendFull(BackendError):
     """No space left for the bytes."""
 

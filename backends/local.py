@@ -25,10 +25,13 @@ Write path and why it is crash-safe:
 Path safety: digests are validated with `check_digest`, and every operation walks
 root -> sha256 -> shard -> shard with ``openat(O_NOFOLLOW | O_DIRECTORY)`` and opens or
 links the final name relative to the shard's directory fd (O_NOFOLLOW too). A symlink
-planted anywhere below the root (for instance a shard directory pointing outside) is
-refused with BackendUnavailable instead of being followed, and there is no window between
-checking a path and using it. `blob_path()` additionally checks the resolved path for
-callers that want a path.
+planted anywhere below the root is refused instead of being followed, and there is no
+window between checking a path and using it. How it is refused says what can be done:
+reading, sizing or deleting through a shard directory or a blob entry that is a symlink
+or not the right kind of file raises BlobDamaged (that part of the store is damaged;
+retrying will not help), while the root or ``sha256/`` itself refused or gone, and any
+refusal on the write path, is BackendUnavailable (the store as a whole cannot serve).
+`blob_path()` additionally checks the resolved path for callers that want a path.
 
 All disk I/O and hashing runs in worker threads: one thread hop per ~1 MiB block.
 """
@@ -57,6 +60,7 @@ from backends.base import (
     BackendFull,
     BackendHealth,
     BackendUnavailable,
+    BlobDamaged,
     BlobNotFound,
     BlobReceipt,
     ByteRange,
@@ -83,6 +87,16 @@ _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
 _REFUSED_ERRNOS = frozenset({errno.ELOOP, errno.ENOTDIR})
 _NO_HARDLINK_ERRNOS = frozenset({errno.EPERM, errno.EOPNOTSUPP})
+# O_NONBLOCK: a FIFO planted at a blob's name must not hang the read (no effect on files).
+_READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+_KINDS = {
+    stat.S_IFLNK: "symlink",
+    stat.S_IFDIR: "directory",
+    stat.S_IFIFO: "fifo",
+    stat.S_IFSOCK: "socket",
+    stat.S_IFCHR: "character device",
+    stat.S_IFBLK: "block device",
+}
 _PUBLISH_ATTEMPTS = 5
 
 _T = TypeVar("_T")
@@ -105,6 +119,12 @@ def _mapped(what: str) -> Iterator[None]:
         yield
     except OSError as exc:
         raise _translate(exc, what) from exc
+
+
+def _require_regular(digest: str, st: os.stat_result) -> None:
+    if not stat.S_ISREG(st.st_mode):
+        kind = _KINDS.get(stat.S_IFMT(st.st_mode), "unknown kind")
+        raise BlobDamaged(digest, f"not a regular file: {kind}")
 
 
 def _open_dir(name: str, dir_fd: int | None) -> int:
@@ -469,6 +489,10 @@ class LocalCAS:
                 if create:
                     raise
                 return None
+            except OSError as exc:
+                if create or exc.errno not in _REFUSED_ERRNOS:
+                    raise
+                raise BlobDamaged(digest, f"shard {name} is a symlink or not a directory") from exc
             stack.callback(os.close, parent)
             fds.append(parent)
         return _Dirs(root_fd, blobs_fd, fds[0], fds[1], created[0], created[1])
@@ -592,14 +616,19 @@ class LocalCAS:
             if dirs is None:
                 raise BlobNotFound(digest)
             try:
-                fd = os.open(digest, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dirs.leaf)
+                # Looked at before opening: opening a device or a FIFO can have effects.
+                _require_regular(digest, os.stat(digest, dir_fd=dirs.leaf, follow_symlinks=False))
+                fd = os.open(digest, _READ_FLAGS, dir_fd=dirs.leaf)
             except FileNotFoundError:
                 raise BlobNotFound(digest) from None
+            except OSError as exc:
+                if exc.errno != errno.ELOOP:
+                    raise
+                raise BlobDamaged(digest, "not a regular file: symlink") from exc
             guard = _GuardedFd(fd)
             try:
                 st = os.fstat(fd)
-                if not stat.S_ISREG(st.st_mode):
-                    raise BackendUnavailable(f"open {digest}: not a regular file")
+                _require_regular(digest, st)  # swapped since the stat above
             except BaseException:
                 guard.close(wait=True)
                 raise
@@ -639,8 +668,7 @@ class LocalCAS:
                 st = os.stat(digest, dir_fd=dirs.leaf, follow_symlinks=False)
             except FileNotFoundError:
                 return None
-            if not stat.S_ISREG(st.st_mode):
-                raise BackendUnavailable(f"size {digest}: not a regular file")
+            _require_regular(digest, st)
             return st.st_size
 
     def _delete_sync(self, digest: str) -> bool:
@@ -649,9 +677,7 @@ class LocalCAS:
             if dirs is None:
                 return False
             try:
-                st = os.stat(digest, dir_fd=dirs.leaf, follow_symlinks=False)
-                if not stat.S_ISREG(st.st_mode):
-                    raise BackendUnavailable(f"delete {digest}: not a regular file")
+                _require_regular(digest, os.stat(digest, dir_fd=dirs.leaf, follow_symlinks=False))
                 os.unlink(digest, dir_fd=dirs.leaf)
             except FileNotFoundError:
                 return False

@@ -76,6 +76,31 @@ class StorageUnavailable(RegistryError):
     """The backend holding the bytes cannot serve now; the client may retry."""
 
 
+class StoredBytesDamaged(RegistryError):
+    """A version's bytes are missing from their backend, are not a regular file there, or do
+    not hash to the SHA-256 its event recorded: the store is damaged, retrying will not help
+    (registry.integrity). `found`: the other digest, "missing", or what is there instead."""
+
+    def __init__(
+        self, bucket: str, key: str, version_id: str, backend_id: str, sha256: str, found: str
+    ) -> None:
+        what = f"bytes hash to {found}" if _is_digest(found) else found
+        super().__init__(
+            f"s3://{bucket}/{key} version {version_id}: blob {sha256} on backend "
+            f"{backend_id!r} is damaged ({what})"
+        )
+        self.bucket = bucket
+        self.key = key
+        self.version_id = version_id
+        self.backend_id = backend_id
+        self.sha256 = sha256
+        self.found = found
+
+
+def _is_digest(text: str) -> bool:
+    return len(text) == 64 and all(c in "0123456789abcdef" for c in text)
+
+
 class StorageFull(RegistryError):
     """No space left to store the bytes."""
 

@@ -35,6 +35,8 @@ class EventType(StrEnum):
     LEGAL_HOLD_SET = "ObjectLegalHoldSet"
     TAGS_SET = "ObjectTagsSet"
     BLOBS_COLLECTED = "BlobsCollected"
+    BLOB_DAMAGED = "BlobDamaged"
+    SCRUB_PASS_COMPLETED = "ScrubPassCompleted"
     # The log's own history (registry.log_check, registry.heads): the views ignore them.
     LOG_ANCHOR_CREATED = "LogAnchorCreated"
     LOG_LOSS_ACCEPTED = "LogLossAccepted"

@@ -127,7 +127,12 @@ class Namespace:
                 self.uploads[data["upload_id"]].parts[part.number] = part
             case EventType.UPLOAD_ABORTED:
                 self._forget_upload(data["upload_id"])
-            case EventType.OBJECT_READ | EventType.BLOBS_COLLECTED:
+            case (
+                EventType.OBJECT_READ
+                | EventType.BLOBS_COLLECTED
+                | EventType.BLOB_DAMAGED
+                | EventType.SCRUB_PASS_COMPLETED
+            ):
                 pass  # recorded for audit; they change no view
 
     def _update_bucket(self, name: str, **changes: Any) -> None:

@@ -19,7 +19,6 @@ import duckdb
 
 from backends import (
     BackendSet,
-    BackendUnavailable,
     BlobReceipt,
     ByteRange,
     Hasher,
@@ -41,10 +40,10 @@ from registry.errors import (
     NoSuchVersion,
     ObjectLocked,
     PreconditionFailed,
-    StorageUnavailable,
 )
 from registry.events import Event, EventType
 from registry.heads import HeadSigner, HeadTrust
+from registry.integrity import IntegrityLedger, open_version
 from registry.locks import LockTable, SharedLockTable
 from registry.log import CHECKPOINT_WAL_BYTES, MAX_BATCH, EventLog
 from registry.log_check import open_checked_log
@@ -97,6 +96,7 @@ class Registry(VersionSettings):
         # forced): nothing that deletes bytes runs until this is resolved.
         self.untrusted: str | None = None
         self.head_signer: HeadSigner | None = None  # signs the head on close (registry.heads)
+        self.integrity = IntegrityLedger(log)  # damage found by reads and scrubs
         self._bucket_locks = SharedLockTable()
         self.digests = SharedLockTable()  # writes hold a digest shared; gc exclusively
         self.uploads = MultipartUploads(self)
@@ -262,9 +262,19 @@ class Registry(VersionSettings):
     def open_object(
         self, version: ObjectVersion, byte_range: ByteRange | None = None
     ) -> AsyncIterator[bytes]:
-        return _unavailable_as_domain(
-            self._backends[version.backend_id].open(version.sha256, byte_range)
-        )
+        """The version's bytes, or the inclusive range. A read of the whole blob is verified
+        against the recorded SHA-256 and raises StoredBytesDamaged (recorded) instead of
+        handing on its last block if they differ; see registry.integrity."""
+
+        def still_named() -> bool:
+            # Read at call time (rebuild() replaces the views); a "null" id is reused.
+            now = self.namespace.version(version.bucket, version.key, version.version_id)
+            return now is not None and (now.backend_id, now.sha256) == blob
+
+        blob = (version.backend_id, version.sha256)
+
+        backend = self._backends[version.backend_id]
+        return open_version(self.integrity, backend, version, byte_range, still_named)
 
     def list_objects(
         self,
@@ -501,16 +511,6 @@ class Registry(VersionSettings):
 
     def backend_for(self, bucket: str) -> StorageBackend:
         return self._backends.for_bucket(bucket)
-
-
-async def _unavailable_as_domain(blocks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
-    """A store that cannot serve now is the domain's StorageUnavailable (a retryable 503),
-    not an internal error."""
-    try:
-        async for block in blocks:
-            yield block
-    except BackendUnavailable as exc:
-        raise StorageUnavailable(str(exc)) from exc
 
 
 def replay(log: EventLog) -> Namespace:

@@ -5,7 +5,7 @@ A reserve file of `size` bytes is kept allocated beside the log. New bytes are r
 filesystem drops below `size`, or while the reserve is released; that leaves room for the
 log even when uploads race each other. If the disk fills anyway (another process, a large
 upload in flight), the log's writer releases the reserve before it commits, so deletes,
-aborts and gc, which free space, still commit. Once free space is back above three times
+aborts and gc, which free space, still commit. Once free space is back above twice
 the reserve, the reserve is allocated again and writes are accepted again.
 """
 
@@ -110,7 +110,7 @@ class SpaceReserve:
         if time.monotonic() < self._next_attempt:
             return
         self._next_attempt = time.monotonic() + _REALLOCATE_EVERY
-        if free_bytes(self._path.parent) >= 3 * self.size:
+        if free_bytes(self._path.parent) >= 2 * self.size:
             self._allocate()
             if self.held:
                 logger.warning("space is free again: the reserve is allocated, writes resume")

@@ -35,6 +35,7 @@ from registry.audit import (
 )
 from registry.errors import LogUntrusted, NoSuchKey, RegistryError
 from registry.gc import collect_garbage, live_blobs
+from registry.scrub import Scrubber, ScrubBusy
 from registry.sweeper import run as run_lifecycle
 from registry.verify import (
     HeadAudit,
@@ -86,6 +87,7 @@ class AdminAPI:
             Route("/-/admin/clock", guarded(self.clock), methods=["POST"]),
             Route("/-/admin/lifecycle/run", guarded(self.lifecycle_run), methods=["POST"]),
             Route("/-/admin/gc", guarded(self.gc), methods=["POST"]),
+            Route("/-/admin/scrub", guarded(self.scrub), methods=["POST"]),
             Route("/-/admin/retention/{rest:path}", guarded(self.retention), methods=["GET"]),
         ]
 
@@ -224,6 +226,16 @@ class AdminAPI:
         """One blob gc pass now (`?dry-run=true`: report only); see registry.gc."""
         dry_run = request.query_params.get("dry-run", "false").lower() == "true"
         report = await collect_garbage(self._registry, dry_run=dry_run, trigger="admin")
+        return JSONResponse(report.as_dict())
+
+    async def scrub(self, request: Request) -> Response:
+        """One scrub pass now, at the configured rate; 409 while one runs (registry.scrub).
+        The server's Scrubber is in the app state: the background pass shares its lock."""
+        scrubber: Scrubber = request.app.state.scrubber
+        try:
+            report = await scrubber.run_pass(trigger="admin")
+        except ScrubBusy as exc:
+            return _error(409, "ScrubInProgress", str(exc))
         return JSONResponse(report.as_dict())
 
     async def retention(self, request: Request) -> Response:

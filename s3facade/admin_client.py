@@ -17,10 +17,11 @@ from s3facade.config import DEV_ACCESS_KEY_ID, DEV_SECRET_ACCESS_KEY
 
 
 class AdminError(Exception):
-    def __init__(self, status: int, code: str, message: str) -> None:
+    def __init__(self, status: int, code: str, message: str, body: bytes = b"") -> None:
         super().__init__(f"{code}: {message}")
         self.status = status
         self.code = code
+        self.body = body  # the whole answer (a 503 /-/ready still carries its details)
 
 
 class AdminClient:
@@ -64,10 +65,10 @@ class AdminClient:
             payload = exc.read()
             try:
                 error = json.loads(payload)
-                raise AdminError(exc.code, error["error"], error["message"]) from None
+                raise AdminError(exc.code, error["error"], error["message"], payload) from None
             except (ValueError, KeyError):
                 message = payload[:200].decode(errors="replace")
-                raise AdminError(exc.code, str(exc.code), message) from None
+                raise AdminError(exc.code, str(exc.code), message, payload) from None
         except urllib.error.URLError as exc:
             raise AdminError(0, "Unreachable", f"{self._endpoint}: {exc.reason}") from None
 

@@ -23,8 +23,9 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from registry import Provenance, Registry
-from registry.errors import RegistryError
+from registry.errors import RegistryError, StoredBytesDamaged
 from registry.gc import run_periodically
+from registry.scrub import Scrubber
 from registry.sweeper import Sweeper
 from s3facade.admin import AdminAPI
 from s3facade.config import ServerConfig
@@ -74,6 +75,8 @@ class S3Gateway:
         except S3Error as exc:
             response = self._error(exc, request_id, raw_path, method)
         except RegistryError as exc:
+            if isinstance(exc, StoredBytesDamaged):  # the store's fault: the operator must know
+                log.error("request %s: %s", request_id, exc)
             response = self._error(s3_error_for(exc), request_id, raw_path, method)
         except Exception:
             log.exception("request %s failed", request_id)
@@ -87,7 +90,14 @@ class S3Gateway:
             response.headers["Connection"] = "close"
         operation = trace.get("operation", "Unrouted")
         self.metrics.observe(operation, response.status_code, time.perf_counter() - started)
-        await response(scope, receive, send)
+        try:
+            await response(scope, receive, send)
+        except RegistryError as exc:
+            # A streamed body failed after its headers went out (registry.integrity: bytes
+            # that do not verify). The response must not complete: return without finishing
+            # it and uvicorn closes the connection, so the client sees a truncated body. One
+            # line here, and uvicorn's own "returned without completing response"; no traceback.
+            log.error("request %s: %s; response cut off", request_id, exc)
 
     def _error(self, error: S3Error, request_id: str, raw_path: bytes, method: str) -> Response:
         resource = raw_path.decode("latin-1")
@@ -145,18 +155,46 @@ def _joined(headers: Headers) -> dict[str, str]:
 
 def build_app(config: ServerConfig, registry: Registry) -> Starlette:
     gateway = S3Gateway(config, registry)
+    scrubber = Scrubber(registry, config.scrub_mib_per_second)  # background and admin passes
 
     async def health(request: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
     async def ready(request: Request) -> Response:
+        """Ready or not for everyone; the details (paths, sizes, damage) for admins only."""
         checks = [await backend.health() for backend in registry.backends.values()]
+        damage = registry.integrity.summary()
+        space = registry.space
+        concerns = [
+            registry.untrusted,
+            registry.log.anchor_error,
+            "damaged blobs are known" if damage["count"] else None,
+            "the disk is full" if space is not None and not space.held else None,
+        ]
+        status = "ok" if all(c.healthy for c in checks) else "unavailable"
+        if status == "ok" and any(concerns):
+            status = "degraded"  # still 200: all but the damaged or refused is served
+        code = 503 if status == "unavailable" else 200
+        try:
+            admin_principal = await admin.admin_principal(request)
+        except S3Error:
+            admin_principal = None
+        if admin_principal is None:
+            return JSONResponse({"status": status}, status_code=code)
+        anchor = registry.log.anchor
         body = {
-            "status": "ok" if all(c.healthy for c in checks) else "unavailable",
-            "log": {"last_seq": registry.log.last_seq},
+            "status": status,
+            "concerns": [c for c in concerns if c],
+            "log": {
+                "last_seq": registry.log.last_seq,
+                "anchor_seq": anchor.current.seq if anchor is not None else None,
+            },
             "backends": {c.backend_id: {"healthy": c.healthy, **c.detail} for c in checks},
+            "space": space.state if space is not None else None,
+            "damage": damage,
+            "scrub": scrubber.summary(),
         }
-        return JSONResponse(body, status_code=200 if body["status"] == "ok" else 503)
+        return JSONResponse(body, status_code=code)
 
     async def metrics(request: Request) -> Response:
         return Response(gateway.metrics.exposition(), media_type=CONTENT_TYPE)
@@ -172,9 +210,14 @@ def build_app(config: ServerConfig, registry: Registry) -> Starlette:
             gc_task = asyncio.create_task(gc, name="blob-gc")
         if registry.head_signer is not None:
             signing = asyncio.create_task(registry.head_signer.run(stop_gc), name="head-signer")
+        scrub_task = None
+        if config.scrub_interval_seconds > 0:
+            scrub = scrubber.run_periodically(config.scrub_interval_seconds)
+            scrub_task = asyncio.create_task(scrub, name="blob-scrub")
         yield
         stop_gc.set()  # a pass in flight ends at its next blob and records what it removed
-        for task in (gc_task, signing):
+        scrubber.stop()  # a pass in flight ends at its next block, unrecorded
+        for task in (gc_task, signing, scrub_task):
             if task is not None:
                 await task
         await sweeper.stop()  # an expiry already queued in the log still commits on close
@@ -211,4 +254,5 @@ def build_app(config: ServerConfig, registry: Registry) -> Starlette:
             await ops(scope, receive, send)
 
     ops.state.gateway = gateway
+    ops.state.scrubber = scrubber  # for POST /-/admin/scrub
     return app  # type: ignore[return-value]

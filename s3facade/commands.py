@@ -116,6 +116,12 @@ def _event_rows(events: list[dict[str, Any]], title: str) -> Table:
             details += "" if data.get("completed") else " (client hung up)"
         if event["type"] == "BlobsCollected":
             details = f"{data.get('count')} blob(s), {data.get('bytes')} B reclaimed"
+        if event["type"] == "BlobDamaged":
+            found = str(data.get("found", ""))
+            found = f"{found[:16]}…" if len(found) == 64 else found  # a digest, or what is there
+            details = f"sha256 {data['sha256'][:16]}… found {found} (by {data.get('detected_by')})"
+        if event["type"] == "ScrubPassCompleted":
+            details = f"{data.get('blobs_checked')} blob(s), {data.get('damaged_count')} damaged"
         if data.get("attached"):
             details += " " + ", ".join(f"{k}={v}" for k, v in data["attached"].items())
         if data.get("derived_from"):

@@ -26,6 +26,10 @@ S3_CODES: Mapping[type[domain.RegistryError], tuple[str, str | None]] = {
         "ServiceUnavailable",
         "The store is full: writes are refused until space is freed. Deletes still work.",
     ),
+    domain.StoredBytesDamaged: (
+        "InternalError",
+        "The stored bytes of this object are missing or damaged.",
+    ),
     domain.NoSuchUpload: ("NoSuchUpload", None),
     domain.InvalidPart: ("InvalidPart", None),
     domain.InvalidPartOrder: ("InvalidPartOrder", None),

@@ -36,6 +36,30 @@ class RegistryState(Collector):
         yield GaugeMetricFamily(
             "s3facade_multipart_uploads", "Unfinished uploads", value=len(namespace.uploads)
         )
+        yield from _integrity(self._registry)
+
+
+def _integrity(registry: Registry) -> Iterator[Metric]:
+    """Damaged blobs (registry.integrity) and scrub passes (registry.scrub)."""
+    integrity = registry.integrity
+    damage = CounterMetricFamily(
+        "s3facade_blob_damage",
+        "Damaged blobs recorded by this process (each once), by what found them",
+        labels=["detected_by"],
+    )
+    for detected_by, count in sorted(integrity.detections.items()):
+        damage.add_metric([detected_by], count)
+    yield damage
+    yield GaugeMetricFamily(
+        "s3facade_blobs_damaged",
+        "Blobs known to be damaged (since start; until verified intact again)",
+        value=integrity.known_count,
+    )
+    yield CounterMetricFamily(
+        "s3facade_scrub_passes",
+        "Scrub passes completed by this process",
+        value=integrity.scrub_passes,
+    )
 
 
 class Metrics:

@@ -9,6 +9,9 @@ import httpx
 import pytest
 from botocore.exceptions import ClientError
 
+from s3facade.admin_client import AdminClient
+from tests.conftest import ACCESS_KEY, SECRET_KEY
+
 
 def error_code(exc: ClientError) -> str:
     return str(exc.response["Error"]["Code"])
@@ -80,7 +83,13 @@ def test_operational_endpoints(server: Any) -> None:
     assert health.json()["status"] == "ok"
     ready = httpx.get(f"{server.endpoint}/-/ready")
     assert ready.status_code == 200
-    assert ready.json()["backends"]["local"]["healthy"] is True
+    assert ready.json() == {"status": "ok"}  # no paths or sizes for the anonymous
+    details = AdminClient(server.endpoint, credentials=(ACCESS_KEY, SECRET_KEY)).json(
+        "GET", "/-/ready"
+    )
+    assert details["backends"]["local"]["healthy"] is True
+    assert details["space"]["reserve_held"] is True
+    assert str(server.data_dir) not in ready.text
 
 
 def test_every_response_has_a_request_id(server: Any, s3: Any) -> None:

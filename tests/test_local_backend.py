@@ -21,6 +21,7 @@ from backends.base import (
     BackendError,
     BackendFull,
     BackendUnavailable,
+    BlobDamaged,
     BlobNotFound,
     ByteRange,
     InvalidDigest,
@@ -543,14 +544,15 @@ def test_symlinked_shard_escaping_root_is_refused(root: Path, tmp_path: Path) ->
     assert files_under(outside) == []
     assert files_under(root / "tmp") == []
 
-    # A file planted outside must not be served, sized or deleted through the link.
+    # A file planted outside must not be served, sized or deleted through the link: the
+    # store is damaged there (not unreachable: retrying would not help).
     (outside / h[2:4]).mkdir()
     (outside / h[2:4] / h).write_bytes(b"evil")
-    with pytest.raises(BackendUnavailable):
+    with pytest.raises(BlobDamaged, match="shard"):
         run(collect(cas.open(h)))
-    with pytest.raises(BackendUnavailable):
+    with pytest.raises(BlobDamaged):
         run(cas.size(h))
-    with pytest.raises(BackendUnavailable):
+    with pytest.raises(BlobDamaged):
         run(cas.delete(h))
     with pytest.raises(BackendUnavailable):
         cas.blob_path(h)
@@ -564,10 +566,24 @@ def test_symlinked_blob_is_refused(root: Path) -> None:
     leaf = root / "sha256" / fake[:2] / fake[2:4]
     leaf.mkdir(parents=True)
     (leaf / fake).symlink_to(cas.blob_path(real))
-    with pytest.raises(BackendUnavailable):
+    with pytest.raises(BlobDamaged, match="symlink") as raised:
         run(collect(cas.open(fake)))
-    with pytest.raises(BackendUnavailable):
+    assert (raised.value.digest, raised.value.found) == (fake, "not a regular file: symlink")
+    with pytest.raises(BlobDamaged):
         run(cas.size(fake))
+
+
+def test_fifo_or_directory_at_a_blob_name_is_damage_and_never_blocks(root: Path) -> None:
+    cas = LocalCAS(root)
+    fifo, directory = sha(b"fifo"), sha(b"dir")
+    for digest in (fifo, directory):
+        (root / "sha256" / digest[:2] / digest[2:4]).mkdir(parents=True)
+    os.mkfifo(root / "sha256" / fifo[:2] / fifo[2:4] / fifo)  # no writer: a blocking open hangs
+    (root / "sha256" / directory[:2] / directory[2:4] / directory).mkdir()
+    with pytest.raises(BlobDamaged, match="fifo"):
+        run(asyncio.wait_for(collect(cas.open(fifo)), timeout=5))
+    with pytest.raises(BlobDamaged, match="directory"):
+        run(collect(cas.open(directory)))
 
 
 def _digests_sharing_shards() -> tuple[bytes, bytes, bytes]:

@@ -17,7 +17,8 @@ import httpx
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.conftest import RunningServer
+from s3facade.admin_client import AdminClient, AdminError
+from tests.conftest import ACCESS_KEY, SECRET_KEY, RunningServer
 from tests.upstream_services import (
     FaultProxy,
     MotoServer,
@@ -74,7 +75,9 @@ def test_quick_start_flags_keep_every_bucket_upstream_once(
         assert [k.rsplit("/", 1)[1] for k in stored] == sorted([sha(shared), sha(other)])
         assert all(k.startswith(f"{prefix}sha256/") for k in stored)  # no staging left over
         assert local_blobs(server.data_dir) == []
-        ready = httpx.get(f"{server.endpoint}/-/ready").json()
+        ready = AdminClient(server.endpoint, credentials=(ACCESS_KEY, SECRET_KEY)).json(
+            "GET", "/-/ready"
+        )
         assert ready["backends"]["upstream"]["healthy"] is True
         assert ready["backends"]["upstream"]["bucket"] == moto_upstream.bucket
         assert ready["backends"]["local"]["healthy"] is True
@@ -138,9 +141,14 @@ def test_an_unreachable_upstream_is_reported_and_retryable(
         assert refused.value.response["Error"]["Code"] == "ServiceUnavailable"
         down = httpx.get(f"{server.endpoint}/-/ready", timeout=30)
         assert down.status_code == 503
-        assert down.json()["backends"]["ceph"]["healthy"] is False
-        assert "error" in down.json()["backends"]["ceph"]
-        assert down.json()["backends"]["local"]["healthy"] is True
+        assert down.json() == {"status": "unavailable"}
+        admin = AdminClient(server.endpoint, credentials=(ACCESS_KEY, SECRET_KEY))
+        with pytest.raises(AdminError) as details:  # 503 for admins too, with the details
+            admin.json("GET", "/-/ready")
+        backends = json.loads(details.value.body)["backends"]
+        assert backends["ceph"]["healthy"] is False
+        assert "error" in backends["ceph"]
+        assert backends["local"]["healthy"] is True
         proxy.accept()
         proxy.clear()
         assert httpx.get(f"{server.endpoint}/-/ready").status_code == 200
