@@ -7,8 +7,6 @@ import logging
 import sys
 from pathlib import Path
 
-import uvicorn
-
 from backends.catalog import ConfigError, build_backend_set
 from registry import Registry
 from registry.errors import RegistryError
@@ -17,6 +15,7 @@ from registry.retention import RetentionPolicy
 from s3facade import commands as registry_commands
 from s3facade.app import build_app
 from s3facade.config import ServerConfig, load_config
+from s3facade.connections import serve_app
 
 log = logging.getLogger("s3facade")
 
@@ -86,15 +85,7 @@ def serve(args: argparse.Namespace) -> int:
         file=sys.stderr,
         flush=True,
     )
-    uvicorn.run(
-        app,
-        host=config.host,
-        port=config.port,
-        log_level=args.log_level,
-        server_header=False,
-        access_log=args.log_level == "debug",
-        timeout_keep_alive=30,
-    )
+    serve_app(app, config, log_level=args.log_level, access_log=args.log_level == "debug")
     return 0
 
 

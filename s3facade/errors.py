@@ -112,7 +112,7 @@ ERROR_TABLE: Mapping[str, tuple[int, str]] = {
     "RequestTimeout": (
         400,
         "Your socket connection to the server was not read from or written to within the "
-        "timeout period.",
+        "timeout period. Idle connections will be closed.",
     ),
     "ServiceUnavailable": (503, "Please reduce your request rate."),
     "SignatureDoesNotMatch": (
