@@ -31,7 +31,6 @@ from registry.errors import (
     BucketAlreadyOwnedByYou,
     BucketNotEmpty,
     ConditionalRequestConflict,
-    CorruptLog,
     DeleteMarkerFound,
     LogInUse,
     LogUntrusted,
@@ -59,11 +58,11 @@ from registry.model import (
     WriteCondition,
 )
 from registry.multipart import MultipartUploads
-from registry.namespace import Namespace
 from registry.retention import RetentionPolicy, resolve_lock
 from registry.settings import VersionSettings
 from registry.space import SpaceReserve, local_roots
 from registry.staging import stored_blob
+from registry.view_checks import ViewChecks, replay
 
 logger = logging.getLogger(__name__)
 
@@ -76,7 +75,7 @@ UNCONDITIONAL = WriteCondition()
 UploadCheck = Callable[[BlobReceipt, bytes], Mapping[str, str]]
 
 
-class Registry(VersionSettings):
+class Registry(VersionSettings, ViewChecks):
     def __init__(
         self,
         log: EventLog,
@@ -140,50 +139,6 @@ class Registry(VersionSettings):
         if head_trust is not None:
             registry.head_signer = HeadSigner(log, head_trust.key, head_trust.interval)
         return registry
-
-    def compare_views(self) -> tuple[Namespace, dict[str, Any], dict[str, Any]]:
-        """Fresh views replayed from the log, and the fingerprints of the live views and of
-        the fresh ones, taken at the same log position (equal when consistent).
-
-        Runs on the event loop without awaiting, so no commit lands in between."""
-        fresh = replay(self._log)
-        return fresh, self.namespace.fingerprint(), fresh.fingerprint()
-
-    async def rebuild(self, provenance: Provenance, *, force: bool = False) -> dict[str, Any]:
-        """Compare the live views with a fresh replay. A difference changes nothing unless
-        `force`d (then the swap is recorded in the log as ViewsRebuilt); unforced, the
-        registry is marked untrusted so that gc refuses to run on views that may be wrong."""
-        fresh, before, after = self.compare_views()
-        identical = before == after
-        swapped = False
-        if not identical and not force:
-            self.untrusted = (
-                "a rebuild found views that differ from the log; run `s3facade rebuild "
-                "--force` to replace them (recorded in the log) or restart the server"
-            )
-        elif not identical:
-            self.namespace = fresh
-            self._log.set_on_commit(fresh.apply)
-            data = {**provenance.as_dict(), "live": before, "rebuilt": after}
-            await self._log.append([Event(EventType.VIEWS_REBUILT, "", None, data)])
-            self.untrusted, swapped = None, True
-        return {"identical": identical, "swapped": swapped, "live": before, "rebuilt": after}
-
-    async def check_trusted(self) -> None:
-        """Raise LogUntrusted unless the views and the log can be relied on to delete bytes:
-        no unresolved rebuild difference, the anchor is current, and the log still holds
-        the head this process committed (nothing rewrote it behind the server's back)."""
-        if self.untrusted is not None:
-            raise LogUntrusted(self.untrusted)
-        if self._log.anchor_error is not None:
-            raise LogUntrusted(self._log.anchor_error)
-        seq, digest = self._log.last_seq, self._log.last_hash
-        stored = await self._log.run_query(lambda: self._log.stored_hash(seq))
-        if seq > 0 and stored != digest:
-            raise LogUntrusted(
-                f"the log no longer holds event {seq} as this server committed it: it was "
-                "changed behind the server's back; stop it and run `s3facade verify`"
-            )
 
     @property
     def log(self) -> EventLog:
@@ -511,17 +466,6 @@ class Registry(VersionSettings):
 
     def backend_for(self, bucket: str) -> StorageBackend:
         return self._backends.for_bucket(bucket)
-
-
-def replay(log: EventLog) -> Namespace:
-    """Fresh views from every event of the log."""
-    namespace = Namespace()
-    for event in log.replay():
-        try:
-            namespace.apply(event)
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise CorruptLog(event.seq, repr(exc)) from exc
-    return namespace
 
 
 def derivation(source: ObjectVersion) -> dict[str, str]:
