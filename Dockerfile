@@ -1,4 +1,6 @@
-# s3facade on its embedded defaults: local CAS + DuckDB log under /data.
+# s3facade on its embedded defaults: local CAS + DuckDB log under /srv/s3facade/data, the
+# log anchor and head-signing key beside it (data.log-anchor, data.head-signing.key), all in
+# one volume; point anchor_path / head_signing_key at another volume to keep them apart.
 FROM python:3.11-slim-bookworm
 
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1
@@ -9,11 +11,11 @@ COPY s3facade ./s3facade
 COPY registry ./registry
 COPY backends ./backends
 RUN pip install -c constraints.txt . \
-    && useradd --system --home-dir /data --uid 10001 s3facade \
-    && mkdir -p /data && chown s3facade /data
+    && useradd --system --home-dir /srv/s3facade --uid 10001 s3facade \
+    && mkdir -p /srv/s3facade/data && chown -R s3facade /srv/s3facade
 
 USER s3facade
-VOLUME ["/data"]
+VOLUME ["/srv/s3facade"]
 EXPOSE 9000
 HEALTHCHECK --interval=10s --timeout=3s CMD python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:9000/-/health')"
-ENTRYPOINT ["s3facade", "serve", "--host", "0.0.0.0", "--port", "9000", "--data-dir", "/data"]
+ENTRYPOINT ["s3facade", "serve", "--host", "0.0.0.0", "--port", "9000", "--data-dir", "/srv/s3facade/data"]

@@ -4,6 +4,8 @@ Runs the registry as a library (no HTTP) on a temp dir, in one run: with group c
 (the default) and with one transaction per event (max_batch=1). Every PUT is durable
 either way (blob fsynced, event committed before it returns). A second pair measures the
 log alone (appends of write-sized events, no blob I/O) to show the commit cost itself.
+A third variant leaves out the log anchor (registry.anchor: one more fdatasync per
+transaction) to show what it costs: the ratio anchored / unanchored.
 
     .venv/bin/python -m bench.group_commit [--puts 3000] [--concurrency 32]
 """
@@ -21,7 +23,8 @@ from pathlib import Path
 from backends import BackendSet
 from backends.local import LocalCAS
 from registry import ObjectSpec, Provenance, Registry
-from registry.events import Event, EventType
+from registry.anchor import LogAnchor
+from registry.events import GENESIS_HASH, Event, EventType
 from registry.log import MAX_BATCH, EventLog
 
 WHO = Provenance("bench", "127.0.0.1:1", "bench/1.0", "BENCH")
@@ -31,9 +34,14 @@ async def body(n: int) -> AsyncIterator[bytes]:
     yield n.to_bytes(8, "big") * 128  # 1 KiB, distinct per PUT
 
 
-async def run(root: Path, puts: int, concurrency: int, max_batch: int) -> dict[str, float]:
+async def run(
+    root: Path, puts: int, concurrency: int, max_batch: int, anchored: bool = True
+) -> dict[str, float]:
     local = LocalCAS(root / "blobs")
     registry = Registry.open(root, BackendSet({"local": local}, "local"), max_batch=max_batch)
+    if not anchored and registry.log.anchor is not None:
+        registry.log.anchor.close()
+        registry.log.anchor = None
     await registry.create_bucket("bench", "us-east-1", WHO)
     counter = iter(range(puts))
     commits_before = registry.log.commits
@@ -57,10 +65,12 @@ async def run(root: Path, puts: int, concurrency: int, max_batch: int) -> dict[s
 
 
 async def run_log_only(
-    root: Path, events: int, concurrency: int, max_batch: int
+    root: Path, events: int, concurrency: int, max_batch: int, anchored: bool = True
 ) -> dict[str, float]:
     """The log alone: concurrent appends of write-sized events, no blob I/O."""
     log = EventLog(root / "log.duckdb", max_batch=max_batch)
+    if anchored:
+        log.anchor = LogAnchor.create(root / "log.anchor", 0, GENESIS_HASH)
     counter = iter(range(events))
     data = {**WHO.as_dict(), "sha256": "0" * 64, "size": 1024, "metadata": {"k": "v"}}
 
@@ -87,21 +97,27 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=32)
     args = parser.parse_args()
     results: dict[str, dict[str, float]] = {}
-    for name, max_batch in (("single", 1), ("group", MAX_BATCH)):
+    variants = (
+        ("single", 1, True),
+        ("group", MAX_BATCH, True),
+        ("group_unanchored", MAX_BATCH, False),
+    )
+    for name, max_batch, anchored in variants:
         with tempfile.TemporaryDirectory(prefix="s3facade-bench-") as tmp:
             results[f"puts_{name}"] = asyncio.run(
-                run(Path(tmp), args.puts, args.concurrency, max_batch)
+                run(Path(tmp), args.puts, args.concurrency, max_batch, anchored)
             )
         with tempfile.TemporaryDirectory(prefix="s3facade-bench-") as tmp:
             results[f"log_only_{name}"] = asyncio.run(
-                run_log_only(Path(tmp), args.puts * 3, args.concurrency, max_batch)
+                run_log_only(Path(tmp), args.puts * 3, args.concurrency, max_batch, anchored)
             )
     for kind in ("puts", "log_only"):
-        ratio = (
-            results[f"{kind}_group"]["events_per_second"]
-            / results[f"{kind}_single"]["events_per_second"]
-        )
-        results[f"{kind}_ratio_group_over_single"] = {"value": round(ratio, 2)}
+        rate = {name: results[f"{kind}_{name}"]["events_per_second"] for name, _, _ in variants}
+        results[f"{kind}_ratio_group_over_single"] = {
+            "value": round(rate["group"] / rate["single"], 2)
+        }
+        anchor_cost = rate["group"] / rate["group_unanchored"]
+        results[f"{kind}_ratio_anchored_over_unanchored"] = {"value": round(anchor_cost, 2)}
     print(json.dumps(results, indent=2))
 
 
