@@ -7,11 +7,15 @@ errors too: {"error": code, "message": ...}.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import signal
 import tempfile
+import threading
 from collections.abc import Awaitable, Callable, Collection
 from datetime import datetime
 from pathlib import Path
+from types import FrameType
 from typing import Any, TypeVar
 from urllib.parse import unquote_to_bytes
 
@@ -23,17 +27,16 @@ from starlette.routing import Route
 from registry import Registry
 from registry.audit import (
     NoHistory,
-    NotReadOnly,
     attestation,
     event_dict,
     export_parquet,
-    jsonable_rows,
     log_events,
     object_history,
-    run_sql,
 )
 from registry.errors import NoSuchKey, RegistryError
 from registry.gc import collect_garbage, live_blobs
+from registry.sql import SqlError, SqlLimits, SqlSandbox
+from registry.sql_mirror import EventMirror
 from registry.sweeper import run as run_lifecycle
 from registry.verify import VerifyReport, verify_blobs, verify_chain
 from s3facade.domain_errors import s3_error_for
@@ -44,6 +47,17 @@ from s3facade.sigv4 import Authenticator, RequestView
 Endpoint = Callable[[Request], Awaitable[Response]]
 _T = TypeVar("_T")
 MAX_SQL_BYTES = 64 * 1024
+# SqlError code -> HTTP status. A query that hits a limit is the query's doing (400: the
+# same query fails again); only a full house or a shutdown is worth retrying (503).
+SQL_STATUS = {
+    "InvalidRequest": 400,
+    "InvalidQuery": 400,
+    "QueryTimeout": 400,
+    "QueryMemoryLimit": 400,
+    "ResultTooLarge": 400,
+    "SlowDown": 503,
+    "ServiceUnavailable": 503,
+}
 
 
 class AdminAPI:
@@ -54,11 +68,15 @@ class AdminAPI:
         admins: Collection[str],
         *,
         clock_control: bool = False,
+        sql_limits: SqlLimits | None = None,
     ) -> None:
         self._registry = registry
         self._authenticator = authenticator
         self._admins = frozenset(admins)
         self._clock_control = clock_control
+        mirror = EventMirror.beside(registry.log)
+        self._sql = SqlSandbox.online(mirror, sql_limits or SqlLimits())
+        self._stops_sql_on_exit = False
 
     def routes(self) -> list[Route]:
         guarded = self._guarded
@@ -83,8 +101,6 @@ class AdminAPI:
                 return await endpoint(request)
             except S3Error as exc:
                 return _error(exc.status, exc.code, exc.message)
-            except NotReadOnly as exc:
-                return _error(400, "InvalidRequest", str(exc))
             except NoHistory as exc:
                 return _error(404, "NoSuchKey", f"no current version of {exc}")
             except RegistryError as exc:
@@ -145,12 +161,56 @@ class AdminAPI:
         return JSONResponse({"events": [event_dict(e) for e in events]})
 
     async def sql(self, request: Request) -> Response:
+        """One read-only query in a sandboxed child (registry.sql). The answer is the
+        child's JSON, passed through; errors are {"error": SqlError code, "message"}."""
         body = await request.body()
         if len(body) > MAX_SQL_BYTES:
             raise S3Error("InvalidRequest", "query too long")
-        log = self._registry.log
-        columns, rows = await self._query(lambda: run_sql(log, body.decode()))
-        return JSONResponse({"columns": columns, "rows": jsonable_rows(rows)})
+        try:
+            text = body.decode()
+        except UnicodeDecodeError:
+            raise S3Error("InvalidRequest", "the query is not UTF-8") from None
+        self._stop_sql_on_exit()
+        query = asyncio.ensure_future(self._sql.query(text))
+        hung_up = asyncio.ensure_future(_disconnected(request))
+        try:
+            await asyncio.wait({query, hung_up}, return_when=asyncio.FIRST_COMPLETED)
+        finally:  # whoever lost: the query is cancelled (its child killed) if the client left
+            hung_up.cancel()
+            if not query.done():
+                query.cancel()
+            await asyncio.gather(query, hung_up, return_exceptions=True)
+        if query.cancelled():  # nobody is left to read an answer
+            return Response(status_code=499)
+        try:
+            answer = query.result()
+        except SqlError as exc:
+            return _error(SQL_STATUS.get(exc.code, 500), exc.code, exc.message)
+        return Response(answer, media_type="application/json")
+
+    def _stop_sql_on_exit(self) -> None:
+        """uvicorn waits for requests in flight before it shuts the app down, so a running
+        query would hold SIGTERM for up to sql_timeout_seconds. Chain a handler in front of
+        the server's (installed by now, hence here and not at construction) that kills the
+        query processes first."""
+        if self._stops_sql_on_exit or threading.current_thread() is not threading.main_thread():
+            return
+        self._stops_sql_on_exit = True
+        sandbox = self._sql
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            previous = signal.getsignal(signum)
+            if not callable(previous):  # no graceful handler to precede: nothing waits
+                continue
+
+            def stop_then(
+                number: int,
+                frame: FrameType | None,
+                previous: Callable[[int, FrameType | None], Any] = previous,
+            ) -> None:
+                sandbox.stop()
+                previous(number, frame)
+
+            signal.signal(signum, stop_then)
 
     async def export(self, request: Request) -> Response:
         directory = Path(tempfile.mkdtemp(prefix="s3facade-export-"))
@@ -237,6 +297,12 @@ def _remove_tree(directory: Path) -> None:
     for path in directory.iterdir():
         path.unlink()
     directory.rmdir()
+
+
+async def _disconnected(request: Request) -> None:
+    """Returns once the client has gone (the body has been read: nothing else arrives)."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
 
 
 def _error(status: int, code: str, message: str) -> JSONResponse:

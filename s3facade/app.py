@@ -25,6 +25,7 @@ from starlette.types import Receive, Scope, Send
 from registry import Provenance, Registry
 from registry.errors import RegistryError
 from registry.gc import run_periodically
+from registry.sql import SqlLimits
 from registry.sweeper import Sweeper
 from s3facade.admin import AdminAPI
 from s3facade.config import ServerConfig
@@ -178,7 +179,16 @@ def build_app(config: ServerConfig, registry: Registry) -> Starlette:
         await registry.close()
 
     admin = AdminAPI(
-        registry, gateway.authenticator, admins=config.admins, clock_control=config.test_clock
+        registry,
+        gateway.authenticator,
+        admins=config.admins,
+        clock_control=config.test_clock,
+        sql_limits=SqlLimits(
+            timeout_seconds=config.sql_timeout_seconds,
+            memory_mib=config.sql_memory_mib,
+            threads=config.sql_threads,
+            concurrency=config.sql_concurrency,
+        ),
     )
     ops = Starlette(
         routes=[
