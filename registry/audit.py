@@ -1,20 +1,17 @@
-"""Questions asked of the log: an object's history, the log itself, read-only SQL, export.
+"""Questions asked of the log: an object's history, the log itself, export; the SQL views.
 
 These are blocking functions over an `EventLog` (DuckDB cursors); the server runs them
-through `EventLog.run_query`, offline tools call them directly. The SQL views they
-define are documented in docs/provenance.md.
+through `EventLog.run_query`, offline tools call them directly. Admin SQL never runs on
+the log's connection: registry.sql runs it in a sandboxed child process over `VIEWS`,
+documented in docs/provenance.md.
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
-
-import duckdb
 
 from registry.events import CommittedEvent, EventType
 from registry.log import EventLog
@@ -22,8 +19,8 @@ from registry.log import EventLog
 _COLUMNS = "seq, time, type, bucket, key, data, prev_hash, hash"
 WRITE_TYPES = (EventType.OBJECT_WRITTEN.value, EventType.UPLOAD_COMPLETED.value)
 
-# Views over the events table for `s3facade sql`. Temporary, so they work on a read-only
-# database too; created on each query cursor.
+# Views over the events table for `s3facade sql`, created in each query's own in-memory
+# DuckDB by registry.sql_worker (over the Parquet mirror, or the attached log offline).
 VIEWS = {
     "writes": f"""
         SELECT seq, time, type, bucket, key,
@@ -60,17 +57,6 @@ VIEWS = {
             AND e.type IN ('{EventType.BUCKET_CREATED.value}',
                            '{EventType.BUCKET_DELETED.value}'))""",
 }
-
-
-class NotReadOnly(ValueError):
-    """`s3facade sql` runs SELECT statements only."""
-
-
-def _cursor(log: EventLog) -> duckdb.DuckDBPyConnection:
-    cursor = log.cursor()
-    for name, sql in VIEWS.items():
-        cursor.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS {sql}")
-    return cursor
 
 
 def event_dict(event: CommittedEvent) -> dict[str, Any]:
@@ -165,24 +151,6 @@ def log_events(
     return list(log.select(sql, params))
 
 
-def run_sql(log: EventLog, sql: str) -> tuple[list[str], list[tuple[Any, ...]]]:
-    """A read-only query over the events table and the views; returns columns and rows."""
-    cursor = _cursor(log)
-    try:
-        statements = cursor.extract_statements(sql)
-        if len(statements) != 1 or statements[0].type != duckdb.StatementType.SELECT:
-            raise NotReadOnly("only a single SELECT statement is allowed")
-        # Table functions (read_csv, read_text, ...) would read the server's files.
-        tree = cursor.execute("SELECT json_serialize_sql(?)", [sql]).fetchone()
-        if tree is None or '"TABLE_FUNCTION"' in tree[0]:
-            raise NotReadOnly("table functions are not allowed; query events and the views")
-        result = cursor.execute(sql)
-        columns = [d[0] for d in result.description or ()]
-        return columns, result.fetchall()
-    finally:
-        cursor.close()
-
-
 def export_parquet(log: EventLog, directory: Path) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     target = directory / "events.parquet"
@@ -193,22 +161,6 @@ def export_parquet(log: EventLog, directory: Path) -> Path:
     finally:
         cursor.close()
     return target
-
-
-def jsonable_rows(rows: Sequence[tuple[Any, ...]]) -> list[list[Any]]:
-    """SQL results as JSON-safe values (timestamps as ISO text, JSON columns parsed)."""
-
-    def convert(value: Any) -> Any:
-        if isinstance(value, datetime):
-            return value.isoformat()
-        if isinstance(value, str) and value[:1] in "{[":
-            try:
-                return json.loads(value)
-            except ValueError:
-                return value
-        return value
-
-    return [[convert(v) for v in row] for row in rows]
 
 
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"

@@ -7,12 +7,16 @@ errors too: {"error": code, "message": ...}.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import secrets
+import signal
 import tempfile
+import threading
 from collections.abc import Awaitable, Callable, Collection
 from datetime import datetime, timedelta
 from pathlib import Path
+from types import FrameType
 from typing import Any, TypeVar
 from urllib.parse import unquote_to_bytes
 
@@ -24,18 +28,17 @@ from starlette.routing import Route
 from registry import Provenance, Registry
 from registry.audit import (
     NoHistory,
-    NotReadOnly,
     attestation,
     event_dict,
     export_parquet,
-    jsonable_rows,
     log_events,
     object_history,
-    run_sql,
 )
 from registry.errors import LogUntrusted, NoSuchKey, RegistryError
 from registry.gc import collect_garbage, live_blobs
 from registry.scrub import Scrubber, ScrubBusy
+from registry.sql import SqlError, SqlLimits, SqlSandbox
+from registry.sql_mirror import EventMirror
 from registry.sweeper import run as run_lifecycle
 from registry.verify import (
     HeadAudit,
@@ -54,6 +57,17 @@ Endpoint = Callable[[Request], Awaitable[Response]]
 _T = TypeVar("_T")
 MAX_SQL_BYTES = 64 * 1024
 MAX_LOG_EVENTS = 100_000  # one /-/admin/log answer; page with `since`
+# SqlError code -> HTTP status. A query that hits a limit is the query's doing (400: the
+# same query fails again); only a full house or a shutdown is worth retrying (503).
+SQL_STATUS = {
+    "InvalidRequest": 400,
+    "InvalidQuery": 400,
+    "QueryTimeout": 400,
+    "QueryMemoryLimit": 400,
+    "ResultTooLarge": 400,
+    "SlowDown": 503,
+    "ServiceUnavailable": 503,
+}
 
 
 class AdminAPI:
@@ -66,6 +80,7 @@ class AdminAPI:
         clock_control: bool = False,
         trusted_keys: frozenset[str] = frozenset(),
         signing_interval: float = 60.0,
+        sql_limits: SqlLimits | None = None,
     ) -> None:
         self._registry = registry
         self._authenticator = authenticator
@@ -73,6 +88,9 @@ class AdminAPI:
         self._clock_control = clock_control
         self._trusted_keys = trusted_keys  # public keys whose signed heads verify accepts
         self._signing_interval = timedelta(seconds=signing_interval)
+        mirror = EventMirror.beside(registry.log)
+        self._sql = SqlSandbox.online(mirror, sql_limits or SqlLimits())
+        self._stops_sql_on_exit = False
 
     def routes(self) -> list[Route]:
         guarded = self._guarded
@@ -98,8 +116,6 @@ class AdminAPI:
                 return await endpoint(request)
             except S3Error as exc:
                 return _error(exc.status, exc.code, exc.message)
-            except NotReadOnly as exc:
-                return _error(400, "InvalidRequest", str(exc))
             except NoHistory as exc:
                 return _error(404, "NoSuchKey", f"no current version of {exc}")
             except LogUntrusted as exc:  # the operator must act: say what and how
@@ -183,12 +199,56 @@ class AdminAPI:
         return JSONResponse({"events": [event_dict(e) for e in events]})
 
     async def sql(self, request: Request) -> Response:
+        """One read-only query in a sandboxed child (registry.sql). The answer is the
+        child's JSON, passed through; errors are {"error": SqlError code, "message"}."""
         body = await request.body()
         if len(body) > MAX_SQL_BYTES:
             raise S3Error("InvalidRequest", "query too long")
-        log = self._registry.log
-        columns, rows = await self._query(lambda: run_sql(log, body.decode()))
-        return JSONResponse({"columns": columns, "rows": jsonable_rows(rows)})
+        try:
+            text = body.decode()
+        except UnicodeDecodeError:
+            raise S3Error("InvalidRequest", "the query is not UTF-8") from None
+        self._stop_sql_on_exit()
+        query = asyncio.ensure_future(self._sql.query(text))
+        hung_up = asyncio.ensure_future(_disconnected(request))
+        try:
+            await asyncio.wait({query, hung_up}, return_when=asyncio.FIRST_COMPLETED)
+        finally:  # whoever lost: the query is cancelled (its child killed) if the client left
+            hung_up.cancel()
+            if not query.done():
+                query.cancel()
+            await asyncio.gather(query, hung_up, return_exceptions=True)
+        if query.cancelled():  # nobody is left to read an answer
+            return Response(status_code=499)
+        try:
+            answer = query.result()
+        except SqlError as exc:
+            return _error(SQL_STATUS.get(exc.code, 500), exc.code, exc.message)
+        return Response(answer, media_type="application/json")
+
+    def _stop_sql_on_exit(self) -> None:
+        """uvicorn waits for requests in flight before it shuts the app down, so a running
+        query would hold SIGTERM for up to sql_timeout_seconds. Chain a handler in front of
+        the server's (installed by now, hence here and not at construction) that kills the
+        query processes first."""
+        if self._stops_sql_on_exit or threading.current_thread() is not threading.main_thread():
+            return
+        self._stops_sql_on_exit = True
+        sandbox = self._sql
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            previous = signal.getsignal(signum)
+            if not callable(previous):  # no graceful handler to precede: nothing waits
+                continue
+
+            def stop_then(
+                number: int,
+                frame: FrameType | None,
+                previous: Callable[[int, FrameType | None], Any] = previous,
+            ) -> None:
+                sandbox.stop()
+                previous(number, frame)
+
+            signal.signal(signum, stop_then)
 
     async def export(self, request: Request) -> Response:
         directory = Path(tempfile.mkdtemp(prefix="s3facade-export-"))
@@ -304,6 +364,12 @@ def _remove_tree(directory: Path) -> None:
     for path in directory.iterdir():
         path.unlink()
     directory.rmdir()
+
+
+async def _disconnected(request: Request) -> None:
+    """Returns once the client has gone (the body has been read: nothing else arrives)."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
 
 
 def _error(status: int, code: str, message: str) -> JSONResponse:

@@ -26,6 +26,7 @@ from registry import Provenance, Registry
 from registry.errors import RegistryError, StoredBytesDamaged
 from registry.gc import run_periodically
 from registry.scrub import Scrubber
+from registry.sql import SqlLimits
 from registry.sweeper import Sweeper
 from s3facade.admin import AdminAPI
 from s3facade.config import ServerConfig
@@ -233,6 +234,12 @@ def build_app(config: ServerConfig, registry: Registry) -> Starlette:
         clock_control=config.test_clock,
         trusted_keys=frozenset(trusted),
         signing_interval=config.head_signing_interval_seconds,
+        sql_limits=SqlLimits(
+            timeout_seconds=config.sql_timeout_seconds,
+            memory_mib=config.sql_memory_mib,
+            threads=config.sql_threads,
+            concurrency=config.sql_concurrency,
+        ),
     )
     ops = Starlette(
         routes=[

@@ -28,16 +28,15 @@ from registry.audit import (
     attestation,
     event_dict,
     export_parquet,
-    jsonable_rows,
     log_events,
     object_history,
-    run_sql,
 )
 from registry.errors import CorruptLog, LogInUse, LogUntrusted, NoSuchBucket, NoSuchKey
 from registry.gc import collect, live_blobs, plan_collection
 from registry.heads import HeadKey
 from registry.log import EventLog
 from registry.registry import LOG_FILE, open_log_read_only
+from registry.sql import SqlError, SqlLimits, SqlSandbox
 from registry.sweeper import run as run_lifecycle
 from registry.verify import (
     Finding,
@@ -191,9 +190,7 @@ def sql(args: argparse.Namespace, open_registry: OpenRegistry) -> int:
     if args.endpoint:
         data = AdminClient(args.endpoint).json("POST", "/-/admin/sql", body=args.query.encode())
     else:
-        with offline(args, open_registry) as registry:
-            columns, rows = run_sql(registry.log, args.query)
-            data = {"columns": columns, "rows": jsonable_rows(rows)}
+        data = json.loads(asyncio.run(_sql_offline(args)))
 
     def render(data: dict[str, Any], console: Console) -> None:
         table = Table()
@@ -205,6 +202,29 @@ def sql(args: argparse.Namespace, open_registry: OpenRegistry) -> int:
 
     _emit(args, data, render)
     return 0
+
+
+async def _sql_offline(args: argparse.Namespace) -> bytes:
+    """The query in the same sandboxed child as on a server, over the stopped server's log
+    file, which the child attaches read-only (so this process does not open it)."""
+    database = args.data_dir / LOG_FILE
+    if not database.exists():
+        raise CommandError(f"no registry in {args.data_dir} (see --data-dir)")
+    config = load_config(args.config, {"data_dir": args.data_dir})
+    limits = SqlLimits(
+        timeout_seconds=config.sql_timeout_seconds,
+        memory_mib=config.sql_memory_mib,
+        threads=config.sql_threads,
+        concurrency=1,
+    )
+    try:
+        return await SqlSandbox.offline(database, limits).query(args.query)
+    except SqlError as exc:
+        if exc.code == "LogInUse":
+            raise CommandError(
+                f"{args.data_dir} is in use, probably by a running server: use --endpoint URL"
+            ) from None
+        raise CommandError(str(exc)) from None
 
 
 def export(args: argparse.Namespace, open_registry: OpenRegistry) -> int:
