@@ -1,0 +1,97 @@
+"""What every registry command shares: where it reads (`--endpoint` or `--data-dir`), how it
+prints (a table, or JSON with `--json`), and errors printed without a traceback."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from registry import Registry
+from registry.errors import CorruptLog, LogInUse, LogUntrusted
+from registry.log import EventLog
+from registry.registry import LOG_FILE, open_log_read_only
+from s3facade.config import load_config
+
+OpenRegistry = Callable[[argparse.Namespace], Registry]
+
+
+class CommandError(Exception):
+    """Printed without a traceback; exit status 2."""
+
+
+def add_source_arguments(parser: argparse.ArgumentParser) -> None:
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--endpoint", help="a running server (credentials from the env)")
+    where.add_argument("--data-dir", type=Path, default=Path("./data"), help="offline data dir")
+    parser.add_argument("--config", type=Path, default=None, help="TOML config (offline)")
+    parser.add_argument("--json", action="store_true", help="machine-readable output")
+
+
+def parse_s3_url(url: str) -> tuple[str, str]:
+    if not url.startswith("s3://"):
+        raise CommandError(f"expected s3://bucket/key, got {url!r}")
+    bucket, _, key = url[5:].partition("/")
+    if not bucket or not key:
+        raise CommandError(f"expected s3://bucket/key, got {url!r}")
+    return bucket, key
+
+
+@contextmanager
+def offline(args: argparse.Namespace, open_registry: OpenRegistry) -> Iterator[Registry]:
+    try:
+        registry = open_registry(args)
+    except FileNotFoundError:
+        raise CommandError(f"no registry in {args.data_dir} (see --data-dir)") from None
+    except LogInUse as exc:
+        raise CommandError(
+            f"{args.data_dir} is in use, probably by a running server: use --endpoint URL ({exc})"
+        ) from None
+    except (LogUntrusted, CorruptLog) as exc:
+        raise CommandError(str(exc)) from None
+    try:
+        yield registry
+    finally:
+        registry.log.close_sync()
+
+
+def emit(args: argparse.Namespace, data: Any, render: Callable[[Any, Console], None]) -> None:
+    if args.json:
+        print(json.dumps(data, indent=2, sort_keys=True, default=str))
+    else:
+        render(data, Console())
+
+
+def open_bare_log(data_dir: Path) -> EventLog:
+    try:
+        return open_log_read_only(data_dir)
+    except FileNotFoundError:
+        raise CommandError(f"no registry in {data_dir} (see --data-dir)") from None
+    except LogInUse as exc:
+        raise CommandError(
+            f"{data_dir} is in use, probably by a running server: use --endpoint URL ({exc})"
+        ) from None
+    except LogUntrusted as exc:
+        raise CommandError(str(exc)) from None
+
+
+def open_writable(args: argparse.Namespace) -> Registry:
+    """The stopped server's registry with a writable log: gc records what it removed.
+    (The other offline commands open it read-only.)"""
+    from s3facade.cli import open_registry as open_configured  # cli imports this module
+
+    if not (args.data_dir / LOG_FILE).exists():
+        raise CommandError(f"no registry in {args.data_dir} (see --data-dir)")
+    try:
+        return open_configured(load_config(args.config, {"data_dir": args.data_dir}))
+    except LogInUse as exc:
+        raise CommandError(
+            f"{args.data_dir} is in use, probably by a running server: use --endpoint URL ({exc})"
+        ) from None
+    except LogUntrusted as exc:  # the same checks as a server's start: no gc on a lost log
+        raise CommandError(str(exc)) from None
