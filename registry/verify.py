@@ -81,12 +81,14 @@ class HeadAudit:
     trusted: frozenset[str] = frozenset()  # Ed25519 public keys, hex
     interval: timedelta = timedelta(seconds=60)
     saved_head: tuple[int, str] | None = None  # `verify --head SEQ:HASH`
-    _recent: OrderedDict[int, CommittedEvent] = field(default_factory=OrderedDict)
-    _first_unsigned: CommittedEvent | None = None
+    # seq -> (hash, time) of the newest events: a signed head names one at most a few
+    # batches back. Small tuples, not events: 16k events' data would be tens of MiB.
+    _recent: OrderedDict[int, tuple[str, datetime]] = field(default_factory=OrderedDict)
+    _first_unsigned: tuple[int, datetime] | None = None  # seq, time
     _saved_head_seen: bool = False
 
     def see(self, event: CommittedEvent, report: VerifyReport) -> None:
-        self._recent[event.seq] = event
+        self._recent[event.seq] = (event.hash, event.time)
         if len(self._recent) > _RECENT_HEADS:
             self._recent.popitem(last=False)
         if self.saved_head is not None and event.seq == self.saved_head[0]:
@@ -101,7 +103,7 @@ class HeadAudit:
                     )
                 )
         if self._first_unsigned is None:
-            self._first_unsigned = event
+            self._first_unsigned = (event.seq, event.time)
         if event.type == EventType.LOG_HEAD_SIGNED:
             self._signed_head(event, report)
 
@@ -112,7 +114,7 @@ class HeadAudit:
         problem = signature_problem(event.data, self.trusted)
         signed_seq = event.data.get("signed_seq")
         signed = self._recent.get(signed_seq) if isinstance(signed_seq, int) else None
-        if problem is None and (signed is None or signed.hash != event.data.get("signed_hash")):
+        if problem is None and (signed is None or signed[0] != event.data.get("signed_hash")):
             problem = (
                 f"it signs event {signed_seq} with hash {event.data.get('signed_hash')}, "
                 "which the chain does not have: the log was rewritten"
@@ -124,7 +126,9 @@ class HeadAudit:
             return
         report.last_signed_seq = int(event.data["signed_seq"])
         # Covered up to the signed event; what followed it (this event too) is not yet.
-        self._first_unsigned = self._recent.get(report.last_signed_seq + 1)
+        following = report.last_signed_seq + 1
+        after = self._recent.get(following)
+        self._first_unsigned = None if after is None else (following, after[1])
 
     def finish(self, report: VerifyReport, last: CommittedEvent | None) -> None:
         if self.saved_head is not None and not self._saved_head_seen:
@@ -138,15 +142,17 @@ class HeadAudit:
         if not self.trusted or last is None:
             return
         # A young log may have no signed head yet; an older one without any was stripped.
-        first = self._first_unsigned
-        if first is not None and last.time - first.time > self.interval + SIGNING_GRACE:
+        if self._first_unsigned is None:
+            return
+        first_seq, first_time = self._first_unsigned
+        if last.time - first_time > self.interval + SIGNING_GRACE:
             report.findings.append(
                 Finding(
                     "signature",
-                    f"events {first.seq} to {last.seq} ({_span(first.time, last.time)}) are "
+                    f"events {first_seq} to {last.seq} ({_span(first_time, last.time)}) are "
                     f"covered by no signed head, though one is made every "
                     f"{self.interval.total_seconds():g} s: signed heads were removed",
-                    seq=first.seq,
+                    seq=first_seq,
                 )
             )
 

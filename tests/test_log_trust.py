@@ -399,3 +399,44 @@ def test_rebuild_on_a_consistent_server_records_nothing(tmp_path: Path) -> None:
         server.stop()
     offline = cli("rebuild", "--data-dir", str(data_dir), "--force", ok=False)
     assert offline.returncode == 2 and "--endpoint" in offline.stderr
+
+
+def test_stripping_the_newest_signed_heads_is_caught(
+    locked_then_stopped: tuple[Path, str],
+) -> None:
+    """An edit after the last surviving signed head, with every later signed head removed
+    and the anchor deleted: the unsigned stretch (hours of events, one interval allowed)
+    gives it away at start and to verify."""
+    from datetime import timedelta
+
+    data_dir, _ = locked_then_stopped
+    server = start(data_dir)
+    server.client().put_object(Bucket="others", Key="later.bin", Body=b"written later")
+    server.stop()
+    con = duckdb.connect(str(data_dir / "registry.duckdb"))
+    signed = con.execute("SELECT max(seq) FROM events WHERE type = 'LogHeadSigned'").fetchone()
+    first_signed = con.execute(  # the head the first server signed when it stopped
+        "SELECT min(seq) FROM events WHERE type = 'LogHeadSigned'"
+    ).fetchone()
+    con.close()
+    assert signed is not None and first_signed is not None and signed[0] > first_signed[0]
+
+    def later_and_stripped(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        kept = []
+        for event in events:
+            if event["seq"] > first_signed[0]:
+                if event["type"] == "LogHeadSigned":
+                    continue
+                event["time"] += timedelta(hours=2)  # a later session, as it would be
+                if event["key"] == "later.bin":
+                    event["data"]["principal"] = "someone-else"
+            kept.append(event)
+        return kept
+
+    rewrite_log(data_dir / "registry.duckdb", later_and_stripped)
+    (data_dir.parent / "data.log-anchor").unlink()
+    assert "covered by no signed head" in refused_start(data_dir)
+    verify = cli("verify", "--data-dir", str(data_dir), "--json", ok=False)
+    reasons = [f["reason"] for f in json.loads(verify.stdout)["findings"]]
+    assert verify.returncode == 1
+    assert any("covered by no signed head" in reason for reason in reasons)
