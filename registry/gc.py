@@ -265,7 +265,7 @@ class _Recheck:
         last = self._log.last_seq
         if last > self._seen_seq:
             since, log = self._seen_seq, self._log
-            self._named_since |= await log.run_query(lambda: _blobs_named_since(log, since))
+            self._named_since |= await log.run_query(lambda: blobs_named_since(log, since))
             self._seen_seq = last
         return blob in self._named_since
 
@@ -352,7 +352,8 @@ def _collected_at(events: Iterable[CommittedEvent]) -> dict[BlobId, int]:
     return collected
 
 
-def _blobs_named_since(log: EventLog, seq: int) -> set[BlobId]:
+def blobs_named_since(log: EventLog, seq: int) -> set[BlobId]:
+    """Every blob a write event after `seq` names (blocking; run through `run_query`)."""
     cursor = log.cursor()
     try:
         rows = cursor.execute(

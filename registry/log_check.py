@@ -35,7 +35,7 @@ from backends import BackendSet
 from registry.anchor import AnchorDamaged, AnchorRecord, LogAnchor
 from registry.errors import LogInUse, LogUntrusted
 from registry.events import GENESIS_HASH, Event, EventType, chain_hash
-from registry.gc import WRITE_TYPES, DigestListing
+from registry.gc import DigestListing, blobs_named_since
 from registry.heads import SIGNING_GRACE, HeadTrust, signature_problem
 from registry.log import CHECKPOINT_WAL_BYTES, MAX_BATCH, EventLog
 
@@ -57,7 +57,6 @@ class LogCheck:
     anchor: AnchorRecord | None  # None: no anchor file
     head_seq: int
     head_hash: str
-    log_exists: bool
     problem: str | None = None  # set only when accepted (accept_loss)
 
     @property
@@ -93,7 +92,7 @@ def check_log(
             )
         elif holds_blobs:
             problem = f"the log {log_path} is missing, but the store holds blobs"
-        return _decide(LogCheck(anchor, 0, GENESIS_HASH, False, problem), log_path, accept_loss)
+        return _decide(LogCheck(anchor, 0, GENESIS_HASH, problem), log_path, accept_loss)
     try:
         log = EventLog(log_path, read_only=True)
     except duckdb.IOException as exc:
@@ -104,7 +103,7 @@ def check_log(
         problem = _compare(log, anchor, holds_blobs)
         if problem is None and trust is not None:
             problem = _check_signed_tail(log, trust, anchored=anchor is not None)
-        check = LogCheck(anchor, log.last_seq, log.last_hash, True, problem)
+        check = LogCheck(anchor, log.last_seq, log.last_hash, problem)
     except duckdb.Error as exc:
         raise LogUntrusted(f"the log {log_path} cannot be read: {exc}") from exc
     finally:
@@ -280,16 +279,7 @@ async def _holds_blobs(backends: BackendSet) -> bool:
 
 
 async def _unnamed_blobs(log: EventLog, backends: BackendSet) -> list[tuple[str, str]]:
-    cursor = log.cursor()
-    try:
-        rows = cursor.execute(
-            "SELECT DISTINCT data->>'backend_id', data->>'sha256' FROM events WHERE type IN "
-            f"({', '.join('?' * len(WRITE_TYPES))})",
-            list(WRITE_TYPES),
-        ).fetchall()
-    finally:
-        cursor.close()
-    named = {(backend_id, digest) for backend_id, digest in rows}
+    named = blobs_named_since(log, 0)
     unnamed = []
     for backend_id, backend in backends.items():
         if isinstance(backend, DigestListing):

@@ -43,17 +43,24 @@ def parse_s3_url(url: str) -> tuple[str, str]:
 
 
 @contextmanager
-def offline(args: argparse.Namespace, open_registry: OpenRegistry) -> Iterator[Registry]:
+def opening(data_dir: Path) -> Iterator[None]:
+    """Why a stopped server's log cannot be opened, as a message (CommandError)."""
     try:
-        registry = open_registry(args)
+        yield
     except FileNotFoundError:
-        raise CommandError(f"no registry in {args.data_dir} (see --data-dir)") from None
+        raise CommandError(f"no registry in {data_dir} (see --data-dir)") from None
     except LogInUse as exc:
         raise CommandError(
-            f"{args.data_dir} is in use, probably by a running server: use --endpoint URL ({exc})"
+            f"{data_dir} is in use, probably by a running server: use --endpoint URL ({exc})"
         ) from None
-    except (LogUntrusted, CorruptLog) as exc:
+    except (LogUntrusted, CorruptLog) as exc:  # e.g. gc on a log that lost events: refused
         raise CommandError(str(exc)) from None
+
+
+@contextmanager
+def offline(args: argparse.Namespace, open_registry: OpenRegistry) -> Iterator[Registry]:
+    with opening(args.data_dir):
+        registry = open_registry(args)
     try:
         yield registry
     finally:
@@ -68,30 +75,16 @@ def emit(args: argparse.Namespace, data: Any, render: Callable[[Any, Console], N
 
 
 def open_bare_log(data_dir: Path) -> EventLog:
-    try:
+    with opening(data_dir):
         return open_log_read_only(data_dir)
-    except FileNotFoundError:
-        raise CommandError(f"no registry in {data_dir} (see --data-dir)") from None
-    except LogInUse as exc:
-        raise CommandError(
-            f"{data_dir} is in use, probably by a running server: use --endpoint URL ({exc})"
-        ) from None
-    except LogUntrusted as exc:
-        raise CommandError(str(exc)) from None
 
 
 def open_writable(args: argparse.Namespace) -> Registry:
     """The stopped server's registry with a writable log: gc records what it removed.
-    (The other offline commands open it read-only.)"""
+    (The other offline commands open it read-only.) The same checks as a server's start."""
     from s3facade.cli import open_registry as open_configured  # cli imports this module
 
-    if not (args.data_dir / LOG_FILE).exists():
-        raise CommandError(f"no registry in {args.data_dir} (see --data-dir)")
-    try:
+    with opening(args.data_dir):
+        if not (args.data_dir / LOG_FILE).exists():
+            raise FileNotFoundError(args.data_dir / LOG_FILE)
         return open_configured(load_config(args.config, {"data_dir": args.data_dir}))
-    except LogInUse as exc:
-        raise CommandError(
-            f"{args.data_dir} is in use, probably by a running server: use --endpoint URL ({exc})"
-        ) from None
-    except LogUntrusted as exc:  # the same checks as a server's start: no gc on a lost log
-        raise CommandError(str(exc)) from None
