@@ -8,11 +8,13 @@ their bytes are live by construction.
 
 A pass, in two steps:
 
-1. `plan_collection` takes a snapshot: the live set and the log's sequence number, taken
-   together without awaiting (so they agree). The candidates are every blob the log ever
-   named in a write (ObjectWritten, MultipartUploadCompleted, PartUploaded) and has not
-   already collected since, plus whatever a backend that can list its digests holds
-   (`DigestListing`, optional), minus the live set.
+1. `plan_collection` notes the log's sequence number, then looks up in the views every
+   blob the log ever named in a write (ObjectWritten, MultipartUploadCompleted,
+   PartUploaded) and has not already collected since, and whatever a backend that can
+   list its digests holds (`DigestListing`, optional): the candidates are those no
+   version or part names. Both lists stream (SQL in the log, an index lookup each in the
+   views), so memory holds the candidates only, not the live set. The views are applied
+   at commit, so they reflect at least every write up to the noted number.
 2. `collect` takes each candidate's digest *exclusively* (`registry.digests`), checks
    again that nothing references it, and only then deletes it.
 
@@ -42,15 +44,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from backends import BackendError
 from registry.errors import LogUntrusted
-from registry.events import CommittedEvent, Event, EventType
+from registry.events import Event, EventType
 from registry.model import Provenance
-from registry.namespace import Namespace
 
 if TYPE_CHECKING:
     from registry.log import EventLog
@@ -89,20 +90,6 @@ class DigestListing(Protocol):
     def digests(self) -> AsyncIterator[str]: ...
 
 
-def live_blobs(namespace: Namespace) -> dict[BlobId, int]:
-    """(backend id, sha256) -> size of every blob a version (current or noncurrent) or an
-    unfinished upload's part uses. Synchronous: the result matches one log position."""
-    blobs: dict[BlobId, int] = {}
-    for bucket in namespace.buckets:
-        for version in namespace.all_versions(bucket):
-            if not version.delete_marker:
-                blobs[(version.backend_id, version.sha256)] = version.size
-    for upload in namespace.uploads.values():
-        for part in upload.parts.values():
-            blobs[(part.backend_id, part.sha256)] = part.size
-    return blobs
-
-
 @dataclass(frozen=True)
 class CollectedBlob:
     backend_id: str
@@ -119,8 +106,7 @@ class GcProblem:
 
 @dataclass
 class GcPlan:
-    snapshot_seq: int  # the log position the live set was taken at
-    live: frozenset[BlobId]
+    snapshot_seq: int  # writes after it are re-checked under the digest lock
     candidates: list[BlobId]  # sorted, so passes and reports are reproducible
 
 
@@ -157,22 +143,32 @@ class GcReport:
 
 
 async def plan_collection(registry: Registry) -> GcPlan:
-    """Snapshot the live blobs and list the candidates (see the module docstring).
-    Raises LogUntrusted when the views or the log cannot be relied on (Registry.check_trusted)."""
+    """The blobs nothing references (see the module docstring), found in bounded memory:
+    each blob the log named, and each a listing backend holds, is looked up in the views.
+    Raises LogUntrusted when the views or the log cannot be relied on (check_trusted)."""
     await registry.check_trusted()
-    log = registry.log
+    log, views = registry.log, registry.views
     kept = await log.run_query(lambda: _kept_after_loss(log))
-    # Both without an await in between: the views are exactly the log up to last_seq.
-    snapshot_seq = registry.log.last_seq
-    live = frozenset(live_blobs(registry.namespace)) | kept
-    named = await log.run_query(lambda: _uncollected_blobs(log))
-    candidates = {blob for blob in named if blob not in live}
+    # Writes committed after this position are re-checked under the digest lock; those
+    # before it are in the views the candidates are looked up in (applied at commit).
+    snapshot_seq = log.last_seq
+
+    def unreferenced_named() -> list[BlobId]:
+        with views.snapshot() as reader:
+            return [
+                blob
+                for blob in _uncollected_blobs(log)
+                if blob not in kept and not reader.blob_in_use(*blob)
+            ]
+
+    candidates = set(await log.run_query(unreferenced_named))
     for backend_id, backend in registry.backends.items():
         if isinstance(backend, DigestListing):
             async for digest in backend.digests():
-                if (backend_id, digest) not in live:
-                    candidates.add((backend_id, digest))
-    return GcPlan(snapshot_seq, live, sorted(candidates))
+                blob = (backend_id, digest)
+                if blob not in kept and not views.blob_in_use(backend_id, digest):
+                    candidates.add(blob)
+    return GcPlan(snapshot_seq, sorted(candidates))
 
 
 async def collect(
@@ -248,18 +244,15 @@ async def run_periodically(registry: Registry, interval: float, stop: asyncio.Ev
 
 
 class _Recheck:
-    """Is a blob referenced now? The snapshot's live set, plus every blob named by a write
-    event committed since the snapshot (read lazily, only when the log has moved)."""
+    """Is a candidate referenced now? Only a write event committed since the noted position
+    can have named it since (read lazily, only when the log has moved)."""
 
     def __init__(self, log: EventLog, plan: GcPlan) -> None:
         self._log = log
-        self._live = plan.live
         self._seen_seq = plan.snapshot_seq
         self._named_since: set[BlobId] = set()
 
     async def referenced(self, blob: BlobId) -> bool:
-        if blob in self._live:
-            return True
         # Read after the digest lock was taken: every write of this digest has committed
         # by now, at or below this sequence number.
         last = self._log.last_seq
@@ -321,35 +314,34 @@ async def _record(registry: Registry, collected: list[CollectedBlob], trigger: s
     return [event.seq for event in committed]
 
 
-def _uncollected_blobs(log: EventLog) -> set[BlobId]:
+def _uncollected_blobs(log: EventLog) -> Iterator[BlobId]:
     """Blobs the log named in a write more recently than it last recorded collecting
-    them (blocking; run through EventLog.run_query). Skipping collected ones spares the
-    backend a lookup per blob ever removed, on every pass."""
+    them, streamed (blocking; run through EventLog.run_query). Skipping collected ones
+    spares the backend a lookup per blob ever removed, on every pass."""
     cursor = log.cursor()
     try:
-        rows = cursor.execute(
-            "SELECT data->>'backend_id', data->>'sha256', max(seq) FROM events "
-            f"WHERE {_IN_WRITE_TYPES} AND data->>'sha256' IS NOT NULL GROUP BY ALL",
-            list(WRITE_TYPES),
-        ).fetchall()
+        cursor.execute(
+            f"""
+            WITH named AS (
+                SELECT data->>'backend_id' AS backend_id, data->>'sha256' AS sha256,
+                       max(seq) AS seq
+                FROM events WHERE {_IN_WRITE_TYPES} AND data->>'sha256' IS NOT NULL
+                GROUP BY ALL),
+            collected AS (
+                SELECT blob->>'backend_id' AS backend_id, blob->>'sha256' AS sha256,
+                       max(seq) AS seq
+                FROM (SELECT seq, unnest(CAST(data->'blobs' AS JSON[])) AS blob
+                      FROM events WHERE type = ?)
+                GROUP BY ALL)
+            SELECT n.backend_id, n.sha256 FROM named n
+            LEFT JOIN collected c USING (backend_id, sha256)
+            WHERE c.seq IS NULL OR c.seq < n.seq""",
+            [*WRITE_TYPES, EventType.BLOBS_COLLECTED.value],
+        )
+        while rows := cursor.fetchmany(10_000):
+            yield from ((backend_id, digest) for backend_id, digest in rows)
     finally:
         cursor.close()
-    sql = f"SELECT {_COLUMNS} FROM events WHERE type = ?"
-    collected = _collected_at(log.select(sql, [EventType.BLOBS_COLLECTED.value]))
-    return {
-        (backend_id, digest)
-        for backend_id, digest, last_named in rows
-        if collected.get((backend_id, digest), 0) < last_named
-    }
-
-
-def _collected_at(events: Iterable[CommittedEvent]) -> dict[BlobId, int]:
-    """(backend id, sha256) -> seq of the last BlobsCollected event naming it."""
-    collected: dict[BlobId, int] = {}
-    for event in events:
-        for blob in event.data.get("blobs", ()):
-            collected[(blob["backend_id"], blob["sha256"])] = event.seq
-    return collected
 
 
 def blobs_named_since(log: EventLog, seq: int) -> set[BlobId]:

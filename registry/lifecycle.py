@@ -44,7 +44,7 @@ from registry.model import (
 from registry.retention import RetentionPolicy, matching_policy
 
 if TYPE_CHECKING:
-    from registry.namespace import Namespace
+    from registry.views import ViewReader
 
 log = logging.getLogger(__name__)
 _T = TypeVar("_T")
@@ -384,17 +384,18 @@ class Step:
 
 
 def plan(
-    namespace: Namespace,
+    views: ViewReader,
     policies: Sequence[RetentionPolicy],
     now: datetime,
     buckets: Iterable[str] | None = None,
 ) -> list[Step]:
     """What the enabled rules of `buckets` (default: all) and the policies' `expire_days` do
-    at `now`. Pure: reads the views, changes nothing. Protected versions come back skipped."""
+    at `now`. Pure: reads the views, changes nothing. Protected versions come back skipped.
+    It streams every version of a bucket with rules: run it in a worker, on a snapshot."""
     steps: list[Step] = []
     expiring_policies = any(p.expire_days is not None for p in policies)
-    for name in sorted(namespace.buckets) if buckets is None else buckets:
-        bucket = namespace.buckets.get(name)
+    for name in [b.name for b in views.buckets()] if buckets is None else buckets:
+        bucket = views.bucket(name)
         if bucket is None:
             raise NoSuchBucket(name)
         try:
@@ -404,12 +405,10 @@ def plan(
             continue
         if not rules and not expiring_policies:
             continue
-        for _, versions in itertools.groupby(namespace.all_versions(name), lambda v: v.key):
+        for _, versions in itertools.groupby(views.all_versions(name), lambda v: v.key):
             steps.extend(_plan_key(bucket, list(versions), rules, policies, now))
         if any(rule.abort_days is not None for rule in rules):
-            count = namespace.upload_count(name)
-            uploads = namespace.list_uploads(name, max_uploads=count + 1).uploads
-            steps.extend(_plan_uploads(bucket, uploads, rules, now))
+            steps.extend(_plan_uploads(bucket, list(views.all_uploads(name)), rules, now))
     return steps
 
 

@@ -1,89 +1,123 @@
-"""Listing pages over sorted keys: current objects, versions, multipart uploads.
+"""Listing pages over the views' sorted keys (SQLite indexes): current objects, versions,
+multipart uploads.
 
-Each walk bisects to its start and steps through keys in order, folding keys that share
-a delimited prefix into one common prefix and jumping past the rest of that group, so a
-page costs about its own size, not the bucket's.
+Each walk seeks to its start and reads rows in order, a batch at a time. A key that falls
+into a delimited common prefix yields the prefix once and the walk seeks past the whole
+group (to the least string after every key that starts with it), so a page costs about
+its own size, however many keys its prefixes fold away. Positions are keyset positions:
+(key, and within a key the last version's seq or upload id), never offsets.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from typing import TypeVar
-
-from sortedcontainers import SortedDict
+import sqlite3
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
 
 from registry.model import ListingPage, MultipartUpload, ObjectVersion, UploadsPage, VersionsPage
+from registry.view_rows import UPLOAD_COLUMNS, VERSION_COLUMNS, upload_from_row, version_from_row
 
-_K = TypeVar("_K")
-_V = TypeVar("_V")
+_BATCH = 1000
+_CURRENT_COLUMNS = ", ".join(f"v.{column.strip()}" for column in VERSION_COLUMNS.split(","))
 
 
-def _successor(prefix: str) -> str:
+def successor(prefix: str) -> str:
     """The least string greater than every string that starts with `prefix`."""
-    return prefix[:-1] + chr(ord(prefix[-1]) + 1)
+    last = ord(prefix[-1]) + 1
+    if 0xD800 <= last <= 0xDFFF:  # surrogates are not text: the next code point after them
+        last = 0xE000
+    return prefix[:-1] + chr(last)
 
 
-def _groups(
-    items: SortedDict[_K, _V],
-    start: int,
-    name: Callable[[_K], str],
-    prefix: str,
-    delimiter: str,
-    bisect: Callable[[str], int],
-) -> Iterator[tuple[str | None, list[_V]]]:
-    """From index `start`: (common prefix, the group's values) or (None, [value])."""
-    keys = items.keys()
-    index = start
-    while index < len(keys):
-        key = name(keys[index])
-        if not key.startswith(prefix):
-            return
-        cut = key.find(delimiter, len(prefix)) if delimiter else -1
-        if cut < 0:
-            yield None, [items[keys[index]]]
-            index += 1
-            continue
-        common = key[: cut + len(delimiter)]
-        end = bisect(_successor(common))
-        yield common, [items[keys[i]] for i in range(index, end)]
-        index = end
+@dataclass(frozen=True)
+class _Position:
+    """Where a walk resumes: after `key` (or at it, if `inclusive`); with `within`, after
+    that version seq or upload id inside `key` first."""
+
+    key: str
+    inclusive: bool
+    within: Any = None
+
+
+@dataclass(frozen=True)
+class _Walk:
+    db: sqlite3.Connection
+    bucket: str
+    prefix: str
+    delimiter: str
+
+    def common(self, key: str) -> str | None:
+        if not self.delimiter:
+            return None
+        cut = key.find(self.delimiter, len(self.prefix))
+        return None if cut < 0 else key[: cut + len(self.delimiter)]
+
+    def keys_from(self, position: _Position, column: str = "key") -> tuple[str, list[Any]]:
+        """SQL (after WHERE bucket = ?) for the keys at or after a position, under the prefix."""
+        sql = f" AND {column} {'>=' if position.inclusive else '>'} ?"
+        params: list[Any] = [position.key]
+        if self.prefix:
+            sql += f" AND {column} >= ?"
+            params.append(self.prefix)
+            if ord(self.prefix[-1]) != 0x10FFFF:  # (else the prefix test below does it)
+                sql += f" AND {column} < ?"
+                params.append(successor(self.prefix))
+        return sql, params
 
 
 def current_page(
-    objects: SortedDict[str, list[ObjectVersion]],
-    prefix: str,
-    delimiter: str,
-    after: str,
-    max_keys: int,
+    db: sqlite3.Connection, bucket: str, prefix: str, delimiter: str, after: str, max_keys: int
 ) -> ListingPage:
     """Keys (and common prefixes) after `after` whose newest version is not a delete
     marker; max_keys counts both."""
-    start = max(prefix, after)
-    index = objects.bisect_right(after) if start == after else objects.bisect_left(start)
     found: list[ObjectVersion] = []
     prefixes: list[str] = []
     last = ""
     truncated = False
-    for common, value in _groups(objects, index, str, prefix, delimiter, objects.bisect_left):
-        if common is None:
-            if value[0][0].delete_marker:
-                continue
-        elif common <= after or all(v[0].delete_marker for v in value):
-            continue  # a marker inside a group resumes after it; a deleted group is not shown
+    for common, version in _current_items(_Walk(db, bucket, prefix, delimiter), after):
         if len(found) + len(prefixes) == max_keys:
             truncated = True
             break
-        if common is None:
-            found.append(value[0][0])
-            last = found[-1].key
-        else:
+        if version is not None:
+            found.append(version)
+            last = version.key
+        elif common is not None:
             prefixes.append(common)
             last = common
     return ListingPage(found, prefixes, truncated, last if truncated else None)
 
 
+def _current_items(walk: _Walk, after: str) -> Iterator[tuple[str | None, ObjectVersion | None]]:
+    position = _Position(after, inclusive=False)
+    while True:
+        where, params = walk.keys_from(position, "c.key")
+        rows = walk.db.execute(
+            f"SELECT c.key, {_CURRENT_COLUMNS} FROM current c JOIN versions v "
+            "ON v.bucket = c.bucket AND v.key = c.key AND v.seq = c.seq "
+            f"WHERE c.bucket = ?{where} ORDER BY c.key LIMIT {_BATCH}",
+            [walk.bucket, *params],
+        ).fetchall()
+        for row in rows:
+            key = row[0]
+            if not key.startswith(walk.prefix):
+                return
+            common = walk.common(key)
+            if common is not None:
+                if common > after:  # a marker inside a group resumes after the group
+                    yield common, None
+                position = _Position(successor(common), inclusive=True)
+                break  # seek past the group
+            yield None, version_from_row(row[1:])
+            position = _Position(key, inclusive=False)
+        else:
+            if len(rows) < _BATCH:
+                return
+
+
 def versions_page(
-    objects: SortedDict[str, list[ObjectVersion]],
+    db: sqlite3.Connection,
+    bucket: str,
     prefix: str,
     delimiter: str,
     key_marker: str,
@@ -91,41 +125,21 @@ def versions_page(
     max_keys: int,
 ) -> VersionsPage:
     """Every version and delete marker, keys in order and each key's newest first."""
-    if key_marker and version_id_marker:
-        index = objects.bisect_left(key_marker)  # resume inside key_marker's versions
-    elif key_marker:
-        index = objects.bisect_right(key_marker)
-    else:
-        index = 0
-    index = max(index, objects.bisect_left(prefix))
     found: list[tuple[ObjectVersion, bool]] = []
     prefixes: list[str] = []
     marker: tuple[str, str | None] = ("", None)
     truncated = False
-    groups = _groups(objects, index, str, prefix, delimiter, objects.bisect_left)
-    for common, value in groups:
-        if common is not None:
-            if common <= key_marker:
-                continue
-            if len(found) + len(prefixes) == max_keys:
-                truncated = True
-                break
+    walk = _Walk(db, bucket, prefix, delimiter)
+    for common, version, latest in _version_items(walk, key_marker, version_id_marker):
+        if len(found) + len(prefixes) == max_keys:
+            truncated = True
+            break
+        if version is not None:
+            found.append((version, latest))
+            marker = (version.key, version.version_id)
+        elif common is not None:
             prefixes.append(common)
             marker = (common, None)
-            continue
-        versions = value[0]
-        skip = 0
-        if key_marker and version_id_marker and versions and versions[0].key == key_marker:
-            ids = [v.version_id for v in versions]
-            skip = ids.index(version_id_marker) + 1 if version_id_marker in ids else len(ids)
-        for position, version in enumerate(versions[skip:], start=skip):
-            if len(found) + len(prefixes) == max_keys:
-                truncated = True
-                break
-            found.append((version, position == 0))
-            marker = (version.key, version.version_id)
-        if truncated:
-            break
     return VersionsPage(
         found,
         prefixes,
@@ -135,8 +149,54 @@ def versions_page(
     )
 
 
+def _version_items(
+    walk: _Walk, key_marker: str, version_id_marker: str
+) -> Iterator[tuple[str | None, ObjectVersion | None, bool]]:
+    position = _Position(key_marker, inclusive=False)
+    if key_marker and version_id_marker and key_marker.startswith(walk.prefix):
+        row = walk.db.execute(
+            "SELECT seq FROM versions WHERE bucket = ? AND key = ? AND version_id = ?",
+            [walk.bucket, key_marker, version_id_marker],
+        ).fetchone()
+        if row is not None:  # resume inside the marker's key (else: after the whole key)
+            position = _Position(key_marker, inclusive=False, within=row[0])
+    previous_key = key_marker if position.within is not None else None
+    select = f"SELECT {VERSION_COLUMNS} FROM versions WHERE bucket = ?"
+    while True:
+        if position.within is not None:  # older versions of the same key first
+            rows = walk.db.execute(
+                f"{select} AND key = ? AND seq < ? ORDER BY seq DESC LIMIT {_BATCH}",
+                [walk.bucket, position.key, position.within],
+            ).fetchall()
+            if not rows:
+                position = _Position(position.key, inclusive=False)
+                continue
+        else:
+            where, params = walk.keys_from(position)
+            rows = walk.db.execute(
+                f"{select}{where} ORDER BY key, seq DESC LIMIT {_BATCH}",
+                [walk.bucket, *params],
+            ).fetchall()
+            if not rows:
+                return
+        for row in rows:
+            version = version_from_row(row)
+            if not version.key.startswith(walk.prefix):
+                return
+            common = walk.common(version.key)
+            if common is not None:
+                if common > key_marker:
+                    yield common, None, False
+                position = _Position(successor(common), inclusive=True)
+                break  # seek past the group
+            yield None, version, version.key != previous_key
+            previous_key = version.key
+            position = _Position(version.key, inclusive=False, within=version.seq)
+
+
 def uploads_page(
-    uploads: SortedDict[tuple[str, str], MultipartUpload],
+    db: sqlite3.Connection,
+    bucket: str,
     prefix: str,
     delimiter: str,
     key_marker: str,
@@ -144,28 +204,19 @@ def uploads_page(
     max_uploads: int,
 ) -> UploadsPage:
     """Uploads ordered by key, then initiation (upload ids sort by time)."""
-    if key_marker and upload_id_marker:
-        start = uploads.bisect_right((key_marker, upload_id_marker))
-    else:
-        start = uploads.bisect_right((key_marker, "\U0010ffff")) if key_marker else 0
-    start = max(start, uploads.bisect_left((prefix, "")))
     found: list[MultipartUpload] = []
     prefixes: list[str] = []
     marker: tuple[str, str | None] = ("", None)
     truncated = False
-
-    def bisect(name: str) -> int:
-        return int(uploads.bisect_left((name, "")))
-
-    for common, value in _groups(uploads, start, lambda k: k[0], prefix, delimiter, bisect):
+    walk = _Walk(db, bucket, prefix, delimiter)
+    for common, upload in _upload_items(walk, key_marker, upload_id_marker):
         if len(found) + len(prefixes) == max_uploads:
             truncated = True
             break
-        if common is None:
-            upload = value[0]
+        if upload is not None:
             found.append(upload)
             marker = (upload.key, upload.upload_id)
-        else:
+        elif common is not None:
             prefixes.append(common)
             marker = (common, None)
     return UploadsPage(
@@ -175,3 +226,41 @@ def uploads_page(
         next_key_marker=marker[0] if truncated else None,
         next_upload_id_marker=marker[1] if truncated else None,
     )
+
+
+def _upload_items(
+    walk: _Walk, key_marker: str, upload_id_marker: str
+) -> Iterator[tuple[str | None, MultipartUpload | None]]:
+    resume_inside = key_marker and upload_id_marker and key_marker.startswith(walk.prefix)
+    within = upload_id_marker if resume_inside else None
+    position = _Position(key_marker, inclusive=False, within=within)
+    select = f"SELECT {UPLOAD_COLUMNS} FROM uploads WHERE bucket = ?"
+    while True:
+        if position.within is not None:  # later uploads of the same key first
+            rows = walk.db.execute(
+                f"{select} AND key = ? AND upload_id > ? ORDER BY upload_id LIMIT {_BATCH}",
+                [walk.bucket, position.key, position.within],
+            ).fetchall()
+            if not rows:
+                position = _Position(position.key, inclusive=False)
+                continue
+        else:
+            where, params = walk.keys_from(position)
+            rows = walk.db.execute(
+                f"{select}{where} ORDER BY key, upload_id LIMIT {_BATCH}",
+                [walk.bucket, *params],
+            ).fetchall()
+            if not rows:
+                return
+        for row in rows:
+            upload = upload_from_row(row, {})
+            if not upload.key.startswith(walk.prefix):
+                return
+            common = walk.common(upload.key)
+            if common is not None:
+                if common > key_marker:
+                    yield common, None
+                position = _Position(successor(common), inclusive=True)
+                break  # seek past the group
+            yield None, upload
+            position = _Position(upload.key, inclusive=False, within=upload.upload_id)

@@ -26,7 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import Any, Protocol, TypeVar, cast
 
 import duckdb
 
@@ -77,6 +77,14 @@ _COLUMNS = "seq, time, type, bucket, key, data, prev_hash, hash"
 _TYPES = frozenset(t.value for t in EventType)
 
 
+class ViewSink(Protocol):
+    """What follows the log, commit by commit: registry.views.Views."""
+
+    def apply(self, events: Sequence[CommittedEvent]) -> None: ...
+
+    def catch_up(self, log: EventLog) -> int: ...
+
+
 @dataclass
 class _PendingAppend:
     events: Sequence[Event]
@@ -90,7 +98,6 @@ class EventLog:
         path: Path,
         *,
         clock: Callable[[], datetime] = utc_now,
-        on_commit: Callable[[CommittedEvent], None] | None = None,
         max_batch: int = MAX_BATCH,
         read_only: bool = False,
         anchor: LogAnchor | None = None,
@@ -103,7 +110,8 @@ class EventLog:
         self.anchor_error: str | None = None  # the anchor could not be advanced (reported)
         self.space: SpaceReserve | None = None  # released before a commit on a full disk
         self._clock = clock
-        self._on_commit = on_commit
+        self._views: ViewSink | None = None
+        self.views_error: str | None = None  # the views could not follow (caught up later)
         self._max_batch = max_batch
         self._read_only = read_only
         self._db = duckdb.connect(str(path), read_only=read_only)
@@ -146,8 +154,14 @@ class EventLog:
     def read_only(self) -> bool:
         return self._read_only
 
-    def set_on_commit(self, on_commit: Callable[[CommittedEvent], None]) -> None:
-        self._on_commit = on_commit
+    def set_views(self, views: ViewSink | None) -> None:
+        """What each commit is applied to, on the writer thread, before it is acknowledged."""
+        self._views = views
+
+    def on_writer(self, function: Callable[[], _T]) -> asyncio.Future[_T]:
+        """Run `function` on the writer thread, between commits (e.g. a catch-up of the
+        views that no commit may interleave with)."""
+        return asyncio.get_running_loop().run_in_executor(self._thread, function)
 
     def replay(self, batch_size: int = 10_000) -> Iterator[CommittedEvent]:
         """Every committed event in sequence order (for rebuilding views; not while serving)."""
@@ -192,6 +206,17 @@ class EventLog:
                     )
         finally:
             cursor.close()
+
+    def stored_head(self) -> tuple[int, str]:
+        """The newest event as stored (seq, hash); (0, genesis) for an empty log."""
+        cursor = self._db.cursor()
+        try:
+            row = cursor.execute(
+                "SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1"
+            ).fetchone()
+        finally:
+            cursor.close()
+        return (0, GENESIS_HASH) if row is None else (int(row[0]), str(row[1]))
 
     def stored_hash(self, seq: int) -> str | None:
         """The hash stored for event `seq` (blocking; run through `run_query`)."""
@@ -241,9 +266,9 @@ class EventLog:
         while self._queue:
             batch = self._take_batch()
             sealed = self._seal(batch)
-            rows = [_row(e) for group in sealed for e in group]
+            events = [e for group in sealed for e in group]
             try:
-                await loop.run_in_executor(self._thread, self._commit, rows)
+                await loop.run_in_executor(self._thread, self._commit, events)
             except Exception as exc:  # the whole transaction failed: nothing was committed
                 for pending in batch:
                     if pending.future is None:
@@ -256,9 +281,6 @@ class EventLog:
                 self._last_seq, self._last_hash, self._last_time = last.seq, last.hash, last.time
             self.commits += 1
             for pending, group in zip(batch, sealed, strict=True):
-                if self._on_commit is not None:
-                    for event in group:
-                        self._on_commit(event)
                 if pending.future is not None and not pending.future.done():
                     pending.future.set_result(group)
 
@@ -293,19 +315,18 @@ class EventLog:
         """Append and commit on the calling thread, for start-up and offline tools (no event
         loop may be running appends at the same time)."""
         sealed = self._seal([_PendingAppend(events, None)])[0]
-        self._commit([_row(e) for e in sealed])
+        self._commit(sealed)
         if sealed:
             last = sealed[-1]
             self._last_seq, self._last_hash, self._last_time = last.seq, last.hash, last.time
         self.commits += 1
-        if self._on_commit is not None:
-            for event in sealed:
-                self._on_commit(event)
         return sealed
 
-    def _commit(self, rows: list[tuple[Any, ...]]) -> None:
+    def _commit(self, events: list[CommittedEvent]) -> None:
         """Write one transaction, then advance the anchor to its last event (so a commit is
-        acknowledged only once the anchor knows it) and checkpoint a grown WAL."""
+        acknowledged only once the anchor knows it), apply it to the views and checkpoint a
+        grown WAL. Only a failed write raises: what follows it cannot undo the commit."""
+        rows = [_row(e) for e in events]
         if self.space is not None:
             self.space.before_commit()
         try:
@@ -330,7 +351,21 @@ class EventLog:
                 # loudly (/-/ready) rather than fail writes that are already stored.
                 self.anchor_error = f"the log anchor could not be advanced to {seq}: {exc}"
                 log.error("%s", self.anchor_error)
+        self._apply_to_views(events)
         self._checkpoint_if_due()
+
+    def _apply_to_views(self, events: list[CommittedEvent]) -> None:
+        if self._views is None:
+            return
+        try:
+            if self.views_error is None:
+                self._views.apply(events)
+            else:  # an earlier apply failed: replay everything since the views' last event
+                self._views.catch_up(self)
+            self.views_error = None
+        except Exception as exc:
+            self.views_error = f"the views could not apply event {events[-1].seq}: {exc!r}"
+            log.exception("%s; they catch up from the log at the next commit", self.views_error)
 
     def _checkpoint_if_due(self) -> None:
         try:

@@ -53,15 +53,18 @@ class MultipartUploads:
         self._registry = registry
         self._locks = SharedLockTable()  # parts shared, complete/abort exclusive
 
-    def _namespace_upload(self, bucket: str, key: str, upload_id: str) -> MultipartUpload:
+    def _upload(
+        self, bucket: str, key: str, upload_id: str, *, with_parts: bool = True
+    ) -> MultipartUpload:
         self._registry.bucket(bucket)
-        upload = self._registry.namespace.uploads.get(upload_id)
+        upload = self._registry.views.upload(upload_id, with_parts=with_parts)
         if upload is None or upload.bucket != bucket or upload.key != key:
             raise NoSuchUpload(upload_id)
         return upload
 
     def get(self, bucket: str, key: str, upload_id: str) -> MultipartUpload:
-        return self._namespace_upload(bucket, key, upload_id)
+        """The upload with its parts (ListParts, Complete)."""
+        return self._upload(bucket, key, upload_id)
 
     def list(
         self,
@@ -74,7 +77,7 @@ class MultipartUploads:
         max_uploads: int = 1000,
     ) -> UploadsPage:
         self._registry.bucket(bucket)
-        return self._registry.namespace.list_uploads(
+        return self._registry.views.list_uploads(
             bucket,
             prefix=prefix,
             delimiter=delimiter,
@@ -106,7 +109,7 @@ class MultipartUploads:
             "requested_lock": lock.as_dict() if lock is not None else None,
         }
         await self._registry.log.append([Event(EventType.UPLOAD_CREATED, bucket, key, data)])
-        return self._namespace_upload(bucket, key, upload_id)
+        return self._upload(bucket, key, upload_id)
 
     async def upload_part(
         self,
@@ -121,7 +124,7 @@ class MultipartUploads:
         check: PartCheck | None = None,
         derived_from: Mapping[str, str] | None = None,
     ) -> UploadPart:
-        self._namespace_upload(bucket, key, upload_id)
+        self._upload(bucket, key, upload_id, with_parts=False)
         backend = self._registry.backend_for(bucket)
         md5 = hashlib.md5()
         verify = None if check is None else (lambda receipt: check(receipt, md5.digest()))
@@ -142,10 +145,12 @@ class MultipartUploads:
             if derived_from is not None:
                 data["derived_from"] = dict(derived_from)
             async with self._locks[upload_id].shared():
-                upload = self._namespace_upload(bucket, key, upload_id)  # not completed since
+                self._upload(bucket, key, upload_id, with_parts=False)  # not completed since
                 event = Event(EventType.PART_UPLOADED, bucket, key, data)
                 await self._registry.log.append([event])
-        return upload.parts[number]
+        part = self._registry.views.part(upload_id, number)
+        assert part is not None  # just committed, and completion waits for the shared lock
+        return part
 
     async def complete(
         self,
@@ -160,7 +165,7 @@ class MultipartUploads:
         check: CompletionCheck | None = None,
     ) -> ObjectVersion:
         async with self._locks[upload_id].exclusive():
-            upload = self._namespace_upload(bucket, key, upload_id)
+            upload = self._upload(bucket, key, upload_id)
             chosen = _chosen_parts(upload, parts)
             self._registry.check_condition(bucket, key, condition)
             backend = self._registry.backend_for(bucket)
@@ -217,7 +222,7 @@ class MultipartUploads:
         note: Mapping[str, Any] | None = None,
     ) -> None:
         async with self._locks[upload_id].exclusive():
-            self._namespace_upload(bucket, key, upload_id)
+            self._upload(bucket, key, upload_id, with_parts=False)
             data = {**provenance.as_dict(), **(note or {}), "upload_id": upload_id}
             await self._registry.log.append([Event(EventType.UPLOAD_ABORTED, bucket, key, data)])
 

@@ -6,9 +6,11 @@ state change goes through the event log and only then into the views.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import secrets
+import threading
 import time
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Mapping, Sequence
 from contextlib import AsyncExitStack
@@ -62,7 +64,8 @@ from registry.retention import RetentionPolicy, resolve_lock
 from registry.settings import VersionSettings
 from registry.space import SpaceReserve, local_roots
 from registry.staging import stored_blob
-from registry.view_checks import ViewChecks, replay
+from registry.view_checks import ViewChecks
+from registry.views import Views
 
 logger = logging.getLogger(__name__)
 
@@ -80,17 +83,22 @@ class Registry(VersionSettings, ViewChecks):
         self,
         log: EventLog,
         backends: BackendSet,
+        views: Views,
         *,
         policies: Sequence[RetentionPolicy] = (),
         clock: Clock | None = None,
+        views_ready: bool = True,
     ) -> None:
         self._log = log
         self._backends = backends
         self.policies = tuple(policies)
         # Retention and lifecycle decisions use this clock (tests move it; event times do not).
         self.clock = clock or Clock()
-        self.namespace = replay(log)
-        log.set_on_commit(self.namespace.apply)
+        self.views = views
+        # False until the views caught up with the log (load_views): nothing is served then.
+        self.views_ready = views_ready
+        self.views_loading = 0  # events applied so far while loading (for /-/ready)
+        log.set_views(views)
         # Why the views may not match the log (a rebuild found a difference and was not
         # forced): nothing that deletes bytes runs until this is resolved.
         self.untrusted: str | None = None
@@ -116,13 +124,23 @@ class Registry(VersionSettings, ViewChecks):
         head_trust: HeadTrust | None = None,
         checkpoint_wal_bytes: int = CHECKPOINT_WAL_BYTES,
         space_reserve_bytes: int = 0,
+        load_views: bool = True,
     ) -> Registry:
         """`read_only` for offline tools: the log file must exist and is not changed.
         Otherwise the log is checked against its anchor (and, with `head_trust`, its newest
         signed head) first (registry.log_check: raises LogUntrusted), anchored from then
-        on and its heads signed; `accept_log_loss` continues after a loss."""
+        on and its heads signed; `accept_log_loss` continues after a loss. The views catch
+        up with the log here, or (`load_views=False`, a server that answers /-/health first)
+        when `load_views()` is awaited."""
         if read_only:
-            return cls(open_log_read_only(data_dir), backends, policies=policies, clock=clock)
+            log = open_log_read_only(data_dir)
+            try:
+                views = Views.in_data_dir(data_dir)
+                views.catch_up(log)  # a cache: bringing it up to date changes no evidence
+            except BaseException:
+                log.close_sync()
+                raise
+            return cls(log, backends, views, policies=policies, clock=clock)
         log = open_checked_log(
             data_dir / LOG_FILE,
             anchor_path or default_anchor_path(data_dir),
@@ -135,10 +153,36 @@ class Registry(VersionSettings, ViewChecks):
         if space_reserve_bytes > 0:
             stores = local_roots(backends.values())
             log.space = SpaceReserve(data_dir, space_reserve_bytes, stores)
-        registry = cls(log, backends, policies=policies, clock=clock)
+        views = Views.in_data_dir(data_dir)
+        if load_views:
+            views.catch_up(log)
+        registry = cls(log, backends, views, policies=policies, clock=clock, views_ready=load_views)
         if head_trust is not None:
             registry.head_signer = HeadSigner(log, head_trust.key, head_trust.interval)
         return registry
+
+    async def load_views(self, *, stop: asyncio.Event | None = None) -> int:
+        """Bring the views up to the log's head on the writer thread (no commit interleaves)
+        and start serving from them; `stop` ends it early (between batches), not ready.
+        Returns how many events were applied."""
+        log, views = self._log, self.views
+        stopping = threading.Event()
+
+        def progress(count: int) -> None:
+            self.views_loading += count
+
+        watch = asyncio.create_task(stop.wait()) if stop is not None else None
+        if watch is not None:
+            watch.add_done_callback(lambda _: stopping.set())
+        try:
+            applied = await log.on_writer(
+                lambda: views.catch_up(log, progress=progress, stop=stopping)
+            )
+        finally:
+            if watch is not None:
+                watch.cancel()
+        self.views_ready = not stopping.is_set()
+        return applied
 
     @property
     def log(self) -> EventLog:
@@ -159,26 +203,29 @@ class Registry(VersionSettings, ViewChecks):
             except Exception:
                 logger.exception("signing the log head at close failed")
         await self._log.close()
+        self.views.close()
+
+    def close_offline(self) -> None:
+        """For offline tools that never started an event loop."""
+        self._log.close_sync()
+        self.views.close()
 
     # -- buckets ---------------------------------------------------------------------------
 
     def bucket(self, name: str) -> Bucket:
-        bucket = self.namespace.buckets.get(name)
+        bucket = self.views.bucket(name)
         if bucket is None:
             raise NoSuchBucket(name)
         return bucket
 
     def list_buckets(self, owner: str | None = None) -> list[Bucket]:
-        buckets = self.namespace.buckets.values()
-        return sorted(
-            (b for b in buckets if owner is None or b.owner == owner), key=lambda b: b.name
-        )
+        return [b for b in self.views.buckets() if owner is None or b.owner == owner]
 
     async def create_bucket(
         self, name: str, region: str, provenance: Provenance, *, object_lock: bool = False
     ) -> Bucket:
         async with self._bucket_locks[name].exclusive():
-            existing = self.namespace.buckets.get(name)
+            existing = self.views.bucket(name)
             if existing is not None:
                 if existing.owner == provenance.principal:
                     raise BucketAlreadyOwnedByYou(name)
@@ -190,7 +237,7 @@ class Registry(VersionSettings, ViewChecks):
     async def delete_bucket(self, name: str, provenance: Provenance) -> None:
         async with self._bucket_locks[name].exclusive():
             self.bucket(name)
-            if self.namespace.object_count(name):
+            if self.views.object_count(name):
                 raise BucketNotEmpty(name)
             await self._log.append(
                 [Event(EventType.BUCKET_DELETED, name, None, provenance.as_dict())]
@@ -203,11 +250,11 @@ class Registry(VersionSettings, ViewChecks):
         DeleteMarkerFound as S3 tells them apart)."""
         self.bucket(bucket)
         if version_id is None:
-            latest = self.namespace.latest(bucket, key)
+            latest = self.views.latest(bucket, key)
             if latest is None or latest.delete_marker:
                 raise NoSuchKey(key, latest)
             return latest
-        version = self.namespace.version(bucket, key, version_id)
+        version = self.views.version(bucket, key, version_id)
         if version is None:
             raise NoSuchVersion(version_id)
         if version.delete_marker:
@@ -223,7 +270,7 @@ class Registry(VersionSettings, ViewChecks):
 
         def still_named() -> bool:
             # Read at call time (rebuild() replaces the views); a "null" id is reused.
-            now = self.namespace.version(version.bucket, version.key, version.version_id)
+            now = self.views.version(version.bucket, version.key, version.version_id)
             return now is not None and (now.backend_id, now.sha256) == blob
 
         blob = (version.backend_id, version.sha256)
@@ -241,7 +288,7 @@ class Registry(VersionSettings, ViewChecks):
         max_keys: int = 1000,
     ) -> ListingPage:
         self.bucket(bucket)
-        return self.namespace.list_page(
+        return self.views.list_page(
             bucket, prefix=prefix, delimiter=delimiter, after=after, max_keys=max_keys
         )
 
@@ -306,7 +353,7 @@ class Registry(VersionSettings, ViewChecks):
                 await held.enter_async_context(self.digests[source.sha256].shared())
                 # Held now, gc cannot take the bytes; but was the source deleted (and its
                 # bytes collected) while we waited for the lock?
-                if self.namespace.version(source.bucket, source.key, source.version_id) is None:
+                if self.views.version(source.bucket, source.key, source.version_id) is None:
                     raise NoSuchKey(source.key)
             return await self._commit_copy(
                 source, bucket, key, backend, spec, provenance, condition, lock
@@ -395,7 +442,7 @@ class Registry(VersionSettings, ViewChecks):
             self._check_replaceable(bucket_name, key)
 
     def _check_replaceable(self, bucket: str, key: str) -> None:
-        null = self.namespace.version(bucket, key, NULL_VERSION)
+        null = self.views.version(bucket, key, NULL_VERSION)
         if null is not None and null.protected(self.clock()):
             raise ObjectLocked(key)
 
@@ -429,7 +476,7 @@ class Registry(VersionSettings, ViewChecks):
             self.check_condition(bucket_name, key, condition)
             who = {**provenance.as_dict(), **(note or {})}  # note: why (e.g. a lifecycle rule)
             if version_id is not None:
-                version = self.namespace.version(bucket_name, key, version_id)
+                version = self.views.version(bucket_name, key, version_id)
                 if version is None:
                     return DeleteOutcome(version_id, delete_marker=False)
                 if not version.removable(self.clock(), bypass_governance=bypass_governance):
@@ -438,7 +485,7 @@ class Registry(VersionSettings, ViewChecks):
                 await self._log.append([Event(EventType.OBJECT_DELETED, bucket_name, key, data)])
                 return DeleteOutcome(version_id, delete_marker=version.delete_marker)
             if bucket.versioning is None:
-                if self.namespace.version(bucket_name, key, NULL_VERSION) is None:
+                if self.views.version(bucket_name, key, NULL_VERSION) is None:
                     return DeleteOutcome(None, delete_marker=False)
                 self._check_replaceable(bucket_name, key)
                 data = {**who, "version_id": NULL_VERSION}
@@ -455,7 +502,7 @@ class Registry(VersionSettings, ViewChecks):
     def check_condition(self, bucket: str, key: str, condition: WriteCondition) -> None:
         if condition.is_unconditional:
             return
-        current = self.namespace.current(bucket, key)
+        current = self.views.current(bucket, key)
         if condition.must_not_exist and current is not None:
             raise PreconditionFailed(key)
         if condition.if_match is not None:

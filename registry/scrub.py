@@ -34,13 +34,12 @@ import contextlib
 import logging
 import secrets
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from backends import BackendError, BlobDamaged, BlobNotFound, StorageBackend
 from registry.events import Event, EventType
-from registry.gc import live_blobs
 from registry.integrity import (
     INTEGRITY_PRINCIPAL,
     MISSING,
@@ -52,7 +51,6 @@ from registry.model import Provenance
 
 if TYPE_CHECKING:
     from registry.log import EventLog
-    from registry.namespace import Namespace
     from registry.registry import Registry
 
 logger = logging.getLogger(__name__)
@@ -159,11 +157,11 @@ class Scrubber:
     async def _pass(self, trigger: str) -> ScrubReport:
         registry = self._registry
         started, clock = _utc_now(), time.monotonic()
-        live = live_blobs(registry.namespace)
-        report = ScrubReport(trigger, started, len(live))
+        report = ScrubReport(trigger, started, 0)
         pace = _Pace(self._bytes_per_second, self._stopping)
         missing: list[BlobId] = []  # confirmed at the end: gc may have collected them since
-        for (backend_id, digest), _size in sorted(live.items()):
+        for backend_id, digest, _size in registry.views.live_blobs():
+            report.blobs += 1
             if self._stopping.is_set():
                 report.stopped_early = True
                 break
@@ -204,12 +202,11 @@ class Scrubber:
         missing while their digest is held: gc deletes only unused blobs, and never while
         the digest is held shared, so those are damage, not collected garbage."""
         registry = self._registry
-        uses = _uses(registry.namespace, set(missing))  # one scan of the views for all
         confirmed = []
         for backend_id, digest in missing:
             async with registry.digests[digest].shared():
                 blob = (backend_id, digest)
-                if not any(_still_used(registry.namespace, use, blob) for use in uses[blob]):
+                if not registry.views.blob_in_use(backend_id, digest):
                     continue  # deleted, and its bytes collected, during the pass
                 try:
                     size = await registry.backends[backend_id].size(digest)
@@ -277,43 +274,6 @@ class _Pace:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), timeout=self._due - now)
         return not self._stop.is_set()
-
-
-@dataclass(frozen=True)
-class _Use:
-    """A version, or a part of an unfinished upload, that names a blob."""
-
-    bucket: str
-    key: str
-    version_id: str | None = None
-    upload_id: str | None = None
-    part_number: int | None = None
-
-
-def _uses(namespace: Namespace, blobs: set[BlobId]) -> dict[BlobId, list[_Use]]:
-    uses: dict[BlobId, list[_Use]] = {blob: [] for blob in blobs}
-    for bucket in namespace.buckets:
-        for version in namespace.all_versions(bucket):
-            blob = (version.backend_id, version.sha256)
-            if blob in uses:
-                uses[blob].append(_Use(bucket, version.key, version_id=version.version_id))
-    for upload in namespace.uploads.values():
-        for part in upload.parts.values():
-            blob = (part.backend_id, part.sha256)
-            if blob in uses:
-                use = _Use(upload.bucket, upload.key, upload_id=upload.upload_id)
-                uses[blob].append(replace(use, part_number=part.number))
-    return uses
-
-
-def _still_used(namespace: Namespace, use: _Use, blob: BlobId) -> bool:
-    """Does `use` still name `blob`? (A "null" version id is reused by the next write.)"""
-    if use.version_id is not None:
-        version = namespace.version(use.bucket, use.key, use.version_id)
-        return version is not None and (version.backend_id, version.sha256) == blob
-    upload = namespace.uploads.get(use.upload_id or "")
-    part = upload.parts.get(use.part_number or 0) if upload is not None else None
-    return part is not None and (part.backend_id, part.sha256) == blob
 
 
 async def _rehash(

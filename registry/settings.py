@@ -22,12 +22,12 @@ from registry.model import (
     Versioning,
     VersionsPage,
 )
-from registry.namespace import Namespace
 from registry.retention import check_retention_change
+from registry.views import Views
 
 
 class VersionSettings:
-    namespace: Namespace
+    views: Views
     clock: Clock
     _log: EventLog
     _bucket_locks: SharedLockTable
@@ -52,7 +52,7 @@ class VersionSettings:
         max_keys: int = 1000,
     ) -> VersionsPage:
         self.bucket(bucket)
-        return self.namespace.list_versions(
+        return self.views.list_versions(
             bucket,
             prefix=prefix,
             delimiter=delimiter,

@@ -71,12 +71,12 @@ async def run(
     registry's delete and abort, which re-check locks and conditions at commit."""
     async with _RUNNING.setdefault(registry, asyncio.Lock()):
         now = registry.clock()
-        steps: list[Step] = []
-        for name in sorted(registry.namespace.buckets) if buckets is None else buckets:
-            if buckets is None and name not in registry.namespace.buckets:
-                continue  # deleted while an earlier bucket was planned
-            steps += plan(registry.namespace, registry.policies, now, [name])
-            await asyncio.sleep(0)  # planning is CPU work: let requests in between buckets
+
+        def planned() -> list[Step]:  # in a worker, on one snapshot of the views
+            with registry.views.snapshot() as views:
+                return plan(views, registry.policies, now, buckets)
+
+        steps = await asyncio.to_thread(planned)
         provenance = system_provenance()
         taken: list[Step] = []
         for step in steps:
@@ -99,7 +99,7 @@ async def _take(registry: Registry, step: Step, provenance: Provenance) -> Step:
             condition = WriteCondition(if_match=step.etag)
             await registry.delete_object(step.bucket, step.key, provenance, condition, note=note)
         else:
-            latest = registry.namespace.latest(step.bucket, step.key)
+            latest = registry.views.latest(step.bucket, step.key)
             if step.action is Action.DELETE_NONCURRENT and (
                 latest is None or latest.version_id == step.version_id
             ):

@@ -1,61 +1,135 @@
-"""Are the views still the log's? Replaying them, comparing, and the check that guards
+"""Are the views still the log's? Rebuilding them, comparing, and the check that guards
 every deletion of bytes: the part of the Registry that judges its own views. A mixin, so
-callers keep one Registry API."""
+callers keep one Registry API.
+
+A comparison builds fresh views from the log beside the live ones (the next generation
+file), in a worker thread, and fingerprints both at the same log position: the live ones
+inside one read transaction (a snapshot that says which event it reflects), the fresh ones
+replayed up to exactly that event. Memory stays bounded (rows stream through a hash) and
+requests are served throughout. "Replaying the log from its first event gives the views the
+server persisted" is this comparison; `verify` runs it too.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import threading
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from registry.errors import CorruptLog, LogUntrusted
+from registry.errors import LogUntrusted
 from registry.events import Event, EventType
 from registry.log import EventLog
 from registry.model import Provenance
-from registry.namespace import Namespace
+from registry.views import Views, drop
+
+
+@dataclass(frozen=True)
+class Comparison:
+    live: dict[str, Any]
+    rebuilt: dict[str, Any]
+    position: int  # the log event both were taken at
+    fresh: Path  # the fresh views (a file beside the live ones) until discarded or swapped in
+
+    @property
+    def identical(self) -> bool:
+        return self.live == self.rebuilt
 
 
 class ViewChecks:
     _log: EventLog
-    namespace: Namespace
+    views: Views
+    views_ready: bool
     # Why the views may not match the log (a rebuild found a difference and was not
     # forced): nothing that deletes bytes runs until this is resolved.
     untrusted: str | None
 
-    def compare_views(self) -> tuple[Namespace, dict[str, Any], dict[str, Any]]:
-        """Fresh views replayed from the log, and the fingerprints of the live views and of
-        the fresh ones, taken at the same log position (equal when consistent).
+    async def compare_views(self, *, keep: bool = False) -> Comparison:
+        """Fresh views replayed from the log, fingerprinted with the live ones at one log
+        position (see the module docstring). The fresh file is removed unless `keep`."""
+        log, live = self._log, self.views
+        fresh_path = live.next_generation()
 
-        Runs on the event loop without awaiting, so no commit lands in between."""
-        fresh = replay(self._log)
-        return fresh, self.namespace.fingerprint(), fresh.fingerprint()
+        def compare() -> Comparison:
+            fresh = Views(fresh_path)
+            try:
+                with live.snapshot() as snapshot:
+                    position = snapshot.applied[0]
+                    live_print = snapshot.fingerprint()
+                fresh.catch_up(log, until=position)
+                return Comparison(live_print, fresh.fingerprint(), position, fresh_path)
+            finally:
+                fresh.close()
+                if not keep:
+                    drop(fresh_path)
+
+        return await asyncio.to_thread(compare)
 
     async def rebuild(self, provenance: Provenance, *, force: bool = False) -> dict[str, Any]:
         """Compare the live views with a fresh replay. A difference changes nothing unless
-        `force`d (then the swap is recorded in the log as ViewsRebuilt); unforced, the
-        registry is marked untrusted so that gc refuses to run on views that may be wrong."""
-        fresh, before, after = self.compare_views()
-        identical = before == after
+        `force`d (then the fresh views replace the live ones, recorded in the log as
+        ViewsRebuilt); unforced, the registry is marked untrusted so that gc refuses to run
+        on views that may be wrong."""
+        comparison = await self.compare_views(keep=force)
         swapped = False
-        if not identical and not force:
+        if not comparison.identical and not force:
             self.untrusted = (
                 "a rebuild found views that differ from the log; run `s3facade rebuild "
                 "--force` to replace them (recorded in the log) or restart the server"
             )
-        elif not identical:
-            self.namespace = fresh
-            self._log.set_on_commit(fresh.apply)
-            data = {**provenance.as_dict(), "live": before, "rebuilt": after}
+        elif not comparison.identical:
+            await self._swap(comparison.fresh)
+            data = {
+                **provenance.as_dict(),
+                "live": comparison.live,
+                "rebuilt": comparison.rebuilt,
+                "position": comparison.position,
+            }
             await self._log.append([Event(EventType.VIEWS_REBUILT, "", None, data)])
             self.untrusted, swapped = None, True
-        return {"identical": identical, "swapped": swapped, "live": before, "rebuilt": after}
+        elif force:
+            drop(comparison.fresh)
+        return {
+            "identical": comparison.identical,
+            "swapped": swapped,
+            "live": comparison.live,
+            "rebuilt": comparison.rebuilt,
+        }
+
+    async def _swap(self, fresh_path: Path) -> None:
+        """Make the fresh views the live ones: caught up to the head on the writer thread,
+        which then waits until the event loop switched its readers, so no commit lands on
+        views nobody reads and no read sees views without the latest commit."""
+        loop = asyncio.get_running_loop()
+        switched = threading.Event()
+        old = self.views
+
+        def switch(fresh: Views) -> None:
+            self.views = fresh
+            switched.set()
+
+        def catch_up_and_wait() -> None:
+            fresh = Views(fresh_path)
+            fresh.catch_up(self._log)
+            self._log.set_views(fresh)
+            loop.call_soon_threadsafe(switch, fresh)
+            switched.wait()
+
+        await self._log.on_writer(catch_up_and_wait)
+        old.close()
+        drop(old.path)
 
     async def check_trusted(self) -> None:
         """Raise LogUntrusted unless the views and the log can be relied on to delete bytes:
-        no unresolved rebuild difference, the anchor is current, and the log still holds
-        the head this process committed (nothing rewrote it behind the server's back)."""
-        if self.untrusted is not None:
-            raise LogUntrusted(self.untrusted)
-        if self._log.anchor_error is not None:
-            raise LogUntrusted(self._log.anchor_error)
+        the views are loaded and follow the log, no unresolved rebuild difference, the
+        anchor is current, and the log still holds the head this process committed
+        (nothing rewrote it behind the server's back)."""
+        if not self.views_ready:
+            raise LogUntrusted("the views are still loading")
+        for problem in (self.untrusted, self._log.anchor_error, self._log.views_error):
+            if problem is not None:
+                raise LogUntrusted(problem)
         seq, digest = self._log.last_seq, self._log.last_hash
         stored = await self._log.run_query(lambda: self._log.stored_hash(seq))
         if seq > 0 and stored != digest:
@@ -63,14 +137,3 @@ class ViewChecks:
                 f"the log no longer holds event {seq} as this server committed it: it was "
                 "changed behind the server's back; stop it and run `s3facade verify`"
             )
-
-
-def replay(log: EventLog) -> Namespace:
-    """Fresh views from every event of the log."""
-    namespace = Namespace()
-    for event in log.replay():
-        try:
-            namespace.apply(event)
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise CorruptLog(event.seq, repr(exc)) from exc
-    return namespace

@@ -35,18 +35,20 @@ from registry.audit import (
     object_history,
 )
 from registry.errors import LogUntrusted, NoSuchKey, RegistryError
-from registry.gc import collect_garbage, live_blobs
+from registry.gc import collect_garbage
 from registry.scrub import Scrubber, ScrubBusy
 from registry.sql import SqlError, SqlLimits, SqlSandbox
 from registry.sql_mirror import EventMirror
 from registry.sweeper import run as run_lifecycle
 from registry.verify import (
+    Finding,
     HeadAudit,
     VerifyReport,
     check_anchor,
     parse_head,
     verify_blobs,
     verify_chain,
+    views_differ,
 )
 from s3facade.domain_errors import s3_error_for
 from s3facade.errors import S3Error
@@ -113,6 +115,8 @@ class AdminAPI:
         async def guarded(request: Request) -> Response:
             try:
                 await self._authorize(request)
+                if not self._registry.views_ready:
+                    raise S3Error("ServiceUnavailable", "the views are catching up with the log")
                 return await endpoint(request)
             except S3Error as exc:
                 return _error(exc.status, exc.code, exc.message)
@@ -273,8 +277,10 @@ class AdminAPI:
             anchor = log.anchor.current
             stored = await self._query(lambda: log.stored_hash(anchor.seq))
             check_anchor(report, anchor, stored)
-        blobs = live_blobs(self._registry.namespace)
-        await verify_blobs(blobs, self._registry.backends, report)
+        views = await self._registry.compare_views()
+        if not views.identical:
+            report.findings.append(Finding("views", views_differ(views.live, views.rebuilt)))
+        await verify_blobs(self._registry.views.live_blobs(), self._registry.backends, report)
         return JSONResponse(report.as_dict())
 
     async def rebuild(self, request: Request) -> Response:
@@ -322,7 +328,7 @@ def retention_of(registry: Registry, bucket: str, key: str) -> dict[str, Any]:
     """The effective retention of every version of a key, newest first, as JSON: what
     `s3facade retention` shows. "protected" is judged by the registry's clock."""
     registry.bucket(bucket)  # NoSuchBucket
-    versions = registry.namespace.versions(bucket, key)
+    versions = registry.views.versions(bucket, key)
     if not versions:
         raise NoSuchKey(key)
     now = registry.clock()

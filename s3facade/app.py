@@ -43,6 +43,7 @@ from s3facade.sigv4 import Authenticator, RequestView
 log = logging.getLogger("s3facade")
 
 OPS_PREFIX = "/-/"
+STARTING = "The server is starting: its views are catching up with the log. Retry shortly."
 
 
 class S3Gateway:
@@ -116,6 +117,8 @@ class S3Gateway:
         method: str = scope["method"]
         host = headers.get("host", "")
         raw_query: bytes = scope.get("query_string", b"")
+        if not self._context.registry.views_ready:
+            raise S3Error("ServiceUnavailable", STARTING)
         auth = self.authenticator.authenticate(
             RequestView(method, raw_path, raw_query, _joined(headers)),
             vhost_bucket=self.virtual_host_bucket(host),
@@ -167,12 +170,14 @@ def build_app(config: ServerConfig, registry: Registry) -> Starlette:
         damage = registry.integrity.summary()
         space = registry.space
         concerns = [
+            None if registry.views_ready else "the views are catching up with the log",
+            registry.log.views_error,
             registry.untrusted,
             registry.log.anchor_error,
             "damaged blobs are known" if damage["count"] else None,
             "the disk is full" if space is not None and not space.held else None,
         ]
-        status = "ok" if all(c.healthy for c in checks) else "unavailable"
+        status = "ok" if all(c.healthy for c in checks) and registry.views_ready else "unavailable"
         if status == "ok" and any(concerns):
             status = "degraded"  # still 200: all but the damaged or refused is served
         code = 503 if status == "unavailable" else 200
@@ -186,6 +191,10 @@ def build_app(config: ServerConfig, registry: Registry) -> Starlette:
         body = {
             "status": status,
             "concerns": [c for c in concerns if c],
+            "views": {
+                "ready": registry.views_ready,
+                "applied_while_loading": registry.views_loading,
+            },
             "log": {
                 "last_seq": registry.log.last_seq,
                 "anchor_seq": anchor.current.seq if anchor is not None else None,
@@ -202,27 +211,36 @@ def build_app(config: ServerConfig, registry: Registry) -> Starlette:
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        # Listening first: /-/health answers at once, /-/ready once the views caught up.
+        stop = asyncio.Event()
+        loading = asyncio.create_task(_serve_in_background(stop), name="views-and-upkeep")
+        yield
+        stop.set()  # a gc pass in flight ends at its next blob and records what it removed
+        scrubber.stop()  # a pass in flight ends at its next block, unrecorded
+        await loading
+        await registry.close()
+
+    async def _serve_in_background(stop: asyncio.Event) -> None:
+        """Load the views, then run the upkeep tasks until `stop`."""
+        if not registry.views_ready:
+            await registry.load_views(stop=stop)
+            if not registry.views_ready:
+                return  # stopped while loading: the next start goes on where this one left
         sweeper = Sweeper(registry, config.lifecycle_interval_seconds)  # bucket lifecycle rules
         sweeper.start()
-        stop_gc = asyncio.Event()
-        gc_task = signing = None
+        tasks = []
         if config.gc_interval_seconds > 0:
-            gc = run_periodically(registry, config.gc_interval_seconds, stop_gc)
-            gc_task = asyncio.create_task(gc, name="blob-gc")
+            gc = run_periodically(registry, config.gc_interval_seconds, stop)
+            tasks.append(asyncio.create_task(gc, name="blob-gc"))
         if registry.head_signer is not None:
-            signing = asyncio.create_task(registry.head_signer.run(stop_gc), name="head-signer")
-        scrub_task = None
+            tasks.append(asyncio.create_task(registry.head_signer.run(stop), name="head-signer"))
         if config.scrub_interval_seconds > 0:
             scrub = scrubber.run_periodically(config.scrub_interval_seconds)
-            scrub_task = asyncio.create_task(scrub, name="blob-scrub")
-        yield
-        stop_gc.set()  # a pass in flight ends at its next blob and records what it removed
-        scrubber.stop()  # a pass in flight ends at its next block, unrecorded
-        for task in (gc_task, signing, scrub_task):
-            if task is not None:
-                await task
+            tasks.append(asyncio.create_task(scrub, name="blob-scrub"))
+        await stop.wait()
+        for task in tasks:
+            await task
         await sweeper.stop()  # an expiry already queued in the log still commits on close
-        await registry.close()
 
     trusted = set(config.head_trusted_keys)
     if registry.head_signer is not None:

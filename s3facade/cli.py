@@ -21,10 +21,16 @@ log = logging.getLogger("s3facade")
 
 
 def open_registry(
-    config: ServerConfig, *, read_only: bool = False, accept_log_loss: bool = False
+    config: ServerConfig,
+    *,
+    read_only: bool = False,
+    accept_log_loss: bool = False,
+    load_views: bool = True,
 ) -> Registry:
     """The configured backends (by default the local CAS under the data dir) and the DuckDB
-    log beside them; a writable one checked against its anchor and signing its heads."""
+    log beside them; a writable one checked against its anchor and signing its heads.
+    `load_views=False`: the caller awaits `registry.load_views()` (the server, once it
+    listens)."""
     backends = build_backend_set(config.backends, config.placement, config.data_dir)
     policies = [RetentionPolicy.from_config(entry) for entry in config.retention]
     return Registry.open(
@@ -37,6 +43,7 @@ def open_registry(
         head_trust=None if read_only else head_trust(config),
         checkpoint_wal_bytes=config.checkpoint_wal_mib << 20,
         space_reserve_bytes=0 if read_only else config.space_reserve_mib << 20,
+        load_views=load_views,
     )
 
 
@@ -78,7 +85,7 @@ def serve(args: argparse.Namespace) -> int:
             file=sys.stderr,
             flush=True,
         )
-    registry = open_registry(config, accept_log_loss=args.accept_log_loss)
+    registry = open_registry(config, accept_log_loss=args.accept_log_loss, load_views=False)
     app = build_app(config, registry)
     print(
         f"s3facade serving http://{config.host}:{config.port} (data dir {config.data_dir})",

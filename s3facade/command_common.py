@@ -64,7 +64,7 @@ def offline(args: argparse.Namespace, open_registry: OpenRegistry) -> Iterator[R
     try:
         yield registry
     finally:
-        registry.log.close_sync()
+        registry.close_offline()
 
 
 def emit(args: argparse.Namespace, data: Any, render: Callable[[Any, Console], None]) -> None:

@@ -19,7 +19,7 @@ class RegistryState(Collector):
         self._registry = registry
 
     def collect(self) -> Iterator[Metric]:
-        namespace = self._registry.namespace
+        counts = self._registry.views.counts()  # kept per bucket as events apply
         log = self._registry.log
         yield CounterMetricFamily(
             "s3facade_events", "Events committed to the log", value=log.last_seq
@@ -29,12 +29,11 @@ class RegistryState(Collector):
             "Log transactions committed by this process",
             value=log.commits,
         )
-        yield GaugeMetricFamily("s3facade_buckets", "Buckets", value=len(namespace.buckets))
-        objects, versions = namespace.counts()
-        yield GaugeMetricFamily("s3facade_objects", "Current objects", value=objects)
-        yield GaugeMetricFamily("s3facade_versions", "Object versions", value=versions)
+        yield GaugeMetricFamily("s3facade_buckets", "Buckets", value=counts.buckets)
+        yield GaugeMetricFamily("s3facade_objects", "Current objects", value=counts.objects)
+        yield GaugeMetricFamily("s3facade_versions", "Object versions", value=counts.versions)
         yield GaugeMetricFamily(
-            "s3facade_multipart_uploads", "Unfinished uploads", value=len(namespace.uploads)
+            "s3facade_multipart_uploads", "Unfinished uploads", value=counts.uploads
         )
         yield from _integrity(self._registry)
 

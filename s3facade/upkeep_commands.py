@@ -18,7 +18,7 @@ from backends.catalog import build_backend_set
 from registry import Registry
 from registry.anchor import AnchorDamaged, LogAnchor, default_anchor_path
 from registry.errors import CorruptLog, NoSuchBucket
-from registry.gc import collect, live_blobs, plan_collection
+from registry.gc import collect, plan_collection
 from registry.heads import HeadKey
 from registry.sweeper import run as run_lifecycle
 from registry.verify import (
@@ -29,7 +29,9 @@ from registry.verify import (
     parse_head,
     verify_blobs,
     verify_chain,
+    views_differ,
 )
+from registry.views import Views
 from s3facade.admin_client import AdminClient
 from s3facade.command_common import (
     CommandError,
@@ -102,14 +104,25 @@ def _verify_offline(args: argparse.Namespace, *, show_progress: bool) -> dict[st
                 check_anchor(report, anchor, log.stored_hash(anchor.seq) if anchor else None)
             except AnchorDamaged as exc:
                 report.findings.append(Finding("anchor", str(exc)))
+            backends = build_backend_set(config.backends, config.placement, config.data_dir)
+            views = Views.in_data_dir(args.data_dir)
             try:
-                backends = build_backend_set(config.backends, config.placement, config.data_dir)
-                blobs = live_blobs(Registry(log, backends).namespace)
+                views.catch_up(log)
+                registry = Registry(log, backends, views)
+                compared = asyncio.run(registry.compare_views())
+                if not compared.identical:
+                    report.findings.append(
+                        Finding("views", views_differ(compared.live, compared.rebuilt))
+                    )
+                data = progress.add_task("blobs", total=None)
+                blobs = views.live_blobs()
+                asyncio.run(
+                    verify_blobs(blobs, backends, report, lambda n: progress.advance(data, n))
+                )
             except CorruptLog as exc:
                 report.findings.append(Finding("views", str(exc), seq=exc.seq))
-                blobs = {}
-            data = progress.add_task("blobs", total=sum(blobs.values()))
-            asyncio.run(verify_blobs(blobs, backends, report, lambda n: progress.advance(data, n)))
+            finally:
+                views.close()
     finally:
         log.close_sync()
     return report.as_dict()
@@ -126,9 +139,13 @@ def rebuild(args: argparse.Namespace, open_registry: OpenRegistry) -> int:
         )
     else:
         with offline(args, open_registry) as registry:
-            _, before, after = registry.compare_views()
-            identical = before == after
-            data = {"identical": identical, "swapped": False, "live": before, "rebuilt": after}
+            compared = asyncio.run(registry.compare_views())
+            data = {
+                "identical": compared.identical,
+                "swapped": False,
+                "live": compared.live,
+                "rebuilt": compared.rebuilt,
+            }
 
     def render(d: dict[str, Any], c: Console) -> None:
         if d["identical"]:

@@ -33,7 +33,7 @@ from registry import (
 )
 from registry.errors import NoSuchKey, ObjectLocked
 from registry.events import EventType
-from registry.gc import GC_PRINCIPAL, collect_garbage, live_blobs
+from registry.gc import GC_PRINCIPAL, collect_garbage
 from registry.model import DefaultRetention, LockMode, Versioning
 from registry.multipart import MIN_PART_SIZE
 from tests.clients import cli, cli_json
@@ -137,7 +137,7 @@ async def random_step(registry: Registry, model: Model, rng: random.Random) -> N
     elif op == "delete":
         outcome = await registry.delete_object(bucket, key, WHO)
         if outcome.delete_marker:
-            marker = registry.namespace.version(bucket, key, str(outcome.version_id))
+            marker = registry.views.version(bucket, key, str(outcome.version_id))
             assert marker is not None
             model.add(bucket, key, marker, None)
         else:
@@ -226,10 +226,10 @@ def test_gc_removes_exactly_the_unreferenced_blobs(tmp_path: Path, seed: int) ->
                 removed += await check_pass(registry, model, tmp_path / "blobs", dry_run=dry_run)
         removed += await check_pass(registry, model, tmp_path / "blobs", dry_run=False)
         assert removed > 0  # the run did make garbage
-        locked = list(registry.namespace.all_versions("locked"))
+        locked = list(registry.views.all_versions("locked"))
         assert any(v.protected(registry.clock()) for v in locked)  # and kept locked versions
         # The model agrees with the views (so "live" above was not taken from gc itself).
-        assert {d for _, d in live_blobs(registry.namespace)} == model.live()
+        assert {d for _, d, _ in registry.views.live_blobs()} == model.live()
         await registry.close()
         # Reopened (views replayed from the log): nothing left to do, nothing lost.
         reopened = open_registry(tmp_path)
@@ -320,7 +320,7 @@ def test_shared_content_survives_deleting_one_key(tmp_path: Path) -> None:
         # A delete marker hides "b" but its version still holds the bytes.
         await registry.delete_object("versioned", "b", WHO)
         assert (await collect_garbage(registry)).collected == []
-        [version] = [v for v in registry.namespace.versions("versioned", "b") if v.sha256]
+        [version] = [v for v in registry.views.versions("versioned", "b") if v.sha256]
         await registry.delete_object("versioned", "b", WHO, version_id=version.version_id)
         report = await collect_garbage(registry)
         assert [b.sha256 for b in report.collected] == [sha(b"same bytes")]

@@ -290,9 +290,11 @@ def test_verify_detects_a_rewritten_event_with_recomputed_hash(
     digest = chain_hash(prev, canonical_encoding(seq, time_, type_, bucket, key, forged))
     db.execute("UPDATE events SET data = ?, hash = ? WHERE seq = 2", [json.dumps(forged), digest])
     db.close()
-    [finding] = findings(data)
+    finding, *others = findings(data)
     assert (finding["kind"], finding["seq"]) == ("event", 3)  # 3 no longer links to 2
     assert "does not link" in finding["reason"]
+    # The forged owner is not the one the server applied to its views either.
+    assert [other["kind"] for other in others] == ["views"]
 
 
 def test_verify_detects_a_corrupted_blob(session: Any, stopped: Path, tmp_path: Path) -> None:

@@ -1,0 +1,703 @@
+"""The views requests read: buckets, object versions and open uploads, derived from the log
+and kept in SQLite on disk (`<data-dir>/views.sqlite`), so memory and start-up do not grow
+with the number of versions.
+
+`Views.apply` is the single place an event changes state. It runs on the log's writer
+thread, in one SQLite transaction per log commit, right after the commit and before it is
+acknowledged: a write is visible to the next request. The same transaction records the
+last applied event (seq and hash). At start-up the views catch up by applying the log's
+events after that one (read records are never replayed), so a crash between the log's
+commit and the views' costs nothing: the log stays the authority and the views a cache
+that `rebuild` recreates from it. Why SQLite: bench/view_store_choice.py (docs/provenance.md).
+
+The file is `views.<generation>.sqlite` in the data dir: a rebuild that replaces the views
+fills the next generation beside the live one and switches to it, so no connection ever
+sees a file replaced under it. The highest generation present is the live one.
+
+Reads on the event loop use one connection (point lookups take microseconds, a listing
+page a few milliseconds); bulk reads (gc, scrub, lifecycle, fingerprints) run in worker
+threads on connections of their own, each inside one read transaction: a consistent
+snapshot that says which event it reflects (`applied`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from registry import listing
+from registry.errors import CorruptLog
+from registry.events import GENESIS_HASH, CommittedEvent, EventType
+from registry.log import EventLog
+from registry.model import (
+    NULL_VERSION,
+    Bucket,
+    DefaultRetention,
+    ListingPage,
+    Lock,
+    LockMode,
+    MultipartUpload,
+    ObjectSpec,
+    ObjectVersion,
+    UploadPart,
+    UploadsPage,
+    Versioning,
+    VersionsPage,
+)
+from registry.view_rows import (
+    BUCKET_COLUMNS,
+    FINGERPRINT_QUERIES,
+    PART_COLUMNS,
+    SCHEMA,
+    SCHEMA_VERSION,
+    UPLOAD_COLUMNS,
+    VERSION_COLUMNS,
+    bucket_from_row,
+    bucket_row,
+    dumps,
+    part_from_row,
+    part_row,
+    to_us,
+    upload_from_row,
+    upload_row,
+    version_from_row,
+    version_row,
+)
+
+_CATCH_UP_BATCH = 5000
+# The event types that change a view; everything else (reads, gc, scrub, signatures) is
+# recorded for audit only and never replayed.
+VIEW_TYPES = frozenset(
+    {
+        EventType.BUCKET_CREATED,
+        EventType.BUCKET_DELETED,
+        EventType.BUCKET_VERSIONING_SET,
+        EventType.BUCKET_LOCK_CONFIGURED,
+        EventType.BUCKET_LIFECYCLE_SET,
+        EventType.OBJECT_WRITTEN,
+        EventType.UPLOAD_COMPLETED,
+        EventType.DELETE_MARKER_PLACED,
+        EventType.OBJECT_DELETED,
+        EventType.RETENTION_SET,
+        EventType.LEGAL_HOLD_SET,
+        EventType.TAGS_SET,
+        EventType.UPLOAD_CREATED,
+        EventType.PART_UPLOADED,
+        EventType.UPLOAD_ABORTED,
+    }
+)
+CACHE_MIB = 64  # SQLite's page cache per connection: the views' memory, whatever their size
+Progress = Callable[[int], None]
+
+
+@dataclass(frozen=True)
+class Counts:
+    buckets: int
+    keys: int  # keys with any version, delete markers included
+    objects: int  # keys a plain GET finds
+    versions: int  # versions and delete markers
+    uploads: int
+
+
+def connect(path: Path, *, cache_mib: int = CACHE_MIB) -> sqlite3.Connection:
+    connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    connection.execute("PRAGMA journal_mode=WAL")  # readers never wait for the writer
+    # Durable enough: the log is the authority, a transaction lost in a crash is replayed.
+    connection.execute("PRAGMA synchronous=NORMAL")
+    connection.execute(f"PRAGMA cache_size=-{cache_mib * 1024}")
+    connection.execute("PRAGMA busy_timeout=30000")
+    return connection
+
+
+class ViewReader:
+    """Read queries over one connection."""
+
+    def __init__(self, connection: sqlite3.Connection) -> None:
+        self._db = connection
+
+    def _one(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        return self._db.execute(sql, params).fetchone()
+
+    @property
+    def applied(self) -> tuple[int, str]:
+        """The last event these views reflect (seq, hash)."""
+        rows = dict(self._db.execute("SELECT name, value FROM meta").fetchall())
+        return int(rows.get("applied_seq", 0)), str(rows.get("applied_hash", GENESIS_HASH))
+
+    # -- buckets ----------------------------------------------------------------------------
+
+    def bucket(self, name: str) -> Bucket | None:
+        row = self._one(f"SELECT {BUCKET_COLUMNS} FROM buckets WHERE name = ?", [name])
+        return None if row is None else bucket_from_row(row)
+
+    def buckets(self) -> list[Bucket]:
+        rows = self._db.execute(f"SELECT {BUCKET_COLUMNS} FROM buckets ORDER BY name")
+        return [bucket_from_row(row) for row in rows]
+
+    def object_count(self, bucket: str) -> int:
+        """Keys with any version (delete markers included): a bucket with any is not empty."""
+        row = self._one("SELECT keys FROM buckets WHERE name = ?", [bucket])
+        return 0 if row is None else int(row[0])
+
+    def upload_count(self, bucket: str) -> int:
+        row = self._one("SELECT uploads FROM buckets WHERE name = ?", [bucket])
+        return 0 if row is None else int(row[0])
+
+    def counts(self) -> Counts:
+        row = self._one(
+            "SELECT count(*), sum(keys), sum(objects), sum(versions), sum(uploads) FROM buckets"
+        )
+        return Counts(*(int(value or 0) for value in row))
+
+    # -- versions ---------------------------------------------------------------------------
+
+    def versions(self, bucket: str, key: str) -> list[ObjectVersion]:
+        """Newest first."""
+        rows = self._db.execute(
+            f"SELECT {VERSION_COLUMNS} FROM versions WHERE bucket = ? AND key = ? "
+            "ORDER BY seq DESC",
+            [bucket, key],
+        )
+        return [version_from_row(row) for row in rows]
+
+    def latest(self, bucket: str, key: str) -> ObjectVersion | None:
+        """The newest version, which may be a delete marker."""
+        row = self._one(
+            f"SELECT {VERSION_COLUMNS} FROM versions WHERE bucket = ? AND key = ? "
+            "ORDER BY seq DESC LIMIT 1",
+            [bucket, key],
+        )
+        return None if row is None else version_from_row(row)
+
+    def current(self, bucket: str, key: str) -> ObjectVersion | None:
+        """The object a plain GET returns: the newest version unless it is a delete marker."""
+        latest = self.latest(bucket, key)
+        return None if latest is None or latest.delete_marker else latest
+
+    def version(self, bucket: str, key: str, version_id: str) -> ObjectVersion | None:
+        row = self._one(
+            f"SELECT {VERSION_COLUMNS} FROM versions "
+            "WHERE bucket = ? AND key = ? AND version_id = ?",
+            [bucket, key, version_id],
+        )
+        return None if row is None else version_from_row(row)
+
+    def all_versions(self, bucket: str) -> Iterator[ObjectVersion]:
+        """Keys in order, each newest first: for worker threads (it streams the bucket)."""
+        rows = self._db.execute(
+            f"SELECT {VERSION_COLUMNS} FROM versions WHERE bucket = ? ORDER BY key, seq DESC",
+            [bucket],
+        )
+        for row in rows:
+            yield version_from_row(row)
+
+    # -- uploads ----------------------------------------------------------------------------
+
+    def upload(self, upload_id: str, *, with_parts: bool = True) -> MultipartUpload | None:
+        row = self._one(f"SELECT {UPLOAD_COLUMNS} FROM uploads WHERE upload_id = ?", [upload_id])
+        if row is None:
+            return None
+        parts: dict[int, UploadPart] = {}
+        if with_parts:
+            rows = self._db.execute(
+                f"SELECT {PART_COLUMNS} FROM parts WHERE upload_id = ? ORDER BY number",
+                [upload_id],
+            )
+            parts = {part.number: part for part in map(part_from_row, rows)}
+        return upload_from_row(row, parts)
+
+    def part(self, upload_id: str, number: int) -> UploadPart | None:
+        row = self._one(
+            f"SELECT {PART_COLUMNS} FROM parts WHERE upload_id = ? AND number = ?",
+            [upload_id, number],
+        )
+        return None if row is None else part_from_row(row)
+
+    # -- listings ---------------------------------------------------------------------------
+
+    def list_page(
+        self, bucket: str, *, prefix: str = "", delimiter: str = "", after: str = "",
+        max_keys: int = 1000,
+    ) -> ListingPage:  # fmt: skip
+        return listing.current_page(self._db, bucket, prefix, delimiter, after, max_keys)
+
+    def list_versions(
+        self, bucket: str, *, prefix: str = "", delimiter: str = "", key_marker: str = "",
+        version_id_marker: str = "", max_keys: int = 1000,
+    ) -> VersionsPage:  # fmt: skip
+        return listing.versions_page(
+            self._db, bucket, prefix, delimiter, key_marker, version_id_marker, max_keys
+        )
+
+    def list_uploads(
+        self, bucket: str, *, prefix: str = "", delimiter: str = "", key_marker: str = "",
+        upload_id_marker: str = "", max_uploads: int = 1000,
+    ) -> UploadsPage:  # fmt: skip
+        return listing.uploads_page(
+            self._db, bucket, prefix, delimiter, key_marker, upload_id_marker, max_uploads
+        )
+
+    def all_uploads(self, bucket: str) -> Iterator[MultipartUpload]:
+        rows = self._db.execute(
+            f"SELECT {UPLOAD_COLUMNS} FROM uploads WHERE bucket = ? ORDER BY key, upload_id",
+            [bucket],
+        )
+        for row in rows:
+            yield upload_from_row(row, {})
+
+    # -- blobs ------------------------------------------------------------------------------
+
+    def blob_in_use(self, backend_id: str, sha256: str) -> bool:
+        """Does any version or part of an unfinished upload name this blob?"""
+        row = self._one(
+            "SELECT EXISTS (SELECT 1 FROM versions WHERE backend_id = ? AND sha256 = ?) "
+            "OR EXISTS (SELECT 1 FROM parts WHERE backend_id = ? AND sha256 = ?)",
+            [backend_id, sha256, backend_id, sha256],
+        )
+        return bool(row[0])
+
+    def live_blob_page(
+        self, after: tuple[str, str] = ("", ""), limit: int = 1000
+    ) -> list[tuple[str, str, int]]:
+        """(backend id, sha256, size) of up to `limit` blobs in use after `after`, in
+        (backend id, sha256) order, each once: a page of a walk over every blob in use."""
+        rows: set[tuple[str, str, int]] = set()
+        for table in ("versions", "parts"):
+            rows.update(
+                self._db.execute(
+                    f"SELECT DISTINCT backend_id, sha256, size FROM {table} "
+                    "WHERE (backend_id, sha256) > (?, ?) AND sha256 != '' "
+                    "ORDER BY backend_id, sha256 LIMIT ?",
+                    [*after, limit],
+                )
+            )
+        page: list[tuple[str, str, int]] = []
+        for row in sorted(rows):
+            if page and page[-1][:2] == row[:2]:
+                continue  # the same blob named twice (sizes agree: same digest)
+            page.append(row)
+        return page[:limit]
+
+    def live_blobs(self, page: int = 1000) -> Iterator[tuple[str, str, int]]:
+        """Every blob in use, page by page (each page its own short query)."""
+        after = ("", "")
+        while rows := self.live_blob_page(after, page):
+            yield from rows
+            after = rows[-1][:2]
+
+    # -- comparison -------------------------------------------------------------------------
+
+    def fingerprint(self) -> dict[str, Any]:
+        """Counts and a SHA-256 over every row in order: equal views, equal fingerprints.
+        Linear in the views' size: run it in a worker (bounded memory: rows stream)."""
+        digest = hashlib.sha256()
+        for sql in FINGERPRINT_QUERIES:
+            for row in self._db.execute(sql):
+                digest.update(dumps(list(row)).encode())
+                digest.update(b"\n")
+            digest.update(b"--\n")
+        counts = self.counts()
+        return {
+            "buckets": counts.buckets,
+            "objects": counts.objects,
+            "versions": counts.versions,
+            "uploads": counts.uploads,
+            "sha256": digest.hexdigest(),
+        }
+
+
+class Views(ViewReader):
+    """The views of one data dir: reads on the event loop's connection, writes on the log's
+    writer thread's, snapshots on connections of their own."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        reader = connect(path)
+        self._prepare(reader)
+        super().__init__(reader)
+        self._writer: sqlite3.Connection | None = None
+        self._writer_lock = threading.Lock()  # one applying thread at a time
+
+    @classmethod
+    def in_data_dir(cls, data_dir: Path) -> Views:
+        """The live generation of a data dir's views (a new, empty one if there is none);
+        leftovers of other generations are removed."""
+        generations = sorted(_generations(data_dir))
+        live = generations[-1] if generations else 1
+        for stale in generations[:-1]:
+            drop(generation_path(data_dir, stale))
+        return cls.open(generation_path(data_dir, live))
+
+    def next_generation(self) -> Path:
+        number = int(self.path.name.split(".")[1]) + 1
+        path = generation_path(self.path.parent, number)
+        drop(path)
+        return path
+
+    @staticmethod
+    def _prepare(connection: sqlite3.Connection) -> None:
+        connection.executescript(SCHEMA)
+        row = connection.execute("SELECT value FROM meta WHERE name = 'schema'").fetchone()
+        if row is None:
+            connection.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", [SCHEMA_VERSION])
+        elif row[0] != SCHEMA_VERSION:
+            raise ValueError(f"views schema {row[0]}, expected {SCHEMA_VERSION}")
+
+    @classmethod
+    def open(cls, path: Path) -> Views:
+        """The views at `path`; files of another schema are dropped (they are a cache)."""
+        try:
+            return cls(path)
+        except (ValueError, sqlite3.DatabaseError):
+            drop(path)
+            return cls(path)
+
+    @contextmanager
+    def snapshot(self) -> Iterator[ViewReader]:
+        """A reader on a connection of its own, in one read transaction (for a worker)."""
+        connection = connect(self.path)
+        try:
+            connection.execute("BEGIN")
+            yield ViewReader(connection)
+        finally:
+            connection.close()
+
+    def apply(self, events: Sequence[CommittedEvent]) -> None:
+        """Apply committed events in one transaction and record the last as applied."""
+        if not events:
+            return
+        with self._writer_lock:
+            db = self._writing()
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                for event in events:
+                    if event.type in VIEW_TYPES:
+                        try:
+                            _Apply(db).event(event)
+                        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+                            raise CorruptLog(event.seq, repr(exc)) from exc
+                last = events[-1]
+                db.executemany(
+                    "INSERT OR REPLACE INTO meta VALUES (?, ?)",
+                    [("applied_seq", str(last.seq)), ("applied_hash", last.hash)],
+                )
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+
+    def catch_up(
+        self,
+        log: EventLog,
+        *,
+        until: int | None = None,
+        progress: Progress | None = None,
+        stop: threading.Event | None = None,
+    ) -> int:
+        """Apply the log's view-changing events after the last applied one (up to `until`),
+        then record the log's head (or `until`) as applied. Views that do not belong to
+        this log (it lacks their last event, or has another there) start over from empty.
+        Returns how many events were applied. Blocking: run it on the log's writer thread
+        (or before serving), so no commit interleaves."""
+        seq, digest = self.applied
+        head = until if until is not None else log.stored_head()[0]
+        if seq > head or (seq > 0 and log.stored_hash(seq) != digest):
+            self._clear()
+            seq = 0
+        types = sorted(VIEW_TYPES)
+        where = f"WHERE seq > ? AND seq <= ? AND type IN ({', '.join('?' * len(types))})"
+        applied = 0
+        batch: list[CommittedEvent] = []
+        for event in log.select_raw(f"{where} ORDER BY seq", [seq, head, *types]):
+            batch.append(event)
+            if len(batch) == _CATCH_UP_BATCH:
+                self.apply(batch)
+                applied += len(batch)
+                if progress is not None:
+                    progress(len(batch))
+                batch = []
+                if stop is not None and stop.is_set():
+                    return applied  # not caught up: the next start goes on from here
+        self.apply(batch)
+        applied += len(batch)
+        if progress is not None and batch:
+            progress(len(batch))
+        if head > self.applied[0]:
+            self._record_applied(head, log.stored_hash(head) or GENESIS_HASH)
+        return applied
+
+    def _record_applied(self, seq: int, digest: str) -> None:
+        with self._writer_lock:
+            db = self._writing()
+            db.executemany(
+                "INSERT OR REPLACE INTO meta VALUES (?, ?)",
+                [("applied_seq", str(seq)), ("applied_hash", digest)],
+            )
+
+    def _clear(self) -> None:
+        with self._writer_lock:
+            db = self._writing()
+            db.execute("BEGIN IMMEDIATE")
+            for table in ("versions", "current", "parts", "uploads", "buckets"):
+                db.execute(f"DELETE FROM {table}")
+            db.execute("DELETE FROM meta WHERE name LIKE 'applied_%'")
+            db.execute("COMMIT")
+
+    def _writing(self) -> sqlite3.Connection:
+        if self._writer is None:
+            self._writer = connect(self.path)
+        return self._writer
+
+    def close(self) -> None:
+        self._db.close()
+        with self._writer_lock:
+            if self._writer is not None:
+                self._writer.close()
+                self._writer = None
+
+
+def generation_path(data_dir: Path, number: int) -> Path:
+    return data_dir / f"views.{number}.sqlite"
+
+
+def _generations(data_dir: Path) -> Iterator[int]:
+    for path in data_dir.glob("views.*.sqlite"):
+        number = path.name.split(".")[1]
+        if number.isdigit():
+            yield int(number)
+
+
+def drop(path: Path) -> None:
+    for suffix in ("", "-wal", "-shm"):
+        path.with_name(path.name + suffix).unlink(missing_ok=True)
+
+
+class _Apply:
+    """One event's changes to the tables, inside the caller's transaction."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
+
+    def event(self, event: CommittedEvent) -> None:
+        data = event.data
+        bucket, key = event.bucket, event.key or ""
+        match event.type:
+            case EventType.BUCKET_CREATED:
+                lock = bool(data.get("object_lock"))
+                created = Bucket(
+                    name=bucket,
+                    owner=data["principal"],
+                    region=data["region"],
+                    created=event.time,
+                    versioning=Versioning.ENABLED if lock else None,
+                    object_lock=lock,
+                )
+                self._db.execute(
+                    f"INSERT OR REPLACE INTO buckets ({BUCKET_COLUMNS}) VALUES "
+                    "(?, ?, ?, ?, ?, ?, ?, ?)",
+                    bucket_row(created),
+                )
+            case EventType.BUCKET_DELETED:
+                for table in ("versions", "current"):
+                    self._db.execute(f"DELETE FROM {table} WHERE bucket = ?", [bucket])
+                self._db.execute(
+                    "DELETE FROM parts WHERE upload_id IN "
+                    "(SELECT upload_id FROM uploads WHERE bucket = ?)",
+                    [bucket],
+                )
+                self._db.execute("DELETE FROM uploads WHERE bucket = ?", [bucket])
+                self._db.execute("DELETE FROM buckets WHERE name = ?", [bucket])
+            case EventType.BUCKET_VERSIONING_SET:
+                self._bucket(bucket, "versioning", Versioning(data["status"]).value)
+            case EventType.BUCKET_LOCK_CONFIGURED:
+                rule = data.get("default_retention")
+                default = None
+                if rule is not None:
+                    default = DefaultRetention(LockMode(rule["mode"]), rule["days"], rule["years"])
+                self._bucket(
+                    bucket, "default_retention", dumps(default.as_dict()) if default else None
+                )
+            case EventType.BUCKET_LIFECYCLE_SET:
+                rules = data.get("rules")
+                self._bucket(bucket, "lifecycle", dumps(list(rules)) if rules is not None else None)
+            case EventType.OBJECT_WRITTEN | EventType.UPLOAD_COMPLETED:
+                if event.type is EventType.UPLOAD_COMPLETED:
+                    self._forget_upload(data["upload_id"])
+                self._add_version(_version_from(event))
+            case EventType.DELETE_MARKER_PLACED:
+                self._add_version(_marker_from(event))
+            case EventType.OBJECT_DELETED:
+                version_id = data.get("version_id", NULL_VERSION)
+                self._change_key(bucket, key, lambda: self._remove(bucket, key, version_id))
+            case EventType.RETENTION_SET:
+                until = data["retain_until"]
+                self._update_version(
+                    bucket, key, data["version_id"],
+                    lock_mode=LockMode(data["mode"]).value if data["mode"] else None,
+                    retain_until=to_us(datetime.fromisoformat(until)) if until else None,
+                    retention_source="PutObjectRetention",
+                )  # fmt: skip
+            case EventType.LEGAL_HOLD_SET:
+                hold = int(bool(data["status"]))
+                self._update_version(bucket, key, data["version_id"], legal_hold=hold)
+            case EventType.TAGS_SET:
+                self._update_version(bucket, key, data["version_id"], tags=dumps(data["tags"]))
+            case EventType.UPLOAD_CREATED:
+                upload = MultipartUpload(
+                    upload_id=data["upload_id"],
+                    bucket=bucket,
+                    key=key,
+                    initiated=event.time,
+                    owner=data["principal"],
+                    spec=ObjectSpec.from_dict(data),
+                    checksum_algorithm=data["checksum_algorithm"],
+                    checksum_type=data["checksum_type"],
+                    lock=Lock.from_dict(asked) if (asked := data.get("requested_lock")) else None,
+                )
+                self._db.execute(
+                    f"INSERT INTO uploads ({UPLOAD_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    upload_row(upload),
+                )
+                self._db.execute(
+                    "UPDATE buckets SET uploads = uploads + 1 WHERE name = ?", [bucket]
+                )
+            case EventType.PART_UPLOADED:
+                part = UploadPart(
+                    number=data["part_number"],
+                    size=data["size"],
+                    etag=data["etag"],
+                    sha256=data["sha256"],
+                    checksums=data["checksums"],
+                    backend_id=data["backend_id"],
+                    last_modified=event.time,
+                )
+                placeholders = ", ".join("?" * 8)
+                self._db.execute(
+                    f"INSERT OR REPLACE INTO parts ({PART_COLUMNS}) VALUES ({placeholders})",
+                    part_row(data["upload_id"], part),
+                )
+            case EventType.UPLOAD_ABORTED:
+                self._forget_upload(data["upload_id"])
+
+    def _bucket(self, name: str, column: str, value: Any) -> None:
+        self._db.execute(f"UPDATE buckets SET {column} = ? WHERE name = ?", [value, name])
+
+    def _add_version(self, version: ObjectVersion) -> None:
+        def add() -> int:
+            removed = 0
+            if version.version_id == NULL_VERSION:  # a new null version replaces the old one
+                removed = self._remove(version.bucket, version.key, NULL_VERSION)
+            self._db.execute(
+                f"INSERT INTO versions ({VERSION_COLUMNS}) VALUES ({', '.join('?' * 24)})",
+                version_row(version),
+            )
+            return 1 - removed
+
+        self._change_key(version.bucket, version.key, add)
+
+    def _remove(self, bucket: str, key: str, version_id: str) -> int:
+        cursor = self._db.execute(
+            "DELETE FROM versions WHERE bucket = ? AND key = ? AND version_id = ?",
+            [bucket, key, version_id],
+        )
+        return -cursor.rowcount
+
+    def _change_key(self, bucket: str, key: str, change: Any) -> None:
+        """Run `change` (it returns the change in the key's version count), then bring the
+        key's row in `current` and the bucket's counts up to date."""
+        db = self._db
+        before = db.execute(
+            "SELECT EXISTS (SELECT 1 FROM versions WHERE bucket = ? AND key = ?), "
+            "EXISTS (SELECT 1 FROM current WHERE bucket = ? AND key = ?)",
+            [bucket, key, bucket, key],
+        ).fetchone()
+        delta = int(change())
+        newest = db.execute(
+            "SELECT seq, delete_marker FROM versions WHERE bucket = ? AND key = ? "
+            "ORDER BY seq DESC LIMIT 1",
+            [bucket, key],
+        ).fetchone()
+        live = newest is not None and not newest[1]
+        if live:
+            db.execute("INSERT OR REPLACE INTO current VALUES (?, ?, ?)", [bucket, key, newest[0]])
+        elif before[1]:
+            db.execute("DELETE FROM current WHERE bucket = ? AND key = ?", [bucket, key])
+        db.execute(
+            "UPDATE buckets SET keys = keys + ?, objects = objects + ?, versions = versions + ? "
+            "WHERE name = ?",
+            [int(newest is not None) - before[0], int(live) - before[1], delta, bucket],
+        )
+
+    def _update_version(self, bucket: str, key: str, version_id: str, **columns: Any) -> None:
+        assignments = ", ".join(f"{name} = ?" for name in columns)
+        self._db.execute(
+            f"UPDATE versions SET {assignments} WHERE bucket = ? AND key = ? AND version_id = ?",
+            [*columns.values(), bucket, key, version_id],
+        )
+
+    def _forget_upload(self, upload_id: str) -> None:
+        row = self._db.execute(
+            "DELETE FROM uploads WHERE upload_id = ? RETURNING bucket", [upload_id]
+        ).fetchone()
+        self._db.execute("DELETE FROM parts WHERE upload_id = ?", [upload_id])
+        if row is not None:
+            self._db.execute("UPDATE buckets SET uploads = uploads - 1 WHERE name = ?", [row[0]])
+
+
+def _version_from(event: CommittedEvent) -> ObjectVersion:
+    data = event.data
+    until = data.get("retain_until")
+    mode = data.get("lock_mode")
+    return ObjectVersion(
+        bucket=event.bucket,
+        key=event.key or "",
+        version_id=data["version_id"],
+        size=data["size"],
+        etag=data["etag"],
+        sha256=data["sha256"],
+        md5=data["md5"],
+        last_modified=event.time,
+        content_type=data["content_type"],
+        headers=data["headers"],
+        metadata=data["metadata"],
+        checksums=data["checksums"],
+        backend_id=data["backend_id"],
+        owner=data["principal"],
+        seq=event.seq,
+        checksum_type=data.get("checksum_type", "FULL_OBJECT"),
+        part_sizes=tuple(data.get("part_sizes", ())),
+        tags=data.get("tags", {}),
+        lock_mode=LockMode(mode) if mode else None,
+        retain_until=datetime.fromisoformat(until) if until else None,
+        legal_hold=bool(data.get("legal_hold")),
+        retention_source=data.get("retention_source"),
+        retention_policy=data.get("retention_policy"),
+    )
+
+
+def _marker_from(event: CommittedEvent) -> ObjectVersion:
+    return ObjectVersion(
+        bucket=event.bucket,
+        key=event.key or "",
+        version_id=event.data["version_id"],
+        size=0,
+        etag="",
+        sha256="",
+        md5="",
+        last_modified=event.time,
+        content_type="",
+        headers={},
+        metadata={},
+        checksums={},
+        backend_id="",
+        owner=event.data["principal"],
+        seq=event.seq,
+        delete_marker=True,
+    )
