@@ -19,7 +19,8 @@ from registry.model import ListingPage, MultipartUpload, ObjectVersion, UploadsP
 from registry.view_rows import UPLOAD_COLUMNS, VERSION_COLUMNS, upload_from_row, version_from_row
 
 _BATCH = 1000
-_CURRENT_COLUMNS = ", ".join(f"v.{column.strip()}" for column in VERSION_COLUMNS.split(","))
+_FIRST_BATCH = 8  # after a seek: most groups hold more keys than this
+_JOINED_COLUMNS = ", ".join(f"v.{column.strip()}" for column in VERSION_COLUMNS.split(","))
 
 
 def successor(prefix: str) -> str:
@@ -54,15 +55,15 @@ class _Walk:
         return None if cut < 0 else key[: cut + len(self.delimiter)]
 
     def keys_from(self, position: _Position, column: str = "key") -> tuple[str, list[Any]]:
-        """SQL (after WHERE bucket = ?) for the keys at or after a position, under the prefix."""
-        sql = f" AND {column} {'>=' if position.inclusive else '>'} ?"
-        params: list[Any] = [position.key]
-        if self.prefix:
-            sql += f" AND {column} >= ?"
-            params.append(self.prefix)
-            if ord(self.prefix[-1]) != 0x10FFFF:  # (else the prefix test below does it)
-                sql += f" AND {column} < ?"
-                params.append(successor(self.prefix))
+        """SQL (after WHERE bucket = ?) for the keys at or after a position, under the prefix.
+        One lower bound only: given two, SQLite may seek by the lower and scan to the other."""
+        if self.prefix > position.key:
+            sql, params = f" AND {column} >= ?", [self.prefix]
+        else:
+            sql, params = f" AND {column} {'>=' if position.inclusive else '>'} ?", [position.key]
+        if self.prefix and ord(self.prefix[-1]) != 0x10FFFF:  # (else the prefix test does it)
+            sql += f" AND {column} < ?"
+            params.append(successor(self.prefix))
         return sql, params
 
 
@@ -89,17 +90,20 @@ def current_page(
 
 
 def _current_items(walk: _Walk, after: str) -> Iterator[tuple[str | None, ObjectVersion | None]]:
+    """Keys from the narrow `current` index (a batch that grows while no group is skipped,
+    so a seek wastes little); each key's version row is read when it is yielded."""
     position = _Position(after, inclusive=False)
+    if not walk.delimiter:  # no group to skip: the version rows come with the keys
+        yield from ((None, version) for version in _current_versions(walk, position))
+        return
+    batch = _FIRST_BATCH
     while True:
-        where, params = walk.keys_from(position, "c.key")
+        where, params = walk.keys_from(position)
         rows = walk.db.execute(
-            f"SELECT c.key, {_CURRENT_COLUMNS} FROM current c JOIN versions v "
-            "ON v.bucket = c.bucket AND v.key = c.key AND v.seq = c.seq "
-            f"WHERE c.bucket = ?{where} ORDER BY c.key LIMIT {_BATCH}",
+            f"SELECT key, seq FROM current WHERE bucket = ?{where} ORDER BY key LIMIT {batch}",
             [walk.bucket, *params],
         ).fetchall()
-        for row in rows:
-            key = row[0]
+        for key, seq in rows:
             if not key.startswith(walk.prefix):
                 return
             common = walk.common(key)
@@ -107,12 +111,43 @@ def _current_items(walk: _Walk, after: str) -> Iterator[tuple[str | None, Object
                 if common > after:  # a marker inside a group resumes after the group
                     yield common, None
                 position = _Position(successor(common), inclusive=True)
+                batch = _FIRST_BATCH
                 break  # seek past the group
-            yield None, version_from_row(row[1:])
+            yield None, _version_at(walk, key, seq)
             position = _Position(key, inclusive=False)
         else:
-            if len(rows) < _BATCH:
+            if len(rows) < batch:
                 return
+            batch = min(batch * 4, _BATCH)
+
+
+def _current_versions(walk: _Walk, position: _Position) -> Iterator[ObjectVersion]:
+    batch = _FIRST_BATCH * 16
+    while True:
+        where, params = walk.keys_from(position, "c.key")
+        rows = walk.db.execute(
+            f"SELECT {_JOINED_COLUMNS} FROM current c JOIN versions v "
+            "ON v.bucket = c.bucket AND v.key = c.key AND v.seq = c.seq "
+            f"WHERE c.bucket = ?{where} ORDER BY c.key LIMIT {batch}",
+            [walk.bucket, *params],
+        ).fetchall()
+        for row in rows:
+            version = version_from_row(row)
+            if not version.key.startswith(walk.prefix):
+                return
+            yield version
+        if len(rows) < batch:
+            return
+        position = _Position(rows[-1][1], inclusive=False)
+        batch = min(batch * 4, _BATCH)
+
+
+def _version_at(walk: _Walk, key: str, seq: int) -> ObjectVersion:
+    row = walk.db.execute(
+        f"SELECT {VERSION_COLUMNS} FROM versions WHERE bucket = ? AND key = ? AND seq = ?",
+        [walk.bucket, key, seq],
+    ).fetchone()
+    return version_from_row(row)
 
 
 def versions_page(
@@ -162,10 +197,11 @@ def _version_items(
             position = _Position(key_marker, inclusive=False, within=row[0])
     previous_key = key_marker if position.within is not None else None
     select = f"SELECT {VERSION_COLUMNS} FROM versions WHERE bucket = ?"
+    batch = _FIRST_BATCH
     while True:
         if position.within is not None:  # older versions of the same key first
             rows = walk.db.execute(
-                f"{select} AND key = ? AND seq < ? ORDER BY seq DESC LIMIT {_BATCH}",
+                f"{select} AND key = ? AND seq < ? ORDER BY seq DESC LIMIT {batch}",
                 [walk.bucket, position.key, position.within],
             ).fetchall()
             if not rows:
@@ -174,11 +210,12 @@ def _version_items(
         else:
             where, params = walk.keys_from(position)
             rows = walk.db.execute(
-                f"{select}{where} ORDER BY key, seq DESC LIMIT {_BATCH}",
+                f"{select}{where} ORDER BY key, seq DESC LIMIT {batch}",
                 [walk.bucket, *params],
             ).fetchall()
             if not rows:
                 return
+        batch = min(batch * 4, _BATCH)
         for row in rows:
             version = version_from_row(row)
             if not version.key.startswith(walk.prefix):
@@ -188,6 +225,7 @@ def _version_items(
                 if common > key_marker:
                     yield common, None, False
                 position = _Position(successor(common), inclusive=True)
+                batch = _FIRST_BATCH
                 break  # seek past the group
             yield None, version, version.key != previous_key
             previous_key = version.key
@@ -235,10 +273,11 @@ def _upload_items(
     within = upload_id_marker if resume_inside else None
     position = _Position(key_marker, inclusive=False, within=within)
     select = f"SELECT {UPLOAD_COLUMNS} FROM uploads WHERE bucket = ?"
+    batch = _FIRST_BATCH
     while True:
         if position.within is not None:  # later uploads of the same key first
             rows = walk.db.execute(
-                f"{select} AND key = ? AND upload_id > ? ORDER BY upload_id LIMIT {_BATCH}",
+                f"{select} AND key = ? AND upload_id > ? ORDER BY upload_id LIMIT {batch}",
                 [walk.bucket, position.key, position.within],
             ).fetchall()
             if not rows:
@@ -247,11 +286,12 @@ def _upload_items(
         else:
             where, params = walk.keys_from(position)
             rows = walk.db.execute(
-                f"{select}{where} ORDER BY key, upload_id LIMIT {_BATCH}",
+                f"{select}{where} ORDER BY key, upload_id LIMIT {batch}",
                 [walk.bucket, *params],
             ).fetchall()
             if not rows:
                 return
+        batch = min(batch * 4, _BATCH)
         for row in rows:
             upload = upload_from_row(row, {})
             if not upload.key.startswith(walk.prefix):
@@ -261,6 +301,7 @@ def _upload_items(
                 if common > key_marker:
                     yield common, None
                 position = _Position(successor(common), inclusive=True)
+                batch = _FIRST_BATCH
                 break  # seek past the group
             yield None, upload
             position = _Position(upload.key, inclusive=False, within=upload.upload_id)

@@ -314,18 +314,9 @@ class Registry(VersionSettings, ViewChecks):
         blob = stored_blob(backend, body, hashing, verify, self.digests, self.space)
         async with blob as stored:
             receipt, checksums = stored
-            data = {
-                **provenance.as_dict(),
-                **spec.as_dict(),
-                "size": receipt.size,
-                "sha256": receipt.sha256,
-                "md5": md5.hexdigest(),
-                "etag": md5.hexdigest(),
-                "checksums": dict(checksums),
-                "checksum_type": "FULL_OBJECT",
-                "backend_id": backend.backend_id,
-            }
-            event = Event(EventType.OBJECT_WRITTEN, bucket, key, data)
+            event = object_written(
+                bucket, key, spec, provenance, receipt, md5.hexdigest(), checksums, backend
+            )
             return await self.commit_write(event, spec, condition, lock)
 
     async def copy_object(
@@ -417,20 +408,27 @@ class Registry(VersionSettings, ViewChecks):
             self._bucket_locks[bucket_name].shared(),
             self._key_locks.hold((bucket_name, key)),
         ):
-            bucket = self.bucket(bucket_name)
+            self.bucket(bucket_name)
             try:
                 self.check_condition(bucket_name, key, condition)
             except PreconditionFailed:
                 # It held before the upload; a concurrent writer changed the key since.
                 raise ConditionalRequestConflict(key) from None
-            version_id = self._new_version_id(bucket)
-            if version_id == NULL_VERSION:
-                self._check_replaceable(bucket_name, key)
-            now = self.clock()
-            resolved = resolve_lock(bucket, key, spec, lock, self.policies, now)
-            event.data.update({"version_id": version_id, **resolved.as_dict()})
+            version_id = self.settle_write(event, spec, lock)
             await self._log.append([event])
         return self.head_object(bucket_name, key, version_id)
+
+    def settle_write(self, event: Event, spec: ObjectSpec, lock: Lock | None = None) -> str:
+        """Give a write event its version id and the lock it gets; refuses to replace a
+        protected "null" version. The caller holds the key (or writes alone)."""
+        assert event.key is not None
+        bucket = self.bucket(event.bucket)
+        version_id = self._new_version_id(bucket)
+        if version_id == NULL_VERSION:
+            self._check_replaceable(event.bucket, event.key)
+        resolved = resolve_lock(bucket, event.key, spec, lock, self.policies, self.clock())
+        event.data.update({"version_id": version_id, **resolved.as_dict()})
+        return version_id
 
     def check_writable(
         self, bucket_name: str, key: str, spec: ObjectSpec, lock: Lock | None
@@ -513,6 +511,32 @@ class Registry(VersionSettings, ViewChecks):
 
     def backend_for(self, bucket: str) -> StorageBackend:
         return self._backends.for_bucket(bucket)
+
+
+def object_written(
+    bucket: str,
+    key: str,
+    spec: ObjectSpec,
+    provenance: Provenance,
+    receipt: BlobReceipt,
+    md5_hex: str,
+    checksums: Mapping[str, str],
+    backend: StorageBackend,
+) -> Event:
+    """The ObjectWritten event of a PUT whose bytes are stored, before `settle_write` gives
+    it its version and lock (bench/load_versions.py builds its events with this too)."""
+    data = {
+        **provenance.as_dict(),
+        **spec.as_dict(),
+        "size": receipt.size,
+        "sha256": receipt.sha256,
+        "md5": md5_hex,
+        "etag": md5_hex,
+        "checksums": dict(checksums),
+        "checksum_type": "FULL_OBJECT",
+        "backend_id": backend.backend_id,
+    }
+    return Event(EventType.OBJECT_WRITTEN, bucket, key, data)
 
 
 def derivation(source: ObjectVersion) -> dict[str, str]:

@@ -54,6 +54,7 @@ class VerifyReport:
     signed_heads_checked: int = 0
     last_signed_seq: int | None = None
     trusted_keys: int = 0
+    incremental_from: int | None = None  # the verified point the walk started after
     findings: list[Finding] = field(default_factory=list)
 
     @property
@@ -67,6 +68,7 @@ class VerifyReport:
             "last_seq": self.last_seq,
             "last_hash": self.last_hash,
             "blobs_checked": self.blobs_checked,
+            "incremental_from": self.incremental_from,
             "signed_heads": {
                 "checked": self.signed_heads_checked,
                 "last_signed_seq": self.last_signed_seq,
@@ -89,6 +91,10 @@ class HeadAudit:
     _recent: OrderedDict[int, tuple[str, datetime]] = field(default_factory=OrderedDict)
     _first_unsigned: tuple[int, datetime] | None = None  # seq, time
     _saved_head_seen: bool = False
+
+    def remember(self, event: CommittedEvent) -> None:
+        """An event verified earlier, before the walk's start: signed heads may name it."""
+        self._recent[event.seq] = (event.hash, event.time)
 
     def see(self, event: CommittedEvent, report: VerifyReport) -> None:
         self._recent[event.seq] = (event.hash, event.time)
@@ -187,10 +193,13 @@ def verify_chain(
     report: VerifyReport,
     progress: Progress | None = None,
     audit: HeadAudit | None = None,
+    start: tuple[int, str] = (0, GENESIS_HASH),
 ) -> None:
+    """Walk `events` (those after `start`, a verified (seq, hash), in seq order)."""
     audit = audit or HeadAudit()
     report.trusted_keys = len(audit.trusted)
-    previous_seq, previous_hash = 0, GENESIS_HASH
+    previous_seq, previous_hash = start
+    report.last_seq, report.last_hash = start
     last: CommittedEvent | None = None
     for event in events:
         report.events_checked += 1

@@ -40,16 +40,8 @@ from registry.scrub import Scrubber, ScrubBusy
 from registry.sql import SqlError, SqlLimits, SqlSandbox
 from registry.sql_mirror import EventMirror
 from registry.sweeper import run as run_lifecycle
-from registry.verify import (
-    Finding,
-    HeadAudit,
-    VerifyReport,
-    check_anchor,
-    parse_head,
-    verify_blobs,
-    verify_chain,
-    views_differ,
-)
+from registry.verification import VerifiedPoint, record_verified, verify_log, verify_stored
+from registry.verify import HeadAudit, VerifyReport, parse_head
 from s3facade.domain_errors import s3_error_for
 from s3facade.errors import S3Error
 from s3facade.request import check_payload_hash
@@ -263,24 +255,26 @@ class AdminAPI:
 
     async def verify(self, request: Request) -> Response:
         """The chain, its signed heads (`?head=SEQ:HASH`: and that the log extends a head
-        saved earlier), the anchor and every live blob."""
-        head = request.query_params.get("head")
+        saved earlier), the anchor, the views and every blob in use; `?incremental=true`:
+        only what came after the last verified point (registry.verification)."""
+        params = request.query_params
+        head = params.get("head")
         try:
             saved_head = parse_head(head) if head else None
         except ValueError as exc:
             raise S3Error("InvalidArgument", str(exc)) from None
         audit = HeadAudit(self._trusted_keys, self._signing_interval, saved_head)
-        report = VerifyReport()
-        log = self._registry.log
-        await self._query(lambda: verify_chain(log.select_raw(), report, audit=audit))
-        if log.anchor is not None:
-            anchor = log.anchor.current
-            stored = await self._query(lambda: log.stored_hash(anchor.seq))
-            check_anchor(report, anchor, stored)
-        views = await self._registry.compare_views()
-        if not views.identical:
-            report.findings.append(Finding("views", views_differ(views.live, views.rebuilt)))
-        await verify_blobs(self._registry.views.live_blobs(), self._registry.backends, report)
+        registry, report = self._registry, VerifyReport()
+        log = registry.log
+        anchor = log.anchor.current if log.anchor is not None else None
+        state = VerifiedPoint.path_beside(log.anchor.path) if log.anchor is not None else None
+        since = None
+        if params.get("incremental", "false").lower() == "true" and state is not None:
+            since = VerifiedPoint.load(state)
+        await self._query(lambda: verify_log(log, report, audit, anchor, since))
+        await verify_stored(registry, report)
+        if state is not None:
+            record_verified(report, state)
         return JSONResponse(report.as_dict())
 
     async def rebuild(self, request: Request) -> Response:

@@ -266,6 +266,11 @@ def register(commands: Any, open_registry: OpenRegistry) -> None:
         "--head", metavar="SEQ:HASH", help="also prove the log extends this head, saved earlier"
     )
     parser.add_argument(
+        "--incremental",
+        action="store_true",
+        help="only what came after the last clean verify (the whole walk is the default)",
+    )
+    parser.add_argument(
         "--trusted-key",
         action="append",
         metavar="HEX",

@@ -21,15 +21,12 @@ from registry.errors import CorruptLog, NoSuchBucket
 from registry.gc import collect, plan_collection
 from registry.heads import HeadKey
 from registry.sweeper import run as run_lifecycle
+from registry.verification import VerifiedPoint, record_verified, verify_log, verify_stored
 from registry.verify import (
     Finding,
     HeadAudit,
     VerifyReport,
-    check_anchor,
     parse_head,
-    verify_blobs,
-    verify_chain,
-    views_differ,
 )
 from registry.views import Views
 from s3facade.admin_client import AdminClient
@@ -52,7 +49,8 @@ def verify(args: argparse.Namespace, open_registry: OpenRegistry) -> int:
         except ValueError as exc:
             raise CommandError(str(exc)) from None
     if args.endpoint:
-        params = {"head": args.head} if args.head else None
+        params = {"head": args.head} if args.head else {}
+        params |= {"incremental": "true"} if args.incremental else {}
         data = AdminClient(args.endpoint).json("POST", "/-/admin/verify", params)
     else:
         data = _verify_offline(args, show_progress=show_progress)
@@ -64,8 +62,10 @@ def verify(args: argparse.Namespace, open_registry: OpenRegistry) -> int:
             if heads["trusted_keys"]
             else f"signed heads: {heads['checked']} (not checked: no trusted key)"
         )
+        since = data.get("incremental_from")
+        walked = f"after the verified event {since}" if since is not None else "from the first"
         console.print(
-            f"events checked: {data['events_checked']} (head {data['last_seq']}:"
+            f"events checked: {data['events_checked']} {walked} (head {data['last_seq']}:"
             f"{data['last_hash']})\n{signed}\nblobs checked: {data['blobs_checked']}"
         )
         for finding in data["findings"]:
@@ -83,7 +83,7 @@ def verify(args: argparse.Namespace, open_registry: OpenRegistry) -> int:
 
 def _verify_offline(args: argparse.Namespace, *, show_progress: bool) -> dict[str, Any]:
     """Chain, signed heads and anchor from the bare log; then the views (if they can be
-    built from it) for the list of blobs to re-hash."""
+    built from it) and the blobs (registry.verification)."""
     config = load_config(args.config, {"data_dir": args.data_dir})
     trusted = {*config.head_trusted_keys, *(args.trusted_key or ())}
     if config.head_key_file.exists():
@@ -93,38 +93,35 @@ def _verify_offline(args: argparse.Namespace, *, show_progress: bool) -> dict[st
         timedelta(seconds=config.head_signing_interval_seconds),
         parse_head(args.head) if args.head else None,
     )
+    anchor_path = config.anchor_path or default_anchor_path(args.data_dir)
+    state = VerifiedPoint.path_beside(anchor_path)
+    since = VerifiedPoint.load(state) if args.incremental else None
     report = VerifyReport()
     log = open_bare_log(args.data_dir)
     try:
         with Progress(disable=not show_progress, transient=True) as progress:
             events = progress.add_task("hash chain", total=log.last_seq)
-            verify_chain(log.select_raw(), report, lambda n: progress.advance(events, n), audit)
             try:
-                anchor = LogAnchor.read(config.anchor_path or default_anchor_path(args.data_dir))
-                check_anchor(report, anchor, log.stored_hash(anchor.seq) if anchor else None)
+                anchor = LogAnchor.read(anchor_path)
             except AnchorDamaged as exc:
                 report.findings.append(Finding("anchor", str(exc)))
+                anchor = None
+            advance = lambda n: progress.advance(events, n)  # noqa: E731
+            verify_log(log, report, audit, anchor, since, advance)
             backends = build_backend_set(config.backends, config.placement, config.data_dir)
             views = Views.in_data_dir(args.data_dir)
             try:
                 views.catch_up(log)
-                registry = Registry(log, backends, views)
-                compared = asyncio.run(registry.compare_views())
-                if not compared.identical:
-                    report.findings.append(
-                        Finding("views", views_differ(compared.live, compared.rebuilt))
-                    )
                 data = progress.add_task("blobs", total=None)
-                blobs = views.live_blobs()
-                asyncio.run(
-                    verify_blobs(blobs, backends, report, lambda n: progress.advance(data, n))
-                )
+                registry = Registry(log, backends, views)
+                asyncio.run(verify_stored(registry, report, lambda n: progress.advance(data, n)))
             except CorruptLog as exc:
                 report.findings.append(Finding("views", str(exc), seq=exc.seq))
             finally:
                 views.close()
     finally:
         log.close_sync()
+    record_verified(report, state)
     return report.as_dict()
 
 

@@ -520,11 +520,11 @@ def test_copies_racing_deletes_and_gc_keep_their_bytes(tmp_path: Path) -> None:
     async def copy(registry: Registry, i: int) -> ObjectVersion | None:
         try:
             source = registry.head_object("plain", f"src-{i}")
-        except NoSuchKey:
-            return None  # the delete won: nothing to copy
-        return await registry.copy_object(
-            source, "versioned", f"dst-{i}", spec=ObjectSpec(), provenance=WHO
-        )
+            return await registry.copy_object(
+                source, "versioned", f"dst-{i}", spec=ObjectSpec(), provenance=WHO
+            )
+        except NoSuchKey:  # the delete won, before the lookup or before the digest lock
+            return None
 
     async def scenario() -> None:
         registry = open_registry(tmp_path)

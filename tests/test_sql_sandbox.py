@@ -558,8 +558,8 @@ def test_without_the_statement_checks_nothing_changes_either(
     for name in segments:  # the child's view of the mirror: hard links in its own directory
         os.link(mirror / name, tmp_path / name)
     digests = {name: hashlib.sha256((mirror / name).read_bytes()).hexdigest() for name in segments}
-    files_before = files_outside_mirror(sandbox)
     before = cli_json("verify", "--data-dir", str(data_dir))
+    files_before = files_outside_mirror(sandbox)
     log_file = data_dir / "registry.duckdb"
     escapes = [
         f"COMMIT; DETACH log; ATTACH '{log_file}' AS w; DELETE FROM w.events",
@@ -592,6 +592,7 @@ def test_without_the_statement_checks_nothing_changes_either(
     assert outcome["writes_forbidden"] is True  # Landlock: no file opens for writing
     assert outcome["ran"] + outcome["failed"] == 2 * len(statements)
     assert outcome["ran"] > 0  # the harness did run statements
+    assert files_outside_mirror(sandbox) == files_before
     report = cli_json("verify", "--data-dir", str(data_dir))
     assert report["ok"] is True
     assert (report["events_checked"], report["last_hash"]) == (
@@ -600,4 +601,3 @@ def test_without_the_statement_checks_nothing_changes_either(
     )
     assert sorted(p.name for p in mirror.iterdir()) == segments
     assert {n: hashlib.sha256((mirror / n).read_bytes()).hexdigest() for n in segments} == digests
-    assert files_outside_mirror(sandbox) == files_before
