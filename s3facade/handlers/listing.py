@@ -15,7 +15,7 @@ from s3facade.errors import S3Error
 from s3facade.handlers.buckets import add_owner
 from s3facade.request import S3Request
 from s3facade.responses import xml_response
-from s3facade.xml import Document, add, iso8601, url_encode
+from s3facade.xml import S3_NS, Document, add, iso8601, set_text, url_encode
 
 MAX_KEYS = 1000
 _TOKEN_PREFIX = b"s3facade:v1:"
@@ -94,18 +94,35 @@ def _contents(
 def _add_object(
     root: etree._Element, version: ObjectVersion, encode: Callable[[str], str], owner: bool
 ) -> None:
-    entry = add(root, "Contents")
-    add(entry, "Key", encode(version.key))
-    add(entry, "LastModified", iso8601(version.last_modified))
-    add(entry, "ETag", f'"{version.etag}"')
+    # A page holds up to 1000 of these: elements are made directly, and only the key (the
+    # one text a client chose) goes through the checks `add` makes on every text.
+    entry = etree.SubElement(root, _CONTENTS)
+    set_text(etree.SubElement(entry, _KEY), encode(version.key))
+    etree.SubElement(entry, _LAST_MODIFIED).text = iso8601(version.last_modified)
+    etree.SubElement(entry, _ETAG).text = f'"{version.etag}"'
     for algorithm in version.checksums:
-        add(entry, "ChecksumAlgorithm", algorithm)
+        etree.SubElement(entry, _CHECKSUM_ALGORITHM).text = algorithm
     if version.checksums:
-        add(entry, "ChecksumType", "FULL_OBJECT")
-    add(entry, "Size", version.size)
+        etree.SubElement(entry, _CHECKSUM_TYPE).text = "FULL_OBJECT"
+    etree.SubElement(entry, _SIZE).text = str(version.size)
     if owner:
         add_owner(entry, version.owner)
-    add(entry, "StorageClass", "STANDARD")
+    etree.SubElement(entry, _STORAGE_CLASS).text = "STANDARD"
+
+
+_CONTENTS, _KEY, _LAST_MODIFIED, _ETAG, _CHECKSUM_ALGORITHM, _CHECKSUM_TYPE, _SIZE = (
+    f"{{{S3_NS}}}{name}"
+    for name in (
+        "Contents",
+        "Key",
+        "LastModified",
+        "ETag",
+        "ChecksumAlgorithm",
+        "ChecksumType",
+        "Size",
+    )
+)
+_STORAGE_CLASS = f"{{{S3_NS}}}StorageClass"
 
 
 def _header(doc: Document, req: S3Request, encode: Callable[[str], str], max_keys: int) -> None:
