@@ -26,6 +26,7 @@ from registry import ObjectSpec, Provenance, Registry
 from registry.anchor import LogAnchor
 from registry.events import GENESIS_HASH, Event, EventType
 from registry.log import MAX_BATCH, EventLog
+from registry.payloads import ObjectWritten
 
 WHO = Provenance("bench", "127.0.0.1:1", "bench/1.0", "BENCH")
 
@@ -72,7 +73,11 @@ async def run_log_only(
     if anchored:
         log.anchor = LogAnchor.create(root / "log.anchor", 0, GENESIS_HASH)
     counter = iter(range(events))
-    data = {**WHO.as_dict(), "sha256": "0" * 64, "size": 1024, "metadata": {"k": "v"}}
+    data = ObjectWritten(
+        **WHO.as_dict(), content_type="binary/octet-stream", headers={}, metadata={"k": "v"},
+        size=1024, sha256="0" * 64, md5="0" * 32, etag="0" * 32, checksums={},
+        backend_id="local", version_id="null",
+    ).to_data()  # fmt: skip
 
     async def worker() -> None:
         for n in counter:

@@ -40,6 +40,7 @@ from registry.events import (
     seal,
     utc_now,
 )
+from registry.payloads import check_conforms
 from registry.space import SpaceReserve
 
 log = logging.getLogger(__name__)
@@ -237,6 +238,7 @@ class EventLog:
 
     async def append(self, events: Sequence[Event]) -> list[CommittedEvent]:
         """Append events atomically; returns them sealed once their transaction committed."""
+        _check(events)
         future: asyncio.Future[list[CommittedEvent]] = asyncio.get_running_loop().create_future()
         self._queue.append(_PendingAppend(events, future))
         self._flush_soon()
@@ -245,6 +247,7 @@ class EventLog:
     def record(self, events: Sequence[Event]) -> None:
         """Queue events nobody waits for (read records): committed with the next
         transaction, or within RECORD_LAG_SECONDS."""
+        _check(events)
         self._queue.append(_PendingAppend(events, None))
         self._queued_records += len(events)
         if self._queued_records >= self._max_batch:
@@ -314,6 +317,7 @@ class EventLog:
     def append_now(self, events: Sequence[Event]) -> list[CommittedEvent]:
         """Append and commit on the calling thread, for start-up and offline tools (no event
         loop may be running appends at the same time)."""
+        _check(events)
         sealed = self._seal([_PendingAppend(events, None)])[0]
         self._commit(sealed)
         if sealed:
@@ -410,6 +414,11 @@ class EventLog:
         self._db.close()  # a clean close checkpoints: the WAL is folded into the file
         if self.anchor is not None:
             self.anchor.close()
+
+
+def _check(events: Sequence[Event]) -> None:
+    for event in events:
+        check_conforms(event.type, event.data)
 
 
 def _row(event: CommittedEvent) -> tuple[Any, ...]:

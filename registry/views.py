@@ -30,7 +30,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, assert_never
 
 from registry import listing
 from registry.errors import CorruptLog
@@ -50,6 +50,33 @@ from registry.model import (
     UploadsPage,
     Versioning,
     VersionsPage,
+)
+from registry.payloads import (
+    BlobDamaged,
+    BlobsCollected,
+    BucketCreated,
+    BucketDeleted,
+    BucketLifecycleSet,
+    BucketObjectLockConfigured,
+    BucketVersioningSet,
+    DeleteMarkerPlaced,
+    LogAnchorCreated,
+    LogHeadSigned,
+    LogLossAccepted,
+    MultipartUploadAborted,
+    MultipartUploadCompleted,
+    MultipartUploadCreated,
+    ObjectDeleted,
+    ObjectLegalHoldSet,
+    ObjectRead,
+    ObjectRetentionSet,
+    ObjectTagsSet,
+    ObjectWritten,
+    PartUploaded,
+    ScrubPassCompleted,
+    Stored,
+    ViewsRebuilt,
+    payload_of,
 )
 from registry.view_rows import (
     BUCKET_COLUMNS,
@@ -486,25 +513,24 @@ class _Apply:
         self._db = db
 
     def event(self, event: CommittedEvent) -> None:
-        data = event.data
         bucket, key = event.bucket, event.key or ""
-        match event.type:
-            case EventType.BUCKET_CREATED:
-                lock = bool(data.get("object_lock"))
+        payload = payload_of(event)
+        match payload:
+            case BucketCreated():
                 created = Bucket(
                     name=bucket,
-                    owner=data["principal"],
-                    region=data["region"],
+                    owner=payload.principal,
+                    region=payload.region,
                     created=event.time,
-                    versioning=Versioning.ENABLED if lock else None,
-                    object_lock=lock,
+                    versioning=Versioning.ENABLED if payload.object_lock else None,
+                    object_lock=payload.object_lock,
                 )
                 self._db.execute(
                     f"INSERT OR REPLACE INTO buckets ({BUCKET_COLUMNS}) VALUES "
                     "(?, ?, ?, ?, ?, ?, ?, ?)",
                     bucket_row(created),
                 )
-            case EventType.BUCKET_DELETED:
+            case BucketDeleted():
                 for table in ("versions", "current"):
                     self._db.execute(f"DELETE FROM {table} WHERE bucket = ?", [bucket])
                 self._db.execute(
@@ -514,52 +540,56 @@ class _Apply:
                 )
                 self._db.execute("DELETE FROM uploads WHERE bucket = ?", [bucket])
                 self._db.execute("DELETE FROM buckets WHERE name = ?", [bucket])
-            case EventType.BUCKET_VERSIONING_SET:
-                self._bucket(bucket, "versioning", Versioning(data["status"]).value)
-            case EventType.BUCKET_LOCK_CONFIGURED:
-                rule = data.get("default_retention")
+            case BucketVersioningSet():
+                self._bucket(bucket, "versioning", Versioning(payload.status).value)
+            case BucketObjectLockConfigured():
+                rule = payload.default_retention
                 default = None
                 if rule is not None:
                     default = DefaultRetention(LockMode(rule["mode"]), rule["days"], rule["years"])
                 self._bucket(
                     bucket, "default_retention", dumps(default.as_dict()) if default else None
                 )
-            case EventType.BUCKET_LIFECYCLE_SET:
-                rules = data.get("rules")
+            case BucketLifecycleSet():
+                rules = payload.rules
                 self._bucket(bucket, "lifecycle", dumps(list(rules)) if rules is not None else None)
-            case EventType.OBJECT_WRITTEN | EventType.UPLOAD_COMPLETED:
-                if event.type is EventType.UPLOAD_COMPLETED:
-                    self._forget_upload(data["upload_id"])
-                self._add_version(_version_from(event))
-            case EventType.DELETE_MARKER_PLACED:
-                self._add_version(_marker_from(event))
-            case EventType.OBJECT_DELETED:
-                version_id = data.get("version_id", NULL_VERSION)
+            case ObjectWritten():
+                self._add_version(_version_from(event, payload))
+            case MultipartUploadCompleted():
+                self._forget_upload(payload.upload_id)
+                self._add_version(_version_from(event, payload))
+            case DeleteMarkerPlaced():
+                self._add_version(_marker_from(event, payload))
+            case ObjectDeleted():
+                version_id = payload.version_id
                 self._change_key(bucket, key, lambda: self._remove(bucket, key, version_id))
-            case EventType.RETENTION_SET:
-                until = data["retain_until"]
+            case ObjectRetentionSet():
+                until = payload.retain_until
                 self._update_version(
-                    bucket, key, data["version_id"],
-                    lock_mode=LockMode(data["mode"]).value if data["mode"] else None,
+                    bucket, key, payload.version_id,
+                    lock_mode=LockMode(payload.mode).value if payload.mode else None,
                     retain_until=to_us(datetime.fromisoformat(until)) if until else None,
                     retention_source="PutObjectRetention",
                 )  # fmt: skip
-            case EventType.LEGAL_HOLD_SET:
-                hold = int(bool(data["status"]))
-                self._update_version(bucket, key, data["version_id"], legal_hold=hold)
-            case EventType.TAGS_SET:
-                self._update_version(bucket, key, data["version_id"], tags=dumps(data["tags"]))
-            case EventType.UPLOAD_CREATED:
+            case ObjectLegalHoldSet():
+                hold = int(bool(payload.status))
+                self._update_version(bucket, key, payload.version_id, legal_hold=hold)
+            case ObjectTagsSet():
+                self._update_version(bucket, key, payload.version_id, tags=dumps(payload.tags))
+            case MultipartUploadCreated():
+                asked = payload.requested_lock
                 upload = MultipartUpload(
-                    upload_id=data["upload_id"],
+                    upload_id=payload.upload_id,
                     bucket=bucket,
                     key=key,
                     initiated=event.time,
-                    owner=data["principal"],
-                    spec=ObjectSpec.from_dict(data),
-                    checksum_algorithm=data["checksum_algorithm"],
-                    checksum_type=data["checksum_type"],
-                    lock=Lock.from_dict(asked) if (asked := data.get("requested_lock")) else None,
+                    owner=payload.principal,
+                    spec=ObjectSpec(
+                        payload.content_type, payload.headers, payload.metadata, payload.tags
+                    ),
+                    checksum_algorithm=payload.checksum_algorithm,
+                    checksum_type=payload.checksum_type,
+                    lock=Lock.from_dict(asked) if asked else None,
                 )
                 self._db.execute(
                     f"INSERT INTO uploads ({UPLOAD_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -568,23 +598,30 @@ class _Apply:
                 self._db.execute(
                     "UPDATE buckets SET uploads = uploads + 1 WHERE name = ?", [bucket]
                 )
-            case EventType.PART_UPLOADED:
+            case PartUploaded():
                 part = UploadPart(
-                    number=data["part_number"],
-                    size=data["size"],
-                    etag=data["etag"],
-                    sha256=data["sha256"],
-                    checksums=data["checksums"],
-                    backend_id=data["backend_id"],
+                    number=payload.part_number,
+                    size=payload.size,
+                    etag=payload.etag,
+                    sha256=payload.sha256,
+                    checksums=payload.checksums,
+                    backend_id=payload.backend_id,
                     last_modified=event.time,
                 )
                 placeholders = ", ".join("?" * 8)
                 self._db.execute(
                     f"INSERT OR REPLACE INTO parts ({PART_COLUMNS}) VALUES ({placeholders})",
-                    part_row(data["upload_id"], part),
+                    part_row(payload.upload_id, part),
                 )
-            case EventType.UPLOAD_ABORTED:
-                self._forget_upload(data["upload_id"])
+            case MultipartUploadAborted():
+                self._forget_upload(payload.upload_id)
+            case (
+                ObjectRead() | BlobsCollected() | BlobDamaged() | ScrubPassCompleted()
+                | LogAnchorCreated() | LogLossAccepted() | LogHeadSigned() | ViewsRebuilt()
+            ):  # fmt: skip
+                pass  # recorded for audit: they change no view
+            case _:
+                assert_never(payload)
 
     def _bucket(self, name: str, column: str, value: Any) -> None:
         self._db.execute(f"UPDATE buckets SET {column} = ? WHERE name = ?", [value, name])
@@ -651,42 +688,40 @@ class _Apply:
             self._db.execute("UPDATE buckets SET uploads = uploads - 1 WHERE name = ?", [row[0]])
 
 
-def _version_from(event: CommittedEvent) -> ObjectVersion:
-    data = event.data
-    until = data.get("retain_until")
-    mode = data.get("lock_mode")
+def _version_from(event: CommittedEvent, payload: Stored) -> ObjectVersion:
+    until = payload.retain_until
     return ObjectVersion(
         bucket=event.bucket,
         key=event.key or "",
-        version_id=data["version_id"],
-        size=data["size"],
-        etag=data["etag"],
-        sha256=data["sha256"],
-        md5=data["md5"],
+        version_id=payload.version_id,
+        size=payload.size,
+        etag=payload.etag,
+        sha256=payload.sha256,
+        md5=payload.md5 or "",
         last_modified=event.time,
-        content_type=data["content_type"],
-        headers=data["headers"],
-        metadata=data["metadata"],
-        checksums=data["checksums"],
-        backend_id=data["backend_id"],
-        owner=data["principal"],
+        content_type=payload.content_type,
+        headers=payload.headers,
+        metadata=payload.metadata,
+        checksums=payload.checksums,
+        backend_id=payload.backend_id,
+        owner=payload.principal,
         seq=event.seq,
-        checksum_type=data.get("checksum_type", "FULL_OBJECT"),
-        part_sizes=tuple(data.get("part_sizes", ())),
-        tags=data.get("tags", {}),
-        lock_mode=LockMode(mode) if mode else None,
+        checksum_type=payload.checksum_type,
+        part_sizes=tuple(payload.part_sizes or ()),
+        tags=payload.tags,
+        lock_mode=LockMode(payload.lock_mode) if payload.lock_mode else None,
         retain_until=datetime.fromisoformat(until) if until else None,
-        legal_hold=bool(data.get("legal_hold")),
-        retention_source=data.get("retention_source"),
-        retention_policy=data.get("retention_policy"),
+        legal_hold=payload.legal_hold,
+        retention_source=payload.retention_source,
+        retention_policy=payload.retention_policy,
     )
 
 
-def _marker_from(event: CommittedEvent) -> ObjectVersion:
+def _marker_from(event: CommittedEvent, payload: DeleteMarkerPlaced) -> ObjectVersion:
     return ObjectVersion(
         bucket=event.bucket,
         key=event.key or "",
-        version_id=event.data["version_id"],
+        version_id=payload.version_id,
         size=0,
         etag="",
         sha256="",
@@ -697,7 +732,7 @@ def _marker_from(event: CommittedEvent) -> ObjectVersion:
         metadata={},
         checksums={},
         backend_id="",
-        owner=event.data["principal"],
+        owner=payload.principal,
         seq=event.seq,
         delete_marker=True,
     )

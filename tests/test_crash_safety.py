@@ -12,6 +12,7 @@ from pathlib import Path
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from tests.clients import cli_json
 from tests.conftest import RunningServer
 
 
@@ -72,5 +73,8 @@ def test_sigkill_loses_no_acknowledged_write(tmp_path: Path) -> None:
             assert size == len(payload(key))
         staging = list((tmp_path / "data" / "blobs" / "tmp").iterdir())
         assert staging == []  # crash leftovers were removed at start-up
+        # The persisted views caught up with the log: they equal a replay from its start.
+        rebuilt = cli_json("rebuild", "--endpoint", restarted.endpoint)
+        assert rebuilt["identical"] is True, rebuilt
     finally:
         restarted.stop()

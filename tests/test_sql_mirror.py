@@ -17,6 +17,7 @@ import pytest
 
 from registry.events import Event, EventType
 from registry.log import EventLog
+from registry.payloads import ObjectWritten
 from registry.sql import SqlLimits, SqlSandbox
 from registry.sql_mirror import MAX_SEGMENTS, EventMirror
 
@@ -35,9 +36,7 @@ def open_log(directory: Path) -> EventLog:
 
 def append(log: EventLog, count: int, prefix: str = "k") -> None:
     events = [
-        Event(
-            EventType.OBJECT_WRITTEN, "bucket", f"{prefix}{i}", {"sha256": f"{i:064x}", "size": i}
-        )
+        Event(EventType.OBJECT_WRITTEN, "bucket", f"{prefix}{i}", written(i).to_data())
         for i in range(count)
     ]
 
@@ -45,6 +44,14 @@ def append(log: EventLog, count: int, prefix: str = "k") -> None:
         await log.append(events)
 
     asyncio.run(run())
+
+
+def written(i: int) -> ObjectWritten:
+    return ObjectWritten(
+        principal="AKIDTEST", content_type="binary/octet-stream", headers={}, metadata={},
+        size=i, sha256=f"{i:064x}", md5=f"{i:032x}", etag=f"{i:032x}", checksums={},
+        backend_id="local", version_id="null",
+    )  # fmt: skip
 
 
 def mirrored(mirror: EventMirror) -> list[tuple[int, str]]:
