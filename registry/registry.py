@@ -98,6 +98,7 @@ class Registry(VersionSettings, ViewChecks):
         # False until the views caught up with the log (load_views): nothing is served then.
         self.views_ready = views_ready
         self.views_loading = 0  # events applied so far while loading (for /-/ready)
+        self._comparing = asyncio.Lock()  # view comparisons build one fresh file at a time
         log.set_views(views)
         # Why the views may not match the log (a rebuild found a difference and was not
         # forced): nothing that deletes bytes runs until this is resolved.

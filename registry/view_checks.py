@@ -44,10 +44,15 @@ class ViewChecks:
     # Why the views may not match the log (a rebuild found a difference and was not
     # forced): nothing that deletes bytes runs until this is resolved.
     untrusted: str | None
+    _comparing: asyncio.Lock
 
     async def compare_views(self, *, keep: bool = False) -> Comparison:
         """Fresh views replayed from the log, fingerprinted with the live ones at one log
         position (see the module docstring). The fresh file is removed unless `keep`."""
+        async with self._comparing:  # one fresh file (the next generation) at a time
+            return await self._compare(keep=keep)
+
+    async def _compare(self, *, keep: bool) -> Comparison:
         log, live = self._log, self.views
         fresh_path = live.next_generation()
 
@@ -71,7 +76,11 @@ class ViewChecks:
         `force`d (then the fresh views replace the live ones, recorded in the log as
         ViewsRebuilt); unforced, the registry is marked untrusted so that gc refuses to run
         on views that may be wrong."""
-        comparison = await self.compare_views(keep=force)
+        async with self._comparing:  # no other comparison may take the next generation
+            return await self._rebuild(provenance, force=force)
+
+    async def _rebuild(self, provenance: Provenance, *, force: bool) -> dict[str, Any]:
+        comparison = await self._compare(keep=force)
         swapped = False
         if not comparison.identical and not force:
             self.untrusted = (
