@@ -21,7 +21,7 @@ import json
 import logging
 import os
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -47,6 +47,8 @@ log = logging.getLogger(__name__)
 _T = TypeVar("_T")
 
 MAX_BATCH = 1000
+LOG_MEMORY_MIB = 256
+SCAN_CHUNK = 50_000  # sequence numbers per query of a long scan (see EventLog.scan)
 # Read records do not wait for a commit of their own: they ride along with the next write's
 # transaction, or are flushed after at most this long. So a crash loses at most the read
 # records of the last RECORD_LAG_SECONDS (plus the commit in flight); never a write.
@@ -115,7 +117,11 @@ class EventLog:
         self.views_error: str | None = None  # the views could not follow (caught up later)
         self._max_batch = max_batch
         self._read_only = read_only
-        self._db = duckdb.connect(str(path), read_only=read_only)
+        # DuckDB's default is most of the machine's memory, kept as a cache once used: the
+        # log's queries (gc, verify, the SQL mirror) spill to its temp dir beyond this.
+        self._db = duckdb.connect(
+            str(path), read_only=read_only, config={"memory_limit": f"{LOG_MEMORY_MIB}MB"}
+        )
         if not read_only:
             self._db.execute(SCHEMA)
             self._db.execute("CHECKPOINT")  # the table itself never depends on the WAL
@@ -164,9 +170,47 @@ class EventLog:
         views that no commit may interleave with)."""
         return asyncio.get_running_loop().run_in_executor(self._thread, function)
 
-    def replay(self, batch_size: int = 10_000) -> Iterator[CommittedEvent]:
-        """Every committed event in sequence order (for rebuilding views; not while serving)."""
-        return self.select(f"SELECT {_COLUMNS} FROM events ORDER BY seq", (), batch_size)
+    def replay(self) -> Iterator[CommittedEvent]:
+        """Every committed event in sequence order (strict: an unknown type is CorruptLog)."""
+        return self.scan(strict=True)
+
+    def scan(
+        self,
+        *,
+        after: int = 0,
+        through: int | None = None,
+        types: Collection[str] | None = None,
+        strict: bool = False,
+    ) -> Iterator[CommittedEvent]:
+        """Events with after < seq <= through (default: the stored head), optionally of some
+        types only, in seq order. Read in ranges of SCAN_CHUNK sequence numbers, so no query
+        sorts more than a range: asked for all of them in order at once, DuckDB materialises
+        and sorts the whole selection (gigabytes at ten million events). `strict`: an
+        unknown type is CorruptLog; otherwise it passes as its plain string (verify says so).
+        Blocking: run it in a worker (run_query) while serving."""
+        last = through if through is not None else self.stored_head()[0]
+        kinds = sorted(types) if types is not None else None
+        only = f" AND type IN ({', '.join('?' * len(kinds))})" if kinds is not None else ""
+        low = after
+        while low < last:
+            high = min(low + SCAN_CHUNK, last)
+            yield from self._events(
+                f"WHERE seq > ? AND seq <= ?{only} ORDER BY seq",
+                [low, high, *(kinds or ())],
+                strict=strict,
+            )
+            low = high
+
+    def event_at(self, seq: int) -> CommittedEvent | None:
+        return next(self._events("WHERE seq = ?", [seq], strict=False), None)
+
+    def newest_of(self, type_: EventType) -> CommittedEvent | None:
+        """The newest event of a type (a column scan: once per start, not per request)."""
+        clause = "WHERE type = ? ORDER BY seq DESC LIMIT 1"
+        return next(self._events(clause, [type_.value], strict=False), None)
+
+    def first_after(self, seq: int) -> CommittedEvent | None:
+        return next(self._events("WHERE seq > ? ORDER BY seq LIMIT 1", [seq], strict=False), None)
 
     def select(
         self, sql: str, params: Sequence[Any] = (), batch_size: int = 10_000
@@ -187,21 +231,20 @@ class EventLog:
         finally:
             cursor.close()
 
-    def select_raw(
-        self,
-        clause: str = "ORDER BY seq",
-        params: Sequence[Any] = (),
-        batch_size: int = 10_000,
+    def _events(
+        self, clause: str, params: Sequence[Any], *, strict: bool, batch_size: int = 10_000
     ) -> Iterator[CommittedEvent]:
-        """Events as stored, chosen and ordered by `clause` (e.g. "WHERE seq >= ? ORDER BY
-        seq"): for checking the chain, so an unknown event type stays its plain string
-        instead of failing (verify reports it)."""
         cursor = self._db.cursor()
         try:
             cursor.execute(f"SELECT {_COLUMNS} FROM events {clause}", list(params))
             while rows := cursor.fetchmany(batch_size):
                 for seq, time, type_, bucket, key, data, prev_hash, digest in rows:
-                    known = EventType(type_) if type_ in _TYPES else cast(EventType, type_)
+                    if type_ in _TYPES:
+                        known = EventType(type_)
+                    elif strict:
+                        raise CorruptLog(seq, f"unknown event type {type_!r}")
+                    else:
+                        known = cast(EventType, type_)
                     yield CommittedEvent(
                         seq, time, known, bucket, key, json.loads(data), prev_hash, digest
                     )

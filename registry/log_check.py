@@ -132,15 +132,10 @@ def _check_signed_tail(log: EventLog, trust: HeadTrust, *, anchored: bool) -> st
     only until the next interval, or a crash): else signed heads were removed or the log
     re-hashed. A log without any signed head passes only if young, or kept before anchors
     and signatures existed (no anchor either)."""
-    last = next(log.select_raw("ORDER BY seq DESC LIMIT 1"), None)
+    last = log.event_at(log.last_seq)
     if last is None:
         return None
-    newest = next(
-        log.select_raw(
-            "WHERE type = ? ORDER BY seq DESC LIMIT 1", [EventType.LOG_HEAD_SIGNED.value]
-        ),
-        None,
-    )
+    newest = log.newest_of(EventType.LOG_HEAD_SIGNED)
     signed_seq = 0
     if newest is not None:
         problem = signature_problem(newest.data, trust.trusted)
@@ -155,7 +150,9 @@ def _check_signed_tail(log: EventLog, trust: HeadTrust, *, anchored: bool) -> st
             return f"{problem} (checked from the newest signed head, event {newest.seq})"
     elif not anchored:
         return None
-    first_unsigned = next(log.select_raw("WHERE seq > ? ORDER BY seq LIMIT 1", [signed_seq]))
+    first_unsigned = log.first_after(signed_seq)
+    if first_unsigned is None:
+        return None
     allowed = timedelta(seconds=trust.interval) + SIGNING_GRACE
     if last.time - first_unsigned.time > allowed:
         return (
@@ -171,7 +168,7 @@ def _check_tail(log: EventLog, seq: int, digest: str) -> str | None:
     first = max(seq, 1)
     expected_seq = first
     prev_hash = GENESIS_HASH if seq == 0 else None  # the named event's own link is not checked
-    for event in log.select_raw("WHERE seq >= ? ORDER BY seq", [first]):
+    for event in log.scan(after=first - 1):
         if event.seq != expected_seq:
             return f"event {expected_seq} is missing"
         if event.seq == seq and event.hash != digest:
@@ -244,8 +241,8 @@ def open_checked_log(
         data = {**_SYSTEM, "reason": "no anchor file", "head": _head(check)}
         log.append_now([Event(EventType.LOG_ANCHOR_CREATED, "", None, data)])
     if trust is not None and log.last_seq > 0:
-        newest = next(log.select_raw("WHERE seq = ?", [log.last_seq]))
-        if newest.type != EventType.LOG_HEAD_SIGNED:
+        newest = log.event_at(log.last_seq)
+        if newest is not None and newest.type != EventType.LOG_HEAD_SIGNED:
             log.append_now([trust.key.signed_head(log.last_seq, log.last_hash)])
     return log
 

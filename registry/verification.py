@@ -83,8 +83,7 @@ def verify_log(
         if log.stored_hash(since.seq) == since.hash:
             start = (since.seq, since.hash)
             report.incremental_from = since.seq
-            primer = "WHERE seq > ? AND seq <= ? ORDER BY seq"
-            for event in log.select_raw(primer, [since.seq - _PRIME, since.seq]):
+            for event in log.scan(after=max(since.seq - _PRIME, 0), through=since.seq):
                 audit.remember(event)
         else:
             report.findings.append(
@@ -95,7 +94,7 @@ def verify_log(
                     seq=since.seq,
                 )
             )
-    events = log.select_raw("WHERE seq > ? ORDER BY seq", [start[0]])
+    events = log.scan(after=start[0])
     verify_chain(events, report, progress, audit, start=start)
     if anchor is not None:
         check_anchor(report, anchor, log.stored_hash(anchor.seq))

@@ -438,11 +438,9 @@ class Views(ViewReader):
         if seq > head or (seq > 0 and log.stored_hash(seq) != digest):
             self._clear()
             seq = 0
-        types = sorted(VIEW_TYPES)
-        where = f"WHERE seq > ? AND seq <= ? AND type IN ({', '.join('?' * len(types))})"
         applied = 0
         batch: list[CommittedEvent] = []
-        for event in log.select_raw(f"{where} ORDER BY seq", [seq, head, *types]):
+        for event in log.scan(after=seq, through=head, types=VIEW_TYPES, strict=True):
             batch.append(event)
             if len(batch) == _CATCH_UP_BATCH:
                 self.apply(batch)
