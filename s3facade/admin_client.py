@@ -24,14 +24,21 @@ class AdminError(Exception):
         self.body = body  # the whole answer (a 503 /-/ready still carries its details)
 
 
+# Upkeep over the admin API (a whole verify, a rebuild, gc) is linear in the data: at ten
+# million versions, tens of minutes. The CLI waits that long for them.
+UPKEEP_TIMEOUT = 24 * 3600.0
+
+
 class AdminClient:
     def __init__(
         self,
         endpoint: str,
         region: str = "us-east-1",
         credentials: tuple[str, str] | None = None,
+        timeout: float = 600,
     ) -> None:
         self._endpoint = endpoint.rstrip("/")
+        self._timeout = timeout
         self._region = region
         # The server's own variables first, then the AWS ones every S3 user has set.
         access_key, secret = credentials or (
@@ -58,7 +65,7 @@ class AdminClient:
             signed.url, data=body or None, method=method, headers=dict(signed.headers.items())
         )
         try:
-            with urllib.request.urlopen(request, timeout=600) as response:
+            with urllib.request.urlopen(request, timeout=self._timeout) as response:
                 data: bytes = response.read()
                 return data
         except urllib.error.HTTPError as exc:

@@ -29,7 +29,7 @@ from registry.verify import (
     parse_head,
 )
 from registry.views import Views
-from s3facade.admin_client import AdminClient
+from s3facade.admin_client import UPKEEP_TIMEOUT, AdminClient
 from s3facade.command_common import (
     CommandError,
     OpenRegistry,
@@ -51,7 +51,9 @@ def verify(args: argparse.Namespace, open_registry: OpenRegistry) -> int:
     if args.endpoint:
         params = {"head": args.head} if args.head else {}
         params |= {"incremental": "true"} if args.incremental else {}
-        data = AdminClient(args.endpoint).json("POST", "/-/admin/verify", params)
+        data = AdminClient(args.endpoint, timeout=UPKEEP_TIMEOUT).json(
+            "POST", "/-/admin/verify", params
+        )
     else:
         data = _verify_offline(args, show_progress=show_progress)
 
@@ -128,7 +130,9 @@ def _verify_offline(args: argparse.Namespace, *, show_progress: bool) -> dict[st
 def rebuild(args: argparse.Namespace, open_registry: OpenRegistry) -> int:
     if args.endpoint:
         params = {"force": "true"} if args.force else None
-        data = AdminClient(args.endpoint).json("POST", "/-/admin/rebuild", params)
+        data = AdminClient(args.endpoint, timeout=UPKEEP_TIMEOUT).json(
+            "POST", "/-/admin/rebuild", params
+        )
     elif args.force:
         raise CommandError(
             "--force replaces a running server's views (use --endpoint); a stopped server "
@@ -165,7 +169,9 @@ def gc(args: argparse.Namespace, open_registry: OpenRegistry) -> int:
         params = {"dry-run": "true"} if args.dry_run else None
         waiting = Console(stderr=True).status("collecting garbage on the server")
         with waiting if show_progress else nullcontext():
-            data = AdminClient(args.endpoint).json("POST", "/-/admin/gc", params)
+            data = AdminClient(args.endpoint, timeout=UPKEEP_TIMEOUT).json(
+                "POST", "/-/admin/gc", params
+            )
     elif args.dry_run:  # reads only: the log may stay read-only
         with offline(args, open_registry) as registry:
             data = asyncio.run(_gc_offline(registry, dry_run=True, show_progress=show_progress))
@@ -223,7 +229,9 @@ def lifecycle_run(args: argparse.Namespace, open_registry: OpenRegistry) -> int:
         params |= {"bucket": args.bucket} if args.bucket else {}
         waiting = Console(stderr=True).status("applying the lifecycle rules on the server")
         with waiting if show_progress else nullcontext():
-            data = AdminClient(args.endpoint).json("POST", "/-/admin/lifecycle/run", params)
+            data = AdminClient(args.endpoint, timeout=UPKEEP_TIMEOUT).json(
+                "POST", "/-/admin/lifecycle/run", params
+            )
     elif args.dry_run:  # plans only: the log may stay read-only
         with offline(args, open_registry) as registry:
             data = asyncio.run(_lifecycle_offline(registry, args, show_progress=show_progress))
