@@ -57,7 +57,7 @@ class ViewChecks:
         fresh_path = live.next_generation()
 
         def compare() -> Comparison:
-            fresh = Views(fresh_path)
+            fresh = Views(fresh_path, building=True)
             try:
                 with live.snapshot() as snapshot:
                     position = snapshot.applied[0]
@@ -121,6 +121,7 @@ class ViewChecks:
         def catch_up_and_wait() -> None:
             fresh = Views(fresh_path)
             fresh.catch_up(self._log)
+            fresh.mark_live()
             self._log.set_views(fresh)
             loop.call_soon_threadsafe(switch, fresh)
             switched.wait()

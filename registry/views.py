@@ -344,10 +344,12 @@ class Views(ViewReader):
     """The views of one data dir: reads on the event loop's connection, writes on the log's
     writer thread's, snapshots on connections of their own."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, building: bool = False) -> None:
         self.path = path
         reader = connect(path)
         self._prepare(reader)
+        if building:  # not live until mark_live(): a crash mid-build leaves no live views
+            reader.execute("INSERT OR REPLACE INTO meta VALUES ('building', '1')")
         super().__init__(reader)
         self._writer: sqlite3.Connection | None = None
         self._writer_lock = threading.Lock()  # one applying thread at a time
@@ -356,11 +358,17 @@ class Views(ViewReader):
     def in_data_dir(cls, data_dir: Path) -> Views:
         """The live generation of a data dir's views (a new, empty one if there is none);
         leftovers of other generations are removed."""
-        generations = sorted(_generations(data_dir))
-        live = generations[-1] if generations else 1
-        for stale in generations[:-1]:
-            drop(generation_path(data_dir, stale))
-        return cls.open(generation_path(data_dir, live))
+        generations = sorted(_generations(data_dir), reverse=True)
+        live = next((n for n in generations if _is_live(generation_path(data_dir, n))), None)
+        for stale in generations:
+            if stale != live:
+                drop(generation_path(data_dir, stale))
+        return cls.open(generation_path(data_dir, live or 1))
+
+    def mark_live(self) -> None:
+        """These views (built as the next generation) are whole: a restart may use them."""
+        with self._writer_lock:
+            self._writing().execute("DELETE FROM meta WHERE name = 'building'")
 
     def next_generation(self) -> Path:
         number = int(self.path.name.split(".")[1]) + 1
@@ -497,6 +505,20 @@ def _generations(data_dir: Path) -> Iterator[int]:
         number = path.name.split(".")[1]
         if number.isdigit():
             yield int(number)
+
+
+def _is_live(path: Path) -> bool:
+    """Whether a generation's file holds whole views: not one a rebuild or verify was still
+    filling when it stopped, nor a damaged file."""
+    try:
+        connection = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True)
+        try:
+            row = connection.execute("SELECT 1 FROM meta WHERE name = 'building'").fetchone()
+        finally:
+            connection.close()
+    except sqlite3.DatabaseError:
+        return False
+    return row is None
 
 
 def drop(path: Path) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -112,6 +113,42 @@ def test_views_replayed_from_the_log_equal_the_persisted_views(tmp_path: Path) -
     assert rebuilt.head_object("one", "k/3").size == len(b"overwritten")
     assert asyncio.run(rebuilt.compare_views()).live == live["fingerprint"]
     rebuilt.log.close_sync()
+
+
+def test_a_half_built_generation_is_never_taken_for_the_live_views(tmp_path: Path) -> None:
+    """A comparison killed mid-build leaves the next generation's file: the next start keeps
+    the whole live views (and removes the leftover) instead of replaying into the partial
+    one; a forced rebuild's swap makes its generation the live one."""
+
+    async def scenario() -> None:
+        registry = open_registry(tmp_path)
+        await registry.create_bucket("one", "us-east-1", WHO)
+        for i in range(5):
+            await put(registry, "one", f"k{i}", b"x")
+        compared = await registry.compare_views(keep=True)  # the fresh file stays, as if killed
+        assert compared.fresh.name == "views.2.sqlite" and compared.fresh.exists()
+        await registry.close()
+
+    asyncio.run(scenario())
+    reopened = open_registry(tmp_path)
+    assert reopened.views.path.name == "views.1.sqlite"
+    assert not (tmp_path / "views.2.sqlite").exists()
+    assert reopened.views.object_count("one") == 5
+
+    async def forced() -> None:
+        fresh = reopened.views.next_generation()
+        with sqlite3.connect(tmp_path / "views.1.sqlite") as damage:  # differ from the log
+            damage.execute("UPDATE versions SET size = size + 1 WHERE key = 'k4'")
+        result = await reopened.rebuild(WHO, force=True)
+        assert not result["identical"] and result["swapped"]
+        assert reopened.views.path == fresh
+        await reopened.close()
+
+    asyncio.run(forced())
+    again = open_registry(tmp_path)
+    assert again.views.path.name == "views.2.sqlite"
+    assert again.views.object_count("one") == 5
+    again.log.close_sync()
 
 
 def test_concurrent_writes_share_commits(tmp_path: Path) -> None:
