@@ -16,6 +16,18 @@ class NoSuchBucket(RegistryError):
     pass
 
 
+class InvalidBucketName(RegistryError):
+    def __init__(self, name: str) -> None:
+        super().__init__(f"invalid bucket name: {name!r}")
+        self.name = name
+
+
+class KeyTooLong(RegistryError):
+    def __init__(self, size: int, limit: int) -> None:
+        super().__init__(f"a key of {size} bytes is longer than {limit}")
+        self.size, self.limit = size, limit
+
+
 class BucketAlreadyExists(RegistryError):
     """The name is taken by another owner."""
 

@@ -44,12 +44,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from backends import BackendError
 from registry.errors import LogUntrusted
+from registry.event_store import BlobId
 from registry.events import Event, EventType
 from registry.model import Provenance
 
@@ -62,20 +63,10 @@ logger = logging.getLogger(__name__)
 GC_PRINCIPAL = "s3facade:gc"
 GC_USER_AGENT = "s3facade-gc/1"
 
-# Events whose data names a blob by "backend_id" and "sha256".
-WRITE_TYPES = (
-    EventType.OBJECT_WRITTEN.value,
-    EventType.UPLOAD_COMPLETED.value,
-    EventType.PART_UPLOADED.value,
-)
 # A huge pass is recorded as several BlobsCollected events (appended atomically together)
 # so no single event row grows without bound.
 MAX_BLOBS_PER_EVENT = 10_000
 
-_COLUMNS = "seq, time, type, bucket, key, data, prev_hash, hash"
-_IN_WRITE_TYPES = f"type IN ({', '.join('?' * len(WRITE_TYPES))})"
-
-BlobId = tuple[str, str]  # (backend id, sha256)
 Progress = Callable[[int], None]  # called with the number of candidates just handled
 
 
@@ -157,7 +148,7 @@ async def plan_collection(registry: Registry) -> GcPlan:
         with views.snapshot() as reader:
             return [
                 blob
-                for blob in _uncollected_blobs(log)
+                for blob in log.store.uncollected_blobs()
                 if blob not in kept and not reader.blob_in_use(*blob)
             ]
 
@@ -258,7 +249,7 @@ class _Recheck:
         last = self._log.last_seq
         if last > self._seen_seq:
             since, log = self._seen_seq, self._log
-            self._named_since |= await log.run_query(lambda: blobs_named_since(log, since))
+            self._named_since |= await log.run_query(lambda: log.store.blobs_named_after(since))
             self._seen_seq = last
         return blob in self._named_since
 
@@ -314,56 +305,11 @@ async def _record(registry: Registry, collected: list[CollectedBlob], trigger: s
     return [event.seq for event in committed]
 
 
-def _uncollected_blobs(log: EventLog) -> Iterator[BlobId]:
-    """Blobs the log named in a write more recently than it last recorded collecting
-    them, streamed (blocking; run through EventLog.run_query). Skipping collected ones
-    spares the backend a lookup per blob ever removed, on every pass."""
-    cursor = log.cursor()
-    try:
-        cursor.execute(
-            f"""
-            WITH named AS (
-                SELECT data->>'backend_id' AS backend_id, data->>'sha256' AS sha256,
-                       max(seq) AS seq
-                FROM events WHERE {_IN_WRITE_TYPES} AND data->>'sha256' IS NOT NULL
-                GROUP BY ALL),
-            collected AS (
-                SELECT blob->>'backend_id' AS backend_id, blob->>'sha256' AS sha256,
-                       max(seq) AS seq
-                FROM (SELECT seq, unnest(CAST(data->'blobs' AS JSON[])) AS blob
-                      FROM events WHERE type = ?)
-                GROUP BY ALL)
-            SELECT n.backend_id, n.sha256 FROM named n
-            LEFT JOIN collected c USING (backend_id, sha256)
-            WHERE c.seq IS NULL OR c.seq < n.seq""",
-            [*WRITE_TYPES, EventType.BLOBS_COLLECTED.value],
-        )
-        while rows := cursor.fetchmany(10_000):
-            yield from ((backend_id, digest) for backend_id, digest in rows)
-    finally:
-        cursor.close()
-
-
-def blobs_named_since(log: EventLog, seq: int) -> set[BlobId]:
-    """Every blob a write event after `seq` names (blocking; run through `run_query`)."""
-    cursor = log.cursor()
-    try:
-        rows = cursor.execute(
-            "SELECT DISTINCT data->>'backend_id', data->>'sha256' FROM events "
-            f"WHERE seq > ? AND {_IN_WRITE_TYPES}",
-            [seq, *WRITE_TYPES],
-        ).fetchall()
-    finally:
-        cursor.close()
-    return {(backend_id, digest) for backend_id, digest in rows}
-
-
 def _kept_after_loss(log: EventLog) -> frozenset[BlobId]:
     """Blobs an operator's accepted log loss asked to keep (registry.log_check): the bytes
     of acknowledged writes whose events were lost, kept for a manual recovery."""
-    sql = f"SELECT {_COLUMNS} FROM events WHERE type = ?"
     return frozenset(
         (blob["backend_id"], blob["sha256"])
-        for event in log.select(sql, [EventType.LOG_LOSS_ACCEPTED.value])
+        for event in log.store.of_type(EventType.LOG_LOSS_ACCEPTED)
         for blob in event.data.get("kept_blobs", ())
     )

@@ -157,7 +157,7 @@ class HeadSigner:
         self._key = key
         self._interval = interval
         # The seq of the newest signed head: nothing to sign while it is the log's head.
-        newest = log.event_at(log.last_seq)
+        newest = log.store.event_at(log.last_seq)
         signed = newest is not None and newest.type == EventType.LOG_HEAD_SIGNED
         self._signed_through = log.last_seq if signed else -1
 

@@ -27,13 +27,14 @@ import asyncio
 import hashlib
 import logging
 import secrets
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from backends import BackendUnavailable, BlobDamaged, BlobNotFound, ByteRange, StorageBackend
 from registry.errors import NoSuchKey, StorageUnavailable, StoredBytesDamaged
+from registry.event_store import BlobId
 from registry.events import Event, EventType
 from registry.model import ObjectVersion, Provenance
 
@@ -47,8 +48,6 @@ INTEGRITY_USER_AGENT = "s3facade-integrity/1"
 HASH_INLINE_LIMIT = 64 * 1024  # smaller blocks cost less to hash than a thread hop
 MISSING = "missing"
 RECENT = 10  # damage entries /-/ready shows
-
-BlobId = tuple[str, str]  # (backend id, sha256)
 
 
 @dataclass(frozen=True)
@@ -151,7 +150,7 @@ def open_version(
     version: ObjectVersion,
     byte_range: ByteRange | None,
     still_named: Callable[[], bool],
-) -> AsyncIterator[bytes]:
+) -> AsyncGenerator[bytes, None]:
     """The version's bytes (or the inclusive range) from `backend`, verified when the read
     covers the whole blob. Errors, raised while iterating: StoredBytesDamaged (recorded),
     StorageUnavailable (the store cannot serve now), NoSuchKey (`still_named()` says the
@@ -167,7 +166,7 @@ async def _read(
     version: ObjectVersion,
     whole: bool,
     still_named: Callable[[], bool],
-) -> AsyncIterator[bytes]:
+) -> AsyncGenerator[bytes, None]:
     async def damaged(found: str) -> StoredBytesDamaged:
         damage = Damage(
             version.backend_id,

@@ -1,4 +1,4 @@
-"""The append-only event log in DuckDB, with group commit.
+"""The append-only event log, with group commit (its SQL: registry.event_store).
 
 Concurrent appends queue up while a transaction commits; the next transaction
 takes everything queued (up to MAX_BATCH events). Each append's future resolves
@@ -6,7 +6,8 @@ only after the transaction holding its events has committed, so an acknowledged
 write is durable, yet 32 concurrent writers cost one commit, not 32.
 
 DuckDB lets one process hold the file for writing and one connection must not be
-used by two threads at once, so every DuckDB call runs on one dedicated thread.
+used by two threads at once, so every write runs on one dedicated thread; reads of
+`store` run on cursors of their own, off the event loop through `run_query`.
 
 After each commit, and before it is acknowledged, the log's anchor (registry.anchor) is
 advanced to the new head, and once the WAL has grown past `checkpoint_wal_bytes` the
@@ -16,30 +17,19 @@ database is checkpointed, so the WAL (which DuckDB drops silently when damaged) 
 from __future__ import annotations
 
 import asyncio
-import functools
-import json
 import logging
 import os
 from collections import deque
-from collections.abc import Callable, Collection, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Protocol, TypeVar, cast
-
-import duckdb
+from typing import Protocol, TypeVar
 
 from registry.anchor import LogAnchor
-from registry.errors import CorruptLog
-from registry.events import (
-    GENESIS_HASH,
-    CommittedEvent,
-    Event,
-    EventType,
-    seal,
-    utc_now,
-)
+from registry.event_store import EventStore, StoreError, row_of
+from registry.events import CommittedEvent, Event, seal, utc_now
 from registry.payloads import check_conforms
 from registry.space import SpaceReserve
 
@@ -47,37 +37,11 @@ log = logging.getLogger(__name__)
 _T = TypeVar("_T")
 
 MAX_BATCH = 1000
-LOG_MEMORY_MIB = 256
-SCAN_CHUNK = 50_000  # sequence numbers per query of a long scan (see EventLog.scan)
 # Read records do not wait for a commit of their own: they ride along with the next write's
 # transaction, or are flushed after at most this long. So a crash loses at most the read
 # records of the last RECORD_LAG_SECONDS (plus the commit in flight); never a write.
 RECORD_LAG_SECONDS = 1.0
 CHECKPOINT_WAL_BYTES = 4 << 20
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS events (
-    seq BIGINT NOT NULL,
-    time TIMESTAMP NOT NULL,
-    type VARCHAR NOT NULL,
-    bucket VARCHAR NOT NULL,
-    key VARCHAR,
-    data JSON NOT NULL,
-    prev_hash VARCHAR NOT NULL,
-    hash VARCHAR NOT NULL
-)
-"""
-
-_ROWS_PER_INSERT = 250
-
-
-@functools.cache
-def _insert_sql(rows: int) -> str:
-    return "INSERT INTO events VALUES " + ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?)"] * rows)
-
-
-_COLUMNS = "seq, time, type, bucket, key, data, prev_hash, hash"
-_TYPES = frozenset(t.value for t in EventType)
 
 
 class ViewSink(Protocol):
@@ -117,26 +81,9 @@ class EventLog:
         self.views_error: str | None = None  # the views could not follow (caught up later)
         self._max_batch = max_batch
         self._read_only = read_only
-        # DuckDB's default is most of the machine's memory, kept as a cache once used: the
-        # log's queries (gc, verify, the SQL mirror) spill to its temp dir beyond this.
-        self._db = duckdb.connect(
-            str(path), read_only=read_only, config={"memory_limit": f"{LOG_MEMORY_MIB}MB"}
-        )
-        if not read_only:
-            self._db.execute(SCHEMA)
-            self._db.execute("CHECKPOINT")  # the table itself never depends on the WAL
-        elif not self._db.execute(
-            "SELECT 1 FROM duckdb_tables() WHERE table_name = 'events' AND NOT temporary"
-        ).fetchone():
-            # A log whose WAL held even the table (lost before its first checkpoint) reads
-            # as empty: the anchor check then says what is missing.
-            self._db.execute(SCHEMA.replace("CREATE TABLE", "CREATE TEMP TABLE"))
-        last = self._db.execute(
-            "SELECT seq, hash, time FROM events ORDER BY seq DESC LIMIT 1"
-        ).fetchone()
-        self._last_seq: int = last[0] if last else 0
-        self._last_hash: str = last[1] if last else GENESIS_HASH
-        self._last_time: datetime = last[2] if last else datetime(1970, 1, 1)
+        self.store = EventStore(path, read_only=read_only)
+        self._last_seq, self._last_hash, last_time = self.store.head()
+        self._last_time: datetime = last_time or datetime(1970, 1, 1)
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="event-log")
         self._readers = ThreadPoolExecutor(max_workers=2, thread_name_prefix="event-query")
         self._queue: deque[_PendingAppend] = deque()
@@ -170,113 +117,8 @@ class EventLog:
         views that no commit may interleave with)."""
         return asyncio.get_running_loop().run_in_executor(self._thread, function)
 
-    def replay(self) -> Iterator[CommittedEvent]:
-        """Every committed event in sequence order (strict: an unknown type is CorruptLog)."""
-        return self.scan(strict=True)
-
-    def scan(
-        self,
-        *,
-        after: int = 0,
-        through: int | None = None,
-        types: Collection[str] | None = None,
-        strict: bool = False,
-    ) -> Iterator[CommittedEvent]:
-        """Events with after < seq <= through (default: the stored head), optionally of some
-        types only, in seq order. Read in ranges of SCAN_CHUNK sequence numbers, so no query
-        sorts more than a range: asked for all of them in order at once, DuckDB materialises
-        and sorts the whole selection (gigabytes at ten million events). `strict`: an
-        unknown type is CorruptLog; otherwise it passes as its plain string (verify says so).
-        Blocking: run it in a worker (run_query) while serving."""
-        last = through if through is not None else self.stored_head()[0]
-        kinds = sorted(types) if types is not None else None
-        only = f" AND type IN ({', '.join('?' * len(kinds))})" if kinds is not None else ""
-        low = after
-        while low < last:
-            high = min(low + SCAN_CHUNK, last)
-            yield from self._events(
-                f"WHERE seq > ? AND seq <= ?{only} ORDER BY seq",
-                [low, high, *(kinds or ())],
-                strict=strict,
-            )
-            low = high
-
-    def event_at(self, seq: int) -> CommittedEvent | None:
-        return next(self._events("WHERE seq = ?", [seq], strict=False), None)
-
-    def newest_of(self, type_: EventType) -> CommittedEvent | None:
-        """The newest event of a type (a column scan: once per start, not per request)."""
-        clause = "WHERE type = ? ORDER BY seq DESC LIMIT 1"
-        return next(self._events(clause, [type_.value], strict=False), None)
-
-    def first_after(self, seq: int) -> CommittedEvent | None:
-        return next(self._events("WHERE seq > ? ORDER BY seq LIMIT 1", [seq], strict=False), None)
-
-    def select(
-        self, sql: str, params: Sequence[Any] = (), batch_size: int = 10_000
-    ) -> Iterator[CommittedEvent]:
-        """Events chosen by `sql`, which must select the columns of the events table in order.
-        Runs on its own cursor, so it may be called from a worker thread while serving."""
-        cursor = self._db.cursor()
-        try:
-            cursor.execute(sql, list(params))
-            while rows := cursor.fetchmany(batch_size):
-                for seq, time, type_, bucket, key, data, prev_hash, digest in rows:
-                    if type_ not in _TYPES:
-                        raise CorruptLog(seq, f"unknown event type {type_!r}")
-                    yield CommittedEvent(
-                        seq, time, EventType(type_), bucket, key, json.loads(data), prev_hash,
-                        digest,
-                    )  # fmt: skip
-        finally:
-            cursor.close()
-
-    def _events(
-        self, clause: str, params: Sequence[Any], *, strict: bool, batch_size: int = 10_000
-    ) -> Iterator[CommittedEvent]:
-        cursor = self._db.cursor()
-        try:
-            cursor.execute(f"SELECT {_COLUMNS} FROM events {clause}", list(params))
-            while rows := cursor.fetchmany(batch_size):
-                for seq, time, type_, bucket, key, data, prev_hash, digest in rows:
-                    if type_ in _TYPES:
-                        known = EventType(type_)
-                    elif strict:
-                        raise CorruptLog(seq, f"unknown event type {type_!r}")
-                    else:
-                        known = cast(EventType, type_)
-                    yield CommittedEvent(
-                        seq, time, known, bucket, key, json.loads(data), prev_hash, digest
-                    )
-        finally:
-            cursor.close()
-
-    def stored_head(self) -> tuple[int, str]:
-        """The newest event as stored (seq, hash); (0, genesis) for an empty log."""
-        cursor = self._db.cursor()
-        try:
-            row = cursor.execute(
-                "SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1"
-            ).fetchone()
-        finally:
-            cursor.close()
-        return (0, GENESIS_HASH) if row is None else (int(row[0]), str(row[1]))
-
-    def stored_hash(self, seq: int) -> str | None:
-        """The hash stored for event `seq` (blocking; run through `run_query`)."""
-        cursor = self._db.cursor()
-        try:
-            row = cursor.execute("SELECT hash FROM events WHERE seq = ?", [seq]).fetchone()
-        finally:
-            cursor.close()
-        return None if row is None else str(row[0])
-
-    def cursor(self) -> duckdb.DuckDBPyConnection:
-        """A cursor of its own for read-only queries (thread-safe to use beside the writer)."""
-        return self._db.cursor()
-
     async def run_query(self, function: Callable[[], _T]) -> _T:
-        """Run a blocking read (using `cursor()`/`select()`) off the event loop."""
+        """Run a blocking read (of `store`) off the event loop."""
         return await asyncio.get_running_loop().run_in_executor(self._readers, function)
 
     async def append(self, events: Sequence[Event]) -> list[CommittedEvent]:
@@ -373,17 +215,17 @@ class EventLog:
         """Write one transaction, then advance the anchor to its last event (so a commit is
         acknowledged only once the anchor knows it), apply it to the views and checkpoint a
         grown WAL. Only a failed write raises: what follows it cannot undo the commit."""
-        rows = [_row(e) for e in events]
+        rows = [row_of(e) for e in events]
         if self.space is not None:
             self.space.before_commit()
         try:
-            self._write(rows)
-        except duckdb.Error as exc:
+            self.store.write(rows)
+        except StoreError as exc:
             if self.space is None or "No space left" not in str(exc):
                 raise
             # A large upload took the last bytes since the check: the reserve makes room.
             self.space.release()
-            self._write(rows)
+            self.store.write(rows)
         if self.space is not None:
             self.space.after_commit()
         if not rows:
@@ -422,21 +264,9 @@ class EventLog:
         if wal_bytes < self._checkpoint_wal_bytes:
             return
         try:
-            self._db.execute("CHECKPOINT")
-        except duckdb.Error as exc:  # e.g. a long read transaction: retried after a later commit
+            self.store.checkpoint()
+        except StoreError as exc:  # e.g. a long read transaction: retried after a later commit
             log.info("checkpoint postponed: %s", exc)
-
-    def _write(self, rows: list[tuple[Any, ...]]) -> None:
-        self._db.execute("BEGIN TRANSACTION")
-        try:
-            # One multi-row INSERT per slice: ~5x faster than executemany's row-at-a-time.
-            for start in range(0, len(rows), _ROWS_PER_INSERT):
-                chunk = rows[start : start + _ROWS_PER_INSERT]
-                self._db.execute(_insert_sql(len(chunk)), [v for row in chunk for v in row])
-            self._db.execute("COMMIT")
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
 
     async def close(self) -> None:
         if self._queue:
@@ -454,7 +284,7 @@ class EventLog:
         self._readers.shutdown(wait=True)
 
     def _close_files(self) -> None:
-        self._db.close()  # a clean close checkpoints: the WAL is folded into the file
+        self.store.close()
         if self.anchor is not None:
             self.anchor.close()
 
@@ -462,16 +292,3 @@ class EventLog:
 def _check(events: Sequence[Event]) -> None:
     for event in events:
         check_conforms(event.type, event.data)
-
-
-def _row(event: CommittedEvent) -> tuple[Any, ...]:
-    return (
-        event.seq,
-        event.time,
-        str(event.type),
-        event.bucket,
-        event.key,
-        json.dumps(event.data, sort_keys=True, separators=(",", ":"), ensure_ascii=False),
-        event.prev_hash,
-        event.hash,
-    )

@@ -35,7 +35,7 @@ from backends import BackendSet
 from registry.anchor import AnchorDamaged, AnchorRecord, LogAnchor
 from registry.errors import LogInUse, LogUntrusted
 from registry.events import GENESIS_HASH, Event, EventType, chain_hash
-from registry.gc import DigestListing, blobs_named_since
+from registry.gc import DigestListing
 from registry.heads import SIGNING_GRACE, HeadTrust, signature_problem
 from registry.log import CHECKPOINT_WAL_BYTES, MAX_BATCH, EventLog
 
@@ -132,10 +132,10 @@ def _check_signed_tail(log: EventLog, trust: HeadTrust, *, anchored: bool) -> st
     only until the next interval, or a crash): else signed heads were removed or the log
     re-hashed. A log without any signed head passes only if young, or kept before anchors
     and signatures existed (no anchor either)."""
-    last = log.event_at(log.last_seq)
+    last = log.store.event_at(log.last_seq)
     if last is None:
         return None
-    newest = log.newest_of(EventType.LOG_HEAD_SIGNED)
+    newest = log.store.newest_of(EventType.LOG_HEAD_SIGNED)
     signed_seq = 0
     if newest is not None:
         problem = signature_problem(newest.data, trust.trusted)
@@ -150,7 +150,7 @@ def _check_signed_tail(log: EventLog, trust: HeadTrust, *, anchored: bool) -> st
             return f"{problem} (checked from the newest signed head, event {newest.seq})"
     elif not anchored:
         return None
-    first_unsigned = log.first_after(signed_seq)
+    first_unsigned = log.store.first_after(signed_seq)
     if first_unsigned is None:
         return None
     allowed = timedelta(seconds=trust.interval) + SIGNING_GRACE
@@ -168,7 +168,7 @@ def _check_tail(log: EventLog, seq: int, digest: str) -> str | None:
     first = max(seq, 1)
     expected_seq = first
     prev_hash = GENESIS_HASH if seq == 0 else None  # the named event's own link is not checked
-    for event in log.scan(after=first - 1):
+    for event in log.store.scan(after=first - 1):
         if event.seq != expected_seq:
             return f"event {expected_seq} is missing"
         if event.seq == seq and event.hash != digest:
@@ -241,7 +241,7 @@ def open_checked_log(
         data = {**_SYSTEM, "reason": "no anchor file", "head": _head(check)}
         log.append_now([Event(EventType.LOG_ANCHOR_CREATED, "", None, data)])
     if trust is not None and log.last_seq > 0:
-        newest = log.event_at(log.last_seq)
+        newest = log.store.event_at(log.last_seq)
         if newest is not None and newest.type != EventType.LOG_HEAD_SIGNED:
             log.append_now([trust.key.signed_head(log.last_seq, log.last_hash)])
     return log
@@ -276,7 +276,7 @@ async def _holds_blobs(backends: BackendSet) -> bool:
 
 
 async def _unnamed_blobs(log: EventLog, backends: BackendSet) -> list[tuple[str, str]]:
-    named = blobs_named_since(log, 0)
+    named = log.store.blobs_named_after(0)
     unnamed = []
     for backend_id, backend in backends.items():
         if isinstance(backend, DigestListing):

@@ -98,6 +98,15 @@ class ObjectVersion:
             return True
         return self.lock_mode is LockMode.GOVERNANCE and bypass_governance
 
+    def derivation(self) -> dict[str, str]:
+        """What a copy of this version is derived from, as recorded in the copy's event."""
+        return {
+            "bucket": self.bucket,
+            "key": self.key,
+            "version_id": self.version_id,
+            "sha256": self.sha256,
+        }
+
 
 @dataclass(frozen=True, slots=True)
 class Lock:

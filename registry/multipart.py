@@ -14,7 +14,7 @@ import time
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from backends import BlobReceipt, Hasher
+from backends import BlobReceipt, ByteRange, Hasher
 from registry.errors import (
     EntityTooSmall,
     InvalidPart,
@@ -151,6 +151,34 @@ class MultipartUploads:
         part = self._registry.views.part(upload_id, number)
         assert part is not None  # just committed, and completion waits for the shared lock
         return part
+
+    async def upload_part_copy(
+        self,
+        bucket: str,
+        key: str,
+        upload_id: str,
+        number: int,
+        source: ObjectVersion,
+        byte_range: ByteRange | None,
+        *,
+        provenance: Provenance,
+        hashers: Sequence[Hasher] = (),
+        check: PartCheck | None = None,
+        range_text: str = "",
+    ) -> UploadPart:
+        """A part copied from `source` (or its inclusive range): recorded as derived from it,
+        like CopyObject, rather than as a read."""
+        return await self.upload_part(
+            bucket,
+            key,
+            upload_id,
+            number,
+            self._registry._stream_bytes(source, byte_range),
+            provenance=provenance,
+            hashers=hashers,
+            check=check,
+            derived_from={**source.derivation(), "range": range_text},
+        )
 
     async def complete(
         self,

@@ -12,7 +12,13 @@ import logging
 import secrets
 import threading
 import time
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterable,
+    Callable,
+    Mapping,
+    Sequence,
+)
 from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
@@ -60,6 +66,8 @@ from registry.model import (
     WriteCondition,
 )
 from registry.multipart import MultipartUploads
+from registry.names import check_bucket_name, check_key
+from registry.payloads import ObjectRead
 from registry.retention import RetentionPolicy, resolve_lock
 from registry.settings import VersionSettings
 from registry.space import SpaceReserve, local_roots
@@ -225,6 +233,7 @@ class Registry(VersionSettings, ViewChecks):
     async def create_bucket(
         self, name: str, region: str, provenance: Provenance, *, object_lock: bool = False
     ) -> Bucket:
+        check_bucket_name(name)
         async with self._bucket_locks[name].exclusive():
             existing = self.views.bucket(name)
             if existing is not None:
@@ -262,12 +271,50 @@ class Registry(VersionSettings, ViewChecks):
             raise DeleteMarkerFound(version)
         return version
 
-    def open_object(
+    def read_object(
+        self,
+        version: ObjectVersion,
+        provenance: Provenance,
+        byte_range: ByteRange | None = None,
+        *,
+        method: str = "GET",
+        status: int | None = None,
+        **read: Any,
+    ) -> AsyncGenerator[bytes, None]:
+        """The version's bytes, or the inclusive range, recorded as read by `provenance` once
+        the reader is done with them (how many it took, whether all: a reader that stops
+        early closes the iterator). Whole reads are verified (see `_stream_bytes`)."""
+        blocks = self._stream_bytes(version, byte_range)
+        ranged = None if byte_range is None else f"bytes={byte_range.first}-{byte_range.last}"
+        answered = status if status is not None else (200 if byte_range is None else 206)
+
+        async def recorded() -> AsyncGenerator[bytes, None]:
+            # Bytes that could not be read at all (the read raises before its first block)
+            # are no read: the caller answers with an error instead.
+            sent, started, completed = 0, False, False
+            try:
+                async for block in blocks:
+                    started = True
+                    yield block
+                    sent += len(block)
+                completed = True
+            finally:
+                await blocks.aclose()
+                if started or completed:
+                    self.record_read(
+                        version, provenance, method=method, range=ranged, bytes_sent=sent,
+                        status=answered, completed=completed, **read,
+                    )  # fmt: skip
+
+        return recorded()
+
+    def _stream_bytes(
         self, version: ObjectVersion, byte_range: ByteRange | None = None
-    ) -> AsyncIterator[bytes]:
-        """The version's bytes, or the inclusive range. A read of the whole blob is verified
-        against the recorded SHA-256 and raises StoredBytesDamaged (recorded) instead of
-        handing on its last block if they differ; see registry.integrity."""
+    ) -> AsyncGenerator[bytes, None]:
+        """The bytes unrecorded: for read_object and for copies (whose events name their
+        source). A read of the whole blob is verified against the recorded SHA-256 and
+        raises StoredBytesDamaged (recorded) instead of handing on its last block if they
+        differ; see registry.integrity."""
 
         def still_named() -> bool:
             # Read at call time (rebuild() replaces the views); a "null" id is reused.
@@ -338,7 +385,7 @@ class Registry(VersionSettings, ViewChecks):
         backend = self.backend_for(bucket)
         async with AsyncExitStack() as held:
             if backend.backend_id != source.backend_id:
-                source_bytes = self.open_object(source)
+                source_bytes = self._stream_bytes(source)
                 blob = stored_blob(backend, source_bytes, (), None, self.digests, self.space)
                 await held.enter_async_context(blob)
             else:
@@ -373,22 +420,24 @@ class Registry(VersionSettings, ViewChecks):
             "checksum_type": source.checksum_type,
             "part_sizes": list(source.part_sizes),
             "backend_id": backend.backend_id,
-            "derived_from": derivation(source),
+            "derived_from": source.derivation(),
         }
         event = Event(EventType.OBJECT_WRITTEN, bucket, key, data)
         return await self.commit_write(event, spec, condition, lock)
 
     def record_read(self, version: ObjectVersion, provenance: Provenance, **read: Any) -> None:
-        """Record who fetched which version (GET/HEAD/presigned GET): method, range, bytes
-        sent, status, whether the client hung up early. Never waits for a disk flush."""
-        data = {
+        """Record who fetched which version (GET/HEAD/presigned GET, a library read): the
+        ObjectRead fields (method, range, bytes sent, status, whether the reader took it
+        all). Never waits for a disk flush."""
+        payload = ObjectRead(
             **provenance.as_dict(),
-            "version_id": version.version_id,
-            "sha256": version.sha256,
-            "etag": version.etag,
+            version_id=version.version_id,
+            sha256=version.sha256,
+            etag=version.etag,
             **read,
-        }
-        self._log.record([Event(EventType.OBJECT_READ, version.bucket, version.key, data)])
+        )
+        event = Event(EventType.OBJECT_READ, version.bucket, version.key, payload.to_data())
+        self._log.record([event])
 
     async def commit_write(
         self,
@@ -435,6 +484,7 @@ class Registry(VersionSettings, ViewChecks):
         self, bucket_name: str, key: str, spec: ObjectSpec, lock: Lock | None
     ) -> None:
         """Refusals a write can get before its body is read (checked again at commit)."""
+        check_key(key)
         bucket = self.bucket(bucket_name)
         resolve_lock(bucket, key, spec, lock, self.policies, self.clock())
         if not bucket.versioned:
@@ -538,16 +588,6 @@ def object_written(
         "backend_id": backend.backend_id,
     }
     return Event(EventType.OBJECT_WRITTEN, bucket, key, data)
-
-
-def derivation(source: ObjectVersion) -> dict[str, str]:
-    """What a copy was derived from, as recorded in its event."""
-    return {
-        "bucket": source.bucket,
-        "key": source.key,
-        "version_id": source.version_id,
-        "sha256": source.sha256,
-    }
 
 
 def open_log_read_only(data_dir: Path) -> EventLog:

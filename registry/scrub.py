@@ -39,11 +39,11 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from backends import BackendError, BlobDamaged, BlobNotFound, StorageBackend
+from registry.event_store import BlobId
 from registry.events import Event, EventType
 from registry.integrity import (
     INTEGRITY_PRINCIPAL,
     MISSING,
-    BlobId,
     Damage,
     StreamDigest,
 )
@@ -298,18 +298,11 @@ async def _rehash(
 
 def _last_pass_start(log: EventLog) -> datetime | None:
     """When the last completed pass started; else the log's first event (blocking)."""
-    cursor = log.cursor()
-    try:
-        row = cursor.execute(
-            "SELECT data->>'started' FROM events WHERE type = ? ORDER BY seq DESC LIMIT 1",
-            [EventType.SCRUB_PASS_COMPLETED.value],
-        ).fetchone()
-        if row is not None and row[0]:
-            return datetime.fromisoformat(row[0])
-        first = cursor.execute("SELECT time FROM events ORDER BY seq LIMIT 1").fetchone()
-    finally:
-        cursor.close()
-    return None if first is None else first[0].replace(tzinfo=UTC)
+    last = log.store.newest_of(EventType.SCRUB_PASS_COMPLETED)
+    if last is not None and last.data.get("started"):
+        return datetime.fromisoformat(last.data["started"])
+    first = log.store.first_time()
+    return None if first is None else first.replace(tzinfo=UTC)
 
 
 def _named(damage: Damage) -> dict[str, str]:

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from registry.clock import Clock
 from registry.errors import InvalidBucketState, ObjectLockNotEnabled
 from registry.events import Event, EventType
+from registry.lifecycle import parse_rules
 from registry.locks import LockTable, SharedLockTable
 from registry.log import EventLog
 from registry.model import (
@@ -93,11 +94,11 @@ class VersionSettings:
     async def put_bucket_lifecycle(
         self, bucket: str, rules: Sequence[Mapping[str, Any]] | None, provenance: Provenance
     ) -> None:
+        """Set (None: remove) the bucket's lifecycle rules; invalid rules raise
+        InvalidLifecycle (registry.lifecycle) and change nothing."""
+        records = None if rules is None else [rule.as_dict() for rule in parse_rules(rules)]
         await self._bucket_setting(
-            bucket,
-            EventType.BUCKET_LIFECYCLE_SET,
-            provenance,
-            rules=[dict(r) for r in rules] if rules is not None else None,
+            bucket, EventType.BUCKET_LIFECYCLE_SET, provenance, rules=records
         )
 
     async def _version_setting(

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
-from registry.audit import VIEWS
+from registry.event_store import EVENT_COLUMNS, USER_VIEWS
 from registry.sql_mirror import Checkout, EventMirror
 
 log = logging.getLogger(__name__)
@@ -131,7 +131,8 @@ class SqlSandbox:
         try:
             request = {
                 "sql": sql,
-                "views": VIEWS,
+                "views": USER_VIEWS,
+                "event_columns": EVENT_COLUMNS,
                 "memory_mib": self.limits.memory_mib,
                 "threads": self.limits.threads,
                 "max_result_bytes": self.limits.max_result_bytes,

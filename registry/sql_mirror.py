@@ -17,11 +17,13 @@ import logging
 import os
 import re
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
 
+from registry.event_store import MEMORY_MIB
 from registry.log import EventLog
 
 log = logging.getLogger(__name__)
@@ -31,8 +33,6 @@ MIRROR_DIRECTORY = "sql-mirror"
 MAX_SEGMENTS = 8
 _NAME = re.compile(r"events-(\d{12})-(\d{12})\.parquet")
 _PARTIAL = ".partial-"  # prefix of a segment being written; renamed when complete
-# The columns of the events table, in order (registry.sql_worker declares the same).
-_COLUMNS = "seq, time, type, bucket, key, data, prev_hash, hash"
 
 
 @dataclass(frozen=True, order=True)
@@ -47,6 +47,10 @@ class Segment:
     @property
     def events(self) -> int:
         return self.last - self.first + 1
+
+    @property
+    def bounds(self) -> tuple[int, int]:
+        return self.first, self.last
 
 
 @dataclass
@@ -102,25 +106,27 @@ class EventMirror:
                 return Checkout([f"/dev/fd/{fd}" for fd in fds], fds)
 
     def _refresh(self) -> list[Segment]:
-        cursor = self.log.cursor()
+        # The mirror's own files are read and merged on a connection of its own; the log is
+        # only asked through its store.
+        files = duckdb.connect(config={"memory_limit": f"{MEMORY_MIB}MB"})
         try:
             if self._segments is None:
-                self._segments = self._load(cursor)
+                self._segments = self._load(files)
             head = self.log.last_seq
             last = self._segments[-1].last if self._segments else 0
-            if last > head or (last and self._log_hash(cursor, last) != self._last_hash):
+            if last > head or (last and self._log_hash(last) != self._last_hash):
                 log.warning("the SQL mirror does not match the log: rebuilding it")
                 self._discard_all()
                 last = 0
             if head > last:
-                self._write(cursor, Segment(last + 1, head))
-                self._last_hash = self._log_hash(cursor, head)
-                self._compact(cursor)
+                self._write(Segment(last + 1, head))
+                self._last_hash = self._log_hash(head)
+                self._compact(files)
             return list(self._segments)
         finally:
-            cursor.close()
+            files.close()
 
-    def _load(self, cursor: duckdb.DuckDBPyConnection) -> list[Segment]:
+    def _load(self, files_db: duckdb.DuckDBPyConnection) -> list[Segment]:
         """The segments on disk, if they form a readable chain from seq 1; else nothing."""
         self.directory.mkdir(mode=0o700, exist_ok=True)
         segments: list[Segment] = []
@@ -133,7 +139,7 @@ class EventMirror:
         expected = 1
         try:
             for segment in segments:
-                row = cursor.execute(
+                row = files_db.execute(
                     "SELECT min(seq), max(seq), count(*) FROM read_parquet(?)",
                     [str(self.directory / segment.name)],
                 ).fetchone()
@@ -145,7 +151,7 @@ class EventMirror:
                     raise ValueError(f"{segment.name} does not continue the mirror")
                 expected = segment.last + 1
             if segments:
-                row = cursor.execute(
+                row = files_db.execute(
                     "SELECT hash FROM read_parquet(?) WHERE seq = ?",
                     [str(self.directory / segments[-1].name), segments[-1].last],
                 ).fetchone()
@@ -157,9 +163,8 @@ class EventMirror:
             return []
         return segments
 
-    def _log_hash(self, cursor: duckdb.DuckDBPyConnection, seq: int) -> str:
-        row = cursor.execute("SELECT hash FROM events WHERE seq = ?", [seq]).fetchone()
-        return str(row[0]) if row else ""
+    def _log_hash(self, seq: int) -> str:
+        return self.log.store.stored_hash(seq) or ""
 
     def _discard_all(self) -> None:
         for segment in self._segments or []:
@@ -168,25 +173,21 @@ class EventMirror:
         self._last_hash = ""
         self.rebuilds += 1
 
-    def _write(self, cursor: duckdb.DuckDBPyConnection, segment: Segment) -> None:
+    def _write(self, segment: Segment) -> None:
         self._publish(
-            cursor,
-            f"SELECT {_COLUMNS} FROM events WHERE seq BETWEEN {segment.first} AND "
-            f"{segment.last} ORDER BY seq",
-            segment,
+            segment, lambda partial: self.log.store.export_parquet(partial, *segment.bounds)
         )
         assert self._segments is not None
         self._segments.append(segment)
 
-    def _publish(self, cursor: duckdb.DuckDBPyConnection, select: str, segment: Segment) -> None:
+    def _publish(self, segment: Segment, write: Callable[[Path], None]) -> None:
         """Write a segment under a temporary name, then rename it: a segment file under its
         final name is always complete."""
         partial = self.directory / f"{_PARTIAL}{segment.name}"
-        escaped = str(partial).replace("'", "''")
-        cursor.execute(f"COPY ({select}) TO '{escaped}' (FORMAT parquet)")
+        write(partial)
         os.replace(partial, self.directory / segment.name)
 
-    def _compact(self, cursor: duckdb.DuckDBPyConnection) -> None:
+    def _compact(self, files_db: duckdb.DuckDBPyConnection) -> None:
         """Merge the newest segment into its predecessor while that is no bigger (so segment
         sizes fall geometrically and each event is rewritten O(log n) times), then the
         smallest adjacent pair while there are more than MAX_SEGMENTS."""
@@ -194,24 +195,32 @@ class EventMirror:
         assert segments is not None
         while True:
             if len(segments) >= 2 and segments[-2].events <= segments[-1].events:
-                self._merge(cursor, len(segments) - 2)
+                self._merge(files_db, len(segments) - 2)
             elif len(segments) > MAX_SEGMENTS:
                 pairs = range(len(segments) - 1)
                 self._merge(
-                    cursor, min(pairs, key=lambda i: segments[i].events + segments[i + 1].events)
+                    files_db, min(pairs, key=lambda i: segments[i].events + segments[i + 1].events)
                 )
             else:
                 return
 
-    def _merge(self, cursor: duckdb.DuckDBPyConnection, index: int) -> None:
+    def _merge(self, files_db: duckdb.DuckDBPyConnection, index: int) -> None:
         assert self._segments is not None
         older, newer = self._segments[index], self._segments[index + 1]
         merged = Segment(older.first, newer.last)
-        files = ", ".join(
-            "'" + str(self.directory / s.name).replace("'", "''") + "'" for s in (older, newer)
-        )
-        self._publish(cursor, f"SELECT * FROM read_parquet([{files}]) ORDER BY seq", merged)
+        files = ", ".join(_quoted(self.directory / s.name) for s in (older, newer))
+        select = f"SELECT * FROM read_parquet([{files}]) ORDER BY seq"
+
+        def copy(partial: Path) -> None:
+            files_db.execute(f"COPY ({select}) TO {_quoted(partial)} (FORMAT parquet)")
+
+        self._publish(merged, copy)
         self._segments[index : index + 2] = [merged]
         # A query still reading them holds its own links or descriptors.
         for segment in (older, newer):
             (self.directory / segment.name).unlink(missing_ok=True)
+
+
+def _quoted(path: Path) -> str:
+    """A path as a SQL string literal."""
+    return "'" + str(path).replace("'", "''") + "'"

@@ -34,12 +34,6 @@ from typing import IO, TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from _duckdb import DuckDBPyConnection
 
-# The events table (registry.log.SCHEMA), as the mirror (registry.sql_mirror) keeps it.
-EVENT_COLUMNS = (
-    "seq BIGINT, time TIMESTAMP, type VARCHAR, bucket VARCHAR, key VARCHAR, data JSON, "
-    "prev_hash VARCHAR, hash VARCHAR"
-)
-_SEGMENT_COLUMNS = "seq, time, type, bucket, key, data::JSON AS data, prev_hash, hash"
 # Headroom inside RLIMIT_AS for Python, the duckdb library and thread stacks; DuckDB's own
 # limit is what is left, so it fails with a clean "Out of Memory Error" first.
 RESERVED_MIB = 160
@@ -151,18 +145,19 @@ def open_database(request: dict[str, Any]) -> DuckDBPyConnection:
     )
     database.execute("SET enable_progress_bar = false")  # it would write to our stdout
     allowed: list[str] = []
+    columns = [(str(name), str(kind)) for name, kind in request["event_columns"]]
     if request.get("database"):  # offline: the stopped server's log, read-only
         # DuckDB itself allows the files of an attached database (and refuses COPY to them).
         database.execute(f"ATTACH {_literals([str(request['database'])])} AS log (READ_ONLY)")
         database.execute("CREATE VIEW events AS SELECT * FROM log.events")
     elif request["segments"]:  # online: the mirror's segments (links or /dev/fd/N)
         allowed = [str(s) for s in request["segments"]]
+        typed = ", ".join(f"{name}::{kind} AS {name}" for name, kind in columns)
         database.execute(
-            f"CREATE VIEW events AS SELECT {_SEGMENT_COLUMNS} "
-            f"FROM read_parquet([{_literals(allowed)}])"
+            f"CREATE VIEW events AS SELECT {typed} FROM read_parquet([{_literals(allowed)}])"
         )
     else:  # an empty log
-        database.execute(f"CREATE TABLE events ({EVENT_COLUMNS})")
+        database.execute(f"CREATE TABLE events ({', '.join(' '.join(c) for c in columns)})")
     for name, sql in request["views"].items():
         database.execute(f"CREATE VIEW {name} AS {sql}")
     # DuckDB 2.0: the allow-lists are set before external access is switched off, and the

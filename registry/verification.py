@@ -23,7 +23,6 @@ from typing import TYPE_CHECKING
 
 from registry.anchor import AnchorRecord
 from registry.events import GENESIS_HASH
-from registry.gc import blobs_named_since
 from registry.log import EventLog
 from registry.verify import (
     Finding,
@@ -80,10 +79,10 @@ def verify_log(
     Blocking: run it in a worker (EventLog.run_query)."""
     start = (0, GENESIS_HASH)
     if since is not None and since.seq > 0:
-        if log.stored_hash(since.seq) == since.hash:
+        if log.store.stored_hash(since.seq) == since.hash:
             start = (since.seq, since.hash)
             report.incremental_from = since.seq
-            for event in log.scan(after=max(since.seq - _PRIME, 0), through=since.seq):
+            for event in log.store.scan(after=max(since.seq - _PRIME, 0), through=since.seq):
                 audit.remember(event)
         else:
             report.findings.append(
@@ -94,10 +93,10 @@ def verify_log(
                     seq=since.seq,
                 )
             )
-    events = log.scan(after=start[0])
+    events = log.store.scan(after=start[0])
     verify_chain(events, report, progress, audit, start=start)
     if anchor is not None:
-        check_anchor(report, anchor, log.stored_hash(anchor.seq))
+        check_anchor(report, anchor, log.store.stored_hash(anchor.seq))
 
 
 async def verify_stored(
@@ -116,7 +115,7 @@ async def verify_stored(
         await verify_blobs(blobs, registry.backends, report, progress)
         return
     log = registry.log
-    named = await log.run_query(lambda: blobs_named_since(log, since))
+    named = await log.run_query(lambda: log.store.blobs_named_after(since))
     in_use = [(b, d, 0) for b, d in sorted(named) if registry.views.blob_in_use(b, d)]
     await verify_blobs(in_use, registry.backends, report, progress)
 

@@ -141,7 +141,7 @@ class ViewChecks:
             if problem is not None:
                 raise LogUntrusted(problem)
         seq, digest = self._log.last_seq, self._log.last_hash
-        stored = await self._log.run_query(lambda: self._log.stored_hash(seq))
+        stored = await self._log.run_query(lambda: self._log.store.stored_hash(seq))
         if seq > 0 and stored != digest:
             raise LogUntrusted(
                 f"the log no longer holds event {seq} as this server committed it: it was "

@@ -442,13 +442,13 @@ class Views(ViewReader):
         Returns how many events were applied. Blocking: run it on the log's writer thread
         (or before serving), so no commit interleaves."""
         seq, digest = self.applied
-        head = until if until is not None else log.stored_head()[0]
-        if seq > head or (seq > 0 and log.stored_hash(seq) != digest):
+        head = until if until is not None else log.store.stored_head()[0]
+        if seq > head or (seq > 0 and log.store.stored_hash(seq) != digest):
             self._clear()
             seq = 0
         applied = 0
         batch: list[CommittedEvent] = []
-        for event in log.scan(after=seq, through=head, types=VIEW_TYPES, strict=True):
+        for event in log.store.scan(after=seq, through=head, types=VIEW_TYPES, strict=True):
             batch.append(event)
             if len(batch) == _CATCH_UP_BATCH:
                 self.apply(batch)
@@ -463,7 +463,7 @@ class Views(ViewReader):
         if progress is not None and batch:
             progress(len(batch))
         if head > self.applied[0]:
-            self._record_applied(head, log.stored_hash(head) or GENESIS_HASH)
+            self._record_applied(head, log.store.stored_hash(head) or GENESIS_HASH)
         return applied
 
     def _record_applied(self, seq: int, digest: str) -> None:

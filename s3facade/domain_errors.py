@@ -12,6 +12,8 @@ from s3facade.responses import http_date
 # error class -> (S3 code, message or None for the table's default)
 S3_CODES: Mapping[type[domain.RegistryError], tuple[str, str | None]] = {
     domain.NoSuchBucket: ("NoSuchBucket", None),
+    domain.InvalidBucketName: ("InvalidBucketName", None),
+    domain.KeyTooLong: ("KeyTooLongError", None),
     domain.BucketAlreadyExists: ("BucketAlreadyExists", None),
     domain.BucketAlreadyOwnedByYou: ("BucketAlreadyOwnedByYou", None),
     domain.BucketNotEmpty: ("BucketNotEmpty", None),
@@ -55,8 +57,17 @@ def s3_error_for(exc: domain.RegistryError) -> S3Error:
         entry = S3_CODES.get(cls)
         if entry is not None:
             code, message = entry
-            return S3Error(code, message, headers=_marker_headers(exc))
+            return S3Error(code, message, extra=_details(exc), headers=_marker_headers(exc))
     return S3Error("InternalError")
+
+
+def _details(exc: domain.RegistryError) -> dict[str, str]:
+    """Elements AWS adds to these errors' XML."""
+    if isinstance(exc, domain.InvalidBucketName):
+        return {"BucketName": exc.name}
+    if isinstance(exc, domain.KeyTooLong):
+        return {"Size": str(exc.size), "MaxSizeAllowed": str(exc.limit)}
+    return {}
 
 
 def _marker_headers(exc: domain.RegistryError) -> dict[str, str]:

@@ -59,7 +59,7 @@ async def chunks(data: bytes, size: int = 64 * 1024) -> AsyncIterator[bytes]:
 
 async def read_sha(registry: Registry, version: ObjectVersion) -> str:
     digest = hashlib.sha256()
-    async for block in registry.open_object(version):
+    async for block in registry.read_object(version, WHO):
         digest.update(block)
     return digest.hexdigest()
 
@@ -83,7 +83,7 @@ async def make_buckets(registry: Registry) -> None:
 
 
 def collected_events(registry: Registry) -> list[dict[str, Any]]:
-    return [e.data for e in registry.log.replay() if e.type is EventType.BLOBS_COLLECTED]
+    return [e.data for e in registry.log.store.replay() if e.type is EventType.BLOBS_COLLECTED]
 
 
 # -- the randomised model ---------------------------------------------------------------

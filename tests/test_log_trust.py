@@ -377,7 +377,7 @@ def test_a_rebuild_that_finds_a_difference_changes_nothing_and_blocks_gc(tmp_pat
         assert registry.head_object("held", "k").size == 10
         assert (await collect_garbage(registry)).collected == []
         assert len(blob_files(tmp_path / "data")) == 1
-        rebuilt = [e for e in registry.log.replay() if e.type == "ViewsRebuilt"]
+        rebuilt = [e for e in registry.log.store.replay() if e.type == "ViewsRebuilt"]
         assert [e.data["principal"] for e in rebuilt] == ["AKIDADMIN"]
         await registry.close()
 

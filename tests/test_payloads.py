@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from registry.audit import VIEWS
 from registry.errors import CorruptLog
+from registry.event_store import USER_VIEWS
 from registry.events import CommittedEvent, EventType
 from registry.payloads import PAYLOADS, ObjectRead, check_conforms, event_table, payload_of
 
@@ -27,7 +27,7 @@ def test_the_docs_event_table_is_the_one_the_definitions_give() -> None:
 
 def test_the_sql_views_read_only_defined_fields() -> None:
     known = {spec.name for cls in PAYLOADS.values() for spec in fields(cls)}
-    used = {name for sql in VIEWS.values() for name in re.findall(r"data->>?'(\w+)'", sql)}
+    used = {name for sql in USER_VIEWS.values() for name in re.findall(r"data->>?'(\w+)'", sql)}
     assert used and used <= known, used - known
 
 

@@ -11,11 +11,11 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from backends import BackendSet
+from backends import BackendSet, ByteRange
 from backends.local import LocalCAS
 from registry import ObjectSpec, Provenance, Registry, WriteCondition
 from registry.errors import BucketNotEmpty, NoSuchBucket, PreconditionFailed
-from registry.events import GENESIS_HASH, chain_hash
+from registry.events import GENESIS_HASH, EventType, chain_hash
 
 WHO = Provenance("AKIDTEST", "127.0.0.1:5555", "aws-cli/2.0 Python/3.11", "REQ1")
 
@@ -79,7 +79,7 @@ def test_hash_chain_links_every_event(tmp_path: Path) -> None:
     asyncio.run(scenario())
     registry = open_registry(tmp_path)
     previous = GENESIS_HASH
-    for seq, event in enumerate(registry.log.replay(), start=1):
+    for seq, event in enumerate(registry.log.store.replay(), start=1):
         assert event.seq == seq
         assert event.prev_hash == previous
         assert event.hash == chain_hash(previous, event.canonical())
@@ -149,6 +149,38 @@ def test_a_half_built_generation_is_never_taken_for_the_live_views(tmp_path: Pat
     assert again.views.path.name == "views.2.sqlite"
     assert again.views.object_count("one") == 5
     again.log.close_sync()
+
+
+def test_a_library_read_records_its_read(tmp_path: Path) -> None:
+    """Reads through the library are audited like reads over HTTP: what was taken, and
+    whether the reader took all of it."""
+
+    async def scenario() -> list[dict[str, object]]:
+        registry = open_registry(tmp_path)
+        await registry.create_bucket("lib", "us-east-1", WHO)
+        await put(registry, "lib", "k", b"0123456789" * 300_000)
+        version = registry.head_object("lib", "k")
+        whole = b"".join([block async for block in registry.read_object(version, WHO)])
+        assert hashlib.sha256(whole).hexdigest() == version.sha256
+        early = registry.read_object(version, WHO, method="LIBRARY")
+        first = await anext(early)
+        await early.aclose()  # the reader stops after one block
+        ranged = registry.read_object(version, WHO, ByteRange(10, 19))
+        assert b"".join([block async for block in ranged]) == b"0123456789"
+        await registry.close()
+        reopened = open_registry(tmp_path)
+        reads = [e.data for e in reopened.log.store.of_type(EventType.OBJECT_READ)]
+        reopened.log.close_sync()
+        assert len(first) < len(whole)
+        return reads
+
+    reads = asyncio.run(scenario())
+    assert [(r["method"], r["bytes_sent"], r["completed"], r["status"]) for r in reads] == [
+        ("GET", 3_000_000, True, 200),
+        ("LIBRARY", 0, False, 200),
+        ("GET", 10, True, 206),
+    ]
+    assert reads[2]["range"] == "bytes=10-19" and reads[0]["principal"] == "AKIDTEST"
 
 
 def test_concurrent_writes_share_commits(tmp_path: Path) -> None:

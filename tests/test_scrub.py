@@ -159,11 +159,11 @@ async def put(registry: Registry, bucket: str, key: str, data: bytes) -> ObjectV
 
 
 def scrub_events(registry: Registry) -> list[dict[str, Any]]:
-    return [e.data for e in registry.log.replay() if e.type is EventType.SCRUB_PASS_COMPLETED]
+    return [e.data for e in registry.log.store.replay() if e.type is EventType.SCRUB_PASS_COMPLETED]
 
 
 def damage_of(registry: Registry) -> list[dict[str, Any]]:
-    return [e.data for e in registry.log.replay() if e.type is EventType.BLOB_DAMAGED]
+    return [e.data for e in registry.log.store.replay() if e.type is EventType.BLOB_DAMAGED]
 
 
 def local_path(root: Path, digest: str) -> Path:
@@ -176,12 +176,12 @@ def test_the_last_block_is_held_back_until_the_digest_matches(tmp_path: Path) ->
         await registry.create_bucket("lib", "us-east-1", WHO)
         data = os.urandom(3 * MiB + 10)
         version = await put(registry, "lib", "k", data)
-        intact = b"".join([block async for block in registry.open_object(version)])
+        intact = b"".join([block async for block in registry.read_object(version, WHO)])
         assert intact == data
         flip_byte(local_path(tmp_path, version.sha256), 5)
         received = b""
         with pytest.raises(StoredBytesDamaged) as raised:
-            async for block in registry.open_object(version):
+            async for block in registry.read_object(version, WHO):
                 received += block
         assert len(received) == 3 * MiB  # everything but the last block
         assert raised.value.found != version.sha256 and len(raised.value.found) == 64
@@ -203,7 +203,7 @@ def test_a_blob_longer_than_recorded_is_damage(tmp_path: Path) -> None:
         with path.open("ab") as f:
             f.write(b" and more")
         with pytest.raises(StoredBytesDamaged, match="more than 5 bytes"):
-            await anext(registry.open_object(version))
+            await anext(registry.read_object(version, WHO))
         await registry.close()
 
     asyncio.run(scenario())
@@ -220,7 +220,7 @@ def test_a_version_deleted_and_collected_during_a_read_is_not_damage(tmp_path: P
         await registry.delete_object("lib", "k", WHO)
         local_path(tmp_path, version.sha256).unlink()  # as gc would
         with pytest.raises(NoSuchKey):
-            await anext(registry.open_object(version))
+            await anext(registry.read_object(version, WHO))
         assert damage_of(registry) == []
         await registry.close()
 
@@ -235,10 +235,10 @@ def test_repaired_blob_is_no_longer_known_damage(tmp_path: Path) -> None:
         path = local_path(tmp_path, version.sha256)
         flip_byte(path, 0)
         with pytest.raises(StoredBytesDamaged):
-            await anext(registry.open_object(version))
+            await anext(registry.read_object(version, WHO))
         assert registry.integrity.summary()["count"] == 1
         flip_byte(path, 0)  # restored, e.g. from a backup
-        assert b"".join([b async for b in registry.open_object(version)]) == b"fix me"
+        assert b"".join([b async for b in registry.read_object(version, WHO)]) == b"fix me"
         assert registry.integrity.summary()["count"] == 0
         await registry.close()
 

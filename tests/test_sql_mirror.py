@@ -65,7 +65,7 @@ def mirrored(mirror: EventMirror) -> list[tuple[int, str]]:
 
 
 def logged(log: EventLog) -> list[tuple[int, str]]:
-    return [(e.seq, e.hash) for e in log.replay()]
+    return [(e.seq, e.hash) for e in log.store.replay()]
 
 
 def on_disk(mirror: EventMirror) -> list[str]:

@@ -550,7 +550,7 @@ def test_without_the_statement_checks_nothing_changes_either(
     import hashlib
 
     from registry import sql_worker
-    from registry.audit import VIEWS
+    from registry.event_store import EVENT_COLUMNS, USER_VIEWS
 
     data_dir, _ = stopped
     mirror = data_dir / "sql-mirror"
@@ -571,7 +571,8 @@ def test_without_the_statement_checks_nothing_changes_either(
     ]
     statements = escapes + fuzzed_statements(random.Random(4), sandbox.root, data_dir, 120)
     common = {
-        "sql": "", "views": VIEWS, "memory_mib": 512, "threads": 1, "cpu_seconds": 120,
+        "sql": "", "views": USER_VIEWS, "event_columns": EVENT_COLUMNS, "memory_mib": 512,
+        "threads": 1, "cpu_seconds": 120,
         "parent_pid": os.getpid(), "max_result_bytes": 1 << 20,
     }  # fmt: skip
     job = {

@@ -2,45 +2,15 @@
 
 from __future__ import annotations
 
-import ipaddress
-import re
-
 from lxml import etree
 from starlette.responses import Response
 
+from registry.names import check_bucket_name
 from s3facade.context import ServerContext, canonical_user_id
 from s3facade.errors import S3Error
 from s3facade.request import S3Request
 from s3facade.responses import xml_response
 from s3facade.xml import Document, add, child_text, iso8601, parse
-
-_BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
-# Prefixes and suffixes AWS reserves for its own features (access points, aliases).
-_RESERVED_PREFIXES = ("xn--", "sthree-", "amzn-s3-demo-")
-_RESERVED_SUFFIXES = ("-s3alias", "--ol-s3", ".mrap", "--x-s3", "--table-s3")
-
-
-def check_bucket_name(name: str) -> None:
-    """AWS's general-purpose bucket naming rules."""
-    valid = (
-        _BUCKET_NAME.match(name) is not None
-        and ".." not in name
-        and ".-" not in name
-        and "-." not in name
-        and not name.startswith(_RESERVED_PREFIXES)
-        and not name.endswith(_RESERVED_SUFFIXES)
-        and not _is_ip_address(name)
-    )
-    if not valid:
-        raise S3Error("InvalidBucketName", resource=name, extra={"BucketName": name})
-
-
-def _is_ip_address(name: str) -> bool:
-    try:
-        ipaddress.IPv4Address(name)
-    except ValueError:
-        return False
-    return True
 
 
 def add_owner(parent: etree._Element, principal: str, element: str | None = "Owner") -> None:

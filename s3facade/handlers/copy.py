@@ -7,11 +7,12 @@ from urllib.parse import unquote
 from starlette.responses import Response
 
 from registry import ObjectSpec, ObjectVersion
+from registry.names import check_key
 from s3facade.conditional import NotModified, check_read_conditions
 from s3facade.context import ServerContext
 from s3facade.errors import S3Error
 from s3facade.handlers.object_lock import lock_request
-from s3facade.handlers.objects import check_key, object_spec, parse_tagging, write_condition
+from s3facade.handlers.objects import object_spec, parse_tagging, write_condition
 from s3facade.handlers.versioning import version_headers
 from s3facade.request import S3Request
 from s3facade.responses import xml_response

@@ -15,7 +15,7 @@ from typing import Any
 from lxml import etree
 from starlette.responses import Response
 
-from registry.lifecycle import InvalidLifecycle, parse_rules, rules_of
+from registry.lifecycle import InvalidLifecycle, rules_of
 from s3facade.context import ServerContext
 from s3facade.domain_errors import s3_error_for
 from s3facade.errors import S3Error
@@ -55,12 +55,11 @@ async def put_bucket_lifecycle_configuration(req: S3Request, server: ServerConte
     server.registry.bucket(req.bucket)  # NoSuchBucket before any complaint about the body
     root = parse(await require_integrity(req.body), "LifecycleConfiguration")
     _fields(root, {"Rule"}, repeated={"Rule"})
+    records = [_rule(element) for element in children(root, "Rule")]
     try:
-        rules = parse_rules([_rule(element) for element in children(root, "Rule")])
-    except InvalidLifecycle as exc:
+        await server.registry.put_bucket_lifecycle(req.bucket, records, req.provenance)
+    except InvalidLifecycle as exc:  # the domain's explanation is the message
         raise S3Error(s3_error_for(exc).code, str(exc)) from None
-    records = [rule.as_dict() for rule in rules]
-    await server.registry.put_bucket_lifecycle(req.bucket, records, req.provenance)
     return Response(status_code=200)
 
 

@@ -11,6 +11,7 @@ from starlette.responses import Response, StreamingResponse
 from backends import BlobReceipt
 from registry import CompletedPart, MultipartUpload, ObjectVersion, UploadPart
 from registry.errors import RegistryError
+from registry.names import check_key
 from s3facade.checksums import (
     ALGORITHMS,
     DEFAULT_ALGORITHM,
@@ -27,7 +28,7 @@ from s3facade.handlers.buckets import add_owner
 from s3facade.handlers.copy import copy_source
 from s3facade.handlers.listing import encoder, int_param
 from s3facade.handlers.object_lock import lock_request
-from s3facade.handlers.objects import check_key, object_spec, write_condition
+from s3facade.handlers.objects import object_spec, write_condition
 from s3facade.handlers.versioning import version_headers
 from s3facade.integrity import UploadIntegrity
 from s3facade.request import S3Request
@@ -177,22 +178,17 @@ async def upload_part_copy(req: S3Request, server: ServerContext) -> Response:
     def checksums(receipt: BlobReceipt, md5: bytes) -> dict[str, str]:
         return {algorithm.name: b64(hasher.digest())}
 
-    part = await server.registry.uploads.upload_part(
+    part = await server.registry.uploads.upload_part_copy(
         req.bucket,
         req.key,
         upload.upload_id,
         number,
-        server.registry.open_object(source, byte_range),
+        source,
+        byte_range,
         provenance=req.provenance,
         hashers=[hasher],
         check=checksums,
-        derived_from={
-            "bucket": source.bucket,
-            "key": source.key,
-            "version_id": source.version_id,
-            "sha256": source.sha256,
-            "range": range_header or "",
-        },
+        range_text=range_header or "",
     )
     doc = Document("CopyPartResult")
     add(doc.root, "LastModified", iso8601(part.last_modified))

@@ -10,6 +10,7 @@ from starlette.responses import Response
 from registry import Bucket, ObjectSpec, ObjectVersion, WriteCondition
 from registry.errors import RegistryError
 from registry.model import DeleteOutcome
+from registry.names import check_key
 from s3facade.conditional import unquote_etag
 from s3facade.context import ServerContext
 from s3facade.domain_errors import s3_error_for
@@ -21,7 +22,6 @@ from s3facade.request import S3Request
 from s3facade.responses import xml_response
 from s3facade.xml import Document, add, child_text, children, parse
 
-MAX_KEY_BYTES = 1024
 MAX_METADATA_BYTES = 2 * 1024
 MAX_DELETE_KEYS = 1000
 
@@ -48,13 +48,6 @@ STORAGE_CLASSES = frozenset(
         "EXPRESS_ONEZONE",
     }
 )
-
-
-def check_key(key: str) -> None:
-    if len(key.encode("utf-8")) > MAX_KEY_BYTES:
-        raise S3Error(
-            "KeyTooLongError", extra={"Size": str(len(key.encode())), "MaxSizeAllowed": "1024"}
-        )
 
 
 def object_spec(headers: Headers) -> ObjectSpec:

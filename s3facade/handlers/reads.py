@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
+from typing import Any
 
 from starlette.responses import Response, StreamingResponse
 
@@ -107,10 +108,11 @@ async def get_object(req: S3Request, server: ServerContext) -> Response:
         _record(req, server, version, byte_range, status=304, sent=0, completed=True)
         return not_modified
     status, headers = _framing(version, byte_range, req, server)
-    stream = server.registry.open_object(version, byte_range)
+    stream = server.registry.read_object(
+        version, req.provenance, byte_range, **_read_context(req), status=status
+    )
     first = await _first_block(stream)  # so a missing blob is an error, not a cut-off 200
-    body = _recorded(req, server, version, byte_range, status, _prepend(first, stream))
-    return StreamingResponse(body, status_code=status, headers=headers)
+    return StreamingResponse(_prepend(first, stream), status_code=status, headers=headers)
 
 
 async def head_object(req: S3Request, server: ServerContext) -> Response:
@@ -121,27 +123,6 @@ async def head_object(req: S3Request, server: ServerContext) -> Response:
     status, headers = _framing(version, byte_range, req, server)
     _record(req, server, version, byte_range, status=status, sent=0, completed=True)
     return Response(status_code=status, headers=headers)
-
-
-async def _recorded(
-    req: S3Request,
-    server: ServerContext,
-    version: ObjectVersion,
-    byte_range: ByteRange | None,
-    status: int,
-    blocks: AsyncIterator[bytes],
-) -> AsyncIterator[bytes]:
-    """Pass the body through, then record the read: how much went out and whether the
-    client took all of it (a hang-up closes this generator early)."""
-    sent = 0
-    completed = False
-    try:
-        async for block in blocks:
-            yield block
-            sent += len(block)
-        completed = True
-    finally:
-        _record(req, server, version, byte_range, status=status, sent=sent, completed=completed)
 
 
 def _record(
@@ -157,14 +138,20 @@ def _record(
     server.registry.record_read(
         version,
         req.provenance,
-        method=req.method,
         range=None if byte_range is None else f"bytes={byte_range.first}-{byte_range.last}",
-        part_number=req.query.get("partNumber"),
         bytes_sent=sent,
         status=status,
         completed=completed,
-        presigned=req.auth.presigned,
+        **_read_context(req),
     )
+
+
+def _read_context(req: S3Request) -> dict[str, Any]:
+    return {
+        "method": req.method,
+        "part_number": req.query.get("partNumber"),
+        "presigned": req.auth.presigned,
+    }
 
 
 async def _first_block(stream: AsyncIterator[bytes]) -> bytes | None:
@@ -174,8 +161,13 @@ async def _first_block(stream: AsyncIterator[bytes]) -> bytes | None:
         return None
 
 
-async def _prepend(first: bytes | None, stream: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
-    if first is not None:
-        yield first
-    async for block in stream:
-        yield block
+async def _prepend(
+    first: bytes | None, stream: AsyncGenerator[bytes, None]
+) -> AsyncIterator[bytes]:
+    try:
+        if first is not None:
+            yield first
+        async for block in stream:
+            yield block
+    finally:
+        await stream.aclose()  # records the read now, whether or not the client took it all
