@@ -67,11 +67,9 @@ async def _load(registry: Registry, versions: int, groups: int) -> None:
         batch = []
         for n in range(first, min(first + BATCH, versions)):
             request = Provenance(who.principal, who.client_address, USER_AGENT, _request_id())
-            event = object_written(
-                BUCKET, key_of(n, groups), spec, request, receipt, md5, checksums, backend
-            )
-            registry.settle_write(event, spec)
-            batch.append(event)
+            key = key_of(n, groups)
+            written = object_written(spec, request, receipt, md5, checksums, backend)
+            batch.append(registry.settle_write(BUCKET, key, written, spec).event(BUCKET, key))
         await registry.log.append(batch)
         if registry.head_signer is not None and time.monotonic() - signed > SIGN_EVERY:
             await registry.head_signer.sign_now()

@@ -1,5 +1,6 @@
 """The domain: events, the log, views, provenance. Knows nothing of HTTP or how bytes are kept."""
 
+from registry.core import UploadCheck
 from registry.model import (
     NULL_VERSION,
     Bucket,
@@ -12,7 +13,7 @@ from registry.model import (
     UploadPart,
     WriteCondition,
 )
-from registry.registry import Registry, UploadCheck
+from registry.registry import Registry
 
 __all__ = [
     "NULL_VERSION",

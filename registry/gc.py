@@ -51,12 +51,13 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 from backends import BackendError
 from registry.errors import LogUntrusted
 from registry.event_store import BlobId
-from registry.events import Event, EventType
+from registry.events import EventType
 from registry.model import Provenance
+from registry.payloads import BlobsCollected
 
 if TYPE_CHECKING:
+    from registry.core import RegistryCore
     from registry.log import EventLog
-    from registry.registry import Registry
 
 logger = logging.getLogger(__name__)
 
@@ -133,7 +134,7 @@ class GcReport:
         }
 
 
-async def plan_collection(registry: Registry) -> GcPlan:
+async def plan_collection(registry: RegistryCore) -> GcPlan:
     """The blobs nothing references (see the module docstring), found in bounded memory:
     each blob the log named, and each a listing backend holds, is looked up in the views.
     Raises LogUntrusted when the views or the log cannot be relied on (check_trusted)."""
@@ -163,7 +164,7 @@ async def plan_collection(registry: Registry) -> GcPlan:
 
 
 async def collect(
-    registry: Registry,
+    registry: RegistryCore,
     plan: GcPlan,
     *,
     dry_run: bool = False,
@@ -191,7 +192,7 @@ async def collect(
 
 
 async def collect_garbage(
-    registry: Registry,
+    registry: RegistryCore,
     *,
     dry_run: bool = False,
     progress: Progress | None = None,
@@ -205,7 +206,7 @@ async def collect_garbage(
     )
 
 
-async def run_periodically(registry: Registry, interval: float, stop: asyncio.Event) -> None:
+async def run_periodically(registry: RegistryCore, interval: float, stop: asyncio.Event) -> None:
     """The server's background gc: a pass every `interval` seconds until `stop` is set.
     A failed pass is logged and retried at the next interval; it never stops serving."""
     while not stop.is_set():
@@ -255,7 +256,7 @@ class _Recheck:
 
 
 async def _collect_one(
-    registry: Registry,
+    registry: RegistryCore,
     recheck: _Recheck,
     backend_id: str,
     digest: str,
@@ -284,7 +285,9 @@ async def _collect_one(
     report.collected.append(CollectedBlob(backend_id, digest, size))
 
 
-async def _record(registry: Registry, collected: list[CollectedBlob], trigger: str) -> list[int]:
+async def _record(
+    registry: RegistryCore, collected: list[CollectedBlob], trigger: str
+) -> list[int]:
     who = Provenance(GC_PRINCIPAL, "", GC_USER_AGENT, secrets.token_hex(8).upper())
     events = []
     for start in range(0, len(collected), MAX_BLOBS_PER_EVENT):
@@ -292,15 +295,15 @@ async def _record(registry: Registry, collected: list[CollectedBlob], trigger: s
         per_backend: dict[str, int] = {}
         for blob in chunk:
             per_backend[blob.backend_id] = per_backend.get(blob.backend_id, 0) + blob.size
-        data = {
+        collected_chunk = BlobsCollected(
             **who.as_dict(),
-            "trigger": trigger,
-            "blobs": [asdict(blob) for blob in chunk],
-            "count": len(chunk),
-            "bytes": sum(blob.size for blob in chunk),
-            "bytes_per_backend": per_backend,
-        }
-        events.append(Event(EventType.BLOBS_COLLECTED, "", None, data))
+            trigger=trigger,
+            blobs=[asdict(blob) for blob in chunk],
+            count=len(chunk),
+            bytes=sum(blob.size for blob in chunk),
+            bytes_per_backend=per_backend,
+        )
+        events.append(collected_chunk.event())
     committed = await registry.log.append(events)
     return [event.seq for event in committed]
 

@@ -33,6 +33,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from registry.errors import RegistryError
 from registry.events import Event, EventType
 from registry.log import EventLog
+from registry.payloads import LogHeadSigned
 
 logger = logging.getLogger(__name__)
 
@@ -106,18 +107,14 @@ class HeadKey:
 
     def signed_head(self, seq: int, hash_: str) -> Event:
         signature = self.private.sign(head_message(seq, hash_)).hex()
-        data = {
-            "principal": SIGNER,
-            "client_address": "",
-            "user_agent": "",
-            "request_id": "",
-            "signed_seq": seq,
-            "signed_hash": hash_,
-            "public_key": self.public_hex,
-            "key_id": key_id(self.public_hex),
-            "signature": signature,
-        }
-        return Event(EventType.LOG_HEAD_SIGNED, "", None, data)
+        return LogHeadSigned(
+            principal=SIGNER,
+            signed_seq=seq,
+            signed_hash=hash_,
+            public_key=self.public_hex,
+            key_id=key_id(self.public_hex),
+            signature=signature,
+        ).event()
 
 
 def signature_problem(data: dict[str, Any], trusted: frozenset[str]) -> str | None:

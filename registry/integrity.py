@@ -33,9 +33,9 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from backends import BackendUnavailable, BlobDamaged, BlobNotFound, ByteRange, StorageBackend
+from registry import payloads
 from registry.errors import NoSuchKey, StorageUnavailable, StoredBytesDamaged
 from registry.event_store import BlobId
-from registry.events import Event, EventType
 from registry.model import ObjectVersion, Provenance
 
 if TYPE_CHECKING:
@@ -92,9 +92,10 @@ class IntegrityLedger:
             return False
         self._known[blob] = damage  # before awaiting: concurrent readers record it once
         who = Provenance(INTEGRITY_PRINCIPAL, "", INTEGRITY_USER_AGENT, _request_id())
-        data = {**who.as_dict(), **damage.as_dict()}
         try:
-            await self._log.append([Event(EventType.BLOB_DAMAGED, "", None, data)])
+            await self._log.append(
+                [payloads.BlobDamaged(**who.as_dict(), **damage.as_dict()).event()]
+            )
         except Exception as exc:
             logger.error("could not record damage of blob %s: %s", damage.sha256, exc)
             self._known.pop(blob, None)

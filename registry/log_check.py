@@ -38,6 +38,7 @@ from registry.events import GENESIS_HASH, Event, EventType, chain_hash
 from registry.gc import DigestListing
 from registry.heads import SIGNING_GRACE, HeadTrust, signature_problem
 from registry.log import CHECKPOINT_WAL_BYTES, MAX_BATCH, EventLog
+from registry.payloads import LogAnchorCreated, LogLossAccepted
 
 logger = logging.getLogger(__name__)
 _T = TypeVar("_T")
@@ -238,8 +239,8 @@ def open_checked_log(
             anchor_path,
             check.head_seq,
         )
-        data = {**_SYSTEM, "reason": "no anchor file", "head": _head(check)}
-        log.append_now([Event(EventType.LOG_ANCHOR_CREATED, "", None, data)])
+        created = LogAnchorCreated(principal=SYSTEM, reason="no anchor file", head=_head(check))
+        log.append_now([created.event()])
     if trust is not None and log.last_seq > 0:
         newest = log.store.event_at(log.last_seq)
         if newest is not None and newest.type != EventType.LOG_HEAD_SIGNED:
@@ -247,7 +248,7 @@ def open_checked_log(
     return log
 
 
-_SYSTEM = {"principal": "s3facade:log", "client_address": "", "user_agent": "", "request_id": ""}
+SYSTEM = "s3facade:log"  # the principal of the log's own events
 
 
 def _head(check: LogCheck) -> dict[str, Any]:
@@ -256,15 +257,14 @@ def _head(check: LogCheck) -> dict[str, Any]:
 
 def _loss_accepted(check: LogCheck, kept: list[tuple[str, str]]) -> Event:
     anchor = check.anchor
-    data = {
-        **_SYSTEM,
-        "problem": check.problem,
-        "anchor": None if anchor is None else {"seq": anchor.seq, "hash": anchor.hash},
-        "head": _head(check),
+    return LogLossAccepted(
+        principal=SYSTEM,
+        problem=check.problem,
+        anchor=None if anchor is None else {"seq": anchor.seq, "hash": anchor.hash},
+        head=_head(check),
         # Bytes of acknowledged writes the log lost: gc keeps them for a manual recovery.
-        "kept_blobs": [{"backend_id": b, "sha256": d} for b, d in kept],
-    }
-    return Event(EventType.LOG_LOSS_ACCEPTED, "", None, data)
+        kept_blobs=[{"backend_id": b, "sha256": d} for b, d in kept],
+    ).event()
 
 
 async def _holds_blobs(backends: BackendSet) -> bool:

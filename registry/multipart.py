@@ -12,16 +12,16 @@ import hashlib
 import secrets
 import time
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from backends import BlobReceipt, ByteRange, Hasher
+from registry.core import RegistryCore
 from registry.errors import (
     EntityTooSmall,
     InvalidPart,
     InvalidPartOrder,
     NoSuchUpload,
 )
-from registry.events import Event, EventType
 from registry.locks import SharedLockTable
 from registry.model import (
     CompletedPart,
@@ -34,10 +34,13 @@ from registry.model import (
     UploadsPage,
     WriteCondition,
 )
+from registry.payloads import (
+    MultipartUploadAborted,
+    MultipartUploadCompleted,
+    MultipartUploadCreated,
+    PartUploaded,
+)
 from registry.staging import stored_blob
-
-if TYPE_CHECKING:
-    from registry.registry import Registry
 
 MIN_PART_SIZE = 5 * 1024 * 1024  # every part but the last
 MAX_PART_NUMBER = 10_000
@@ -49,15 +52,15 @@ CompletionCheck = Callable[[BlobReceipt, Sequence[UploadPart]], Mapping[str, str
 
 
 class MultipartUploads:
-    def __init__(self, registry: Registry) -> None:
-        self._registry = registry
+    def __init__(self, core: RegistryCore) -> None:
+        self._core = core
         self._locks = SharedLockTable()  # parts shared, complete/abort exclusive
 
     def _upload(
         self, bucket: str, key: str, upload_id: str, *, with_parts: bool = True
     ) -> MultipartUpload:
-        self._registry.bucket(bucket)
-        upload = self._registry.views.upload(upload_id, with_parts=with_parts)
+        self._core.bucket(bucket)
+        upload = self._core.views.upload(upload_id, with_parts=with_parts)
         if upload is None or upload.bucket != bucket or upload.key != key:
             raise NoSuchUpload(upload_id)
         return upload
@@ -76,8 +79,8 @@ class MultipartUploads:
         upload_id_marker: str = "",
         max_uploads: int = 1000,
     ) -> UploadsPage:
-        self._registry.bucket(bucket)
-        return self._registry.views.list_uploads(
+        self._core.bucket(bucket)
+        return self._core.views.list_uploads(
             bucket,
             prefix=prefix,
             delimiter=delimiter,
@@ -97,18 +100,18 @@ class MultipartUploads:
         checksum_type: str | None,
         lock: Lock | None = None,
     ) -> MultipartUpload:
-        self._registry.check_writable(bucket, key, spec, lock)
+        self._core.check_writable(bucket, key, spec, lock)
         # Time-ordered ids: ListMultipartUploads lists a key's uploads by initiation.
         upload_id = f"{time.time_ns():016x}" + secrets.token_hex(16)
-        data = {
+        created = MultipartUploadCreated(
             **provenance.as_dict(),
             **spec.as_dict(),
-            "upload_id": upload_id,
-            "checksum_algorithm": checksum_algorithm,
-            "checksum_type": checksum_type,
-            "requested_lock": lock.as_dict() if lock is not None else None,
-        }
-        await self._registry.log.append([Event(EventType.UPLOAD_CREATED, bucket, key, data)])
+            upload_id=upload_id,
+            checksum_algorithm=checksum_algorithm,
+            checksum_type=checksum_type,
+            requested_lock=lock.as_dict() if lock is not None else None,
+        )
+        await self._core.log.append([created.event(bucket, key)])
         return self._upload(bucket, key, upload_id)
 
     async def upload_part(
@@ -125,30 +128,28 @@ class MultipartUploads:
         derived_from: Mapping[str, str] | None = None,
     ) -> UploadPart:
         self._upload(bucket, key, upload_id, with_parts=False)
-        backend = self._registry.backend_for(bucket)
+        backend = self._core.backend_for(bucket)
         md5 = hashlib.md5()
         verify = None if check is None else (lambda receipt: check(receipt, md5.digest()))
-        registry = self._registry
-        blob = stored_blob(backend, body, [md5, *hashers], verify, registry.digests, registry.space)
+        core = self._core
+        blob = stored_blob(backend, body, [md5, *hashers], verify, core.digests, core.space)
         async with blob as stored:
             receipt, checksums = stored
-            data = {
+            uploaded = PartUploaded(
                 **provenance.as_dict(),
-                "upload_id": upload_id,
-                "part_number": number,
-                "size": receipt.size,
-                "sha256": receipt.sha256,
-                "etag": md5.hexdigest(),
-                "checksums": dict(checksums),
-                "backend_id": backend.backend_id,
-            }
-            if derived_from is not None:
-                data["derived_from"] = dict(derived_from)
+                upload_id=upload_id,
+                part_number=number,
+                size=receipt.size,
+                sha256=receipt.sha256,
+                etag=md5.hexdigest(),
+                checksums=dict(checksums),
+                backend_id=backend.backend_id,
+                derived_from=None if derived_from is None else dict(derived_from),
+            )
             async with self._locks[upload_id].shared():
                 self._upload(bucket, key, upload_id, with_parts=False)  # not completed since
-                event = Event(EventType.PART_UPLOADED, bucket, key, data)
-                await self._registry.log.append([event])
-        part = self._registry.views.part(upload_id, number)
+                await self._core.log.append([uploaded.event(bucket, key)])
+        part = self._core.views.part(upload_id, number)
         assert part is not None  # just committed, and completion waits for the shared lock
         return part
 
@@ -173,7 +174,7 @@ class MultipartUploads:
             key,
             upload_id,
             number,
-            self._registry._stream_bytes(source, byte_range),
+            self._core.stream_bytes(source, byte_range),
             provenance=provenance,
             hashers=hashers,
             check=check,
@@ -195,10 +196,10 @@ class MultipartUploads:
         async with self._locks[upload_id].exclusive():
             upload = self._upload(bucket, key, upload_id)
             chosen = _chosen_parts(upload, parts)
-            self._registry.check_condition(bucket, key, condition)
-            backend = self._registry.backend_for(bucket)
+            self._core.check_condition(bucket, key, condition)
+            backend = self._core.backend_for(bucket)
             verify = None if check is None else (lambda receipt: check(receipt, chosen))
-            registry = self._registry
+            registry = self._core
             body = self._concatenation(chosen)
             blob = stored_blob(backend, body, hashers, verify, registry.digests, registry.space)
             async with blob as (receipt, checksums):
@@ -217,28 +218,29 @@ class MultipartUploads:
         provenance: Provenance,
         condition: WriteCondition,
     ) -> ObjectVersion:
-        backend = self._registry.backend_for(bucket)
+        backend = self._core.backend_for(bucket)
         upload_id = upload.upload_id
         md5s = b"".join(bytes.fromhex(part.etag) for part in chosen)
-        data = {
+        completed = MultipartUploadCompleted(
             **provenance.as_dict(),
             **upload.spec.as_dict(),
-            "upload_id": upload_id,
-            "size": receipt.size,
-            "sha256": receipt.sha256,
-            "md5": None,  # never computed over the whole: the ETag is of the parts
-            "etag": f"{hashlib.md5(md5s).hexdigest()}-{len(chosen)}",
-            "checksums": dict(checksums),
-            "checksum_type": upload.checksum_type or "FULL_OBJECT",
-            "part_sizes": [part.size for part in chosen],
-            "backend_id": backend.backend_id,
-        }
-        event = Event(EventType.UPLOAD_COMPLETED, bucket, key, data)
-        return await self._registry.commit_write(event, upload.spec, condition, upload.lock)
+            upload_id=upload_id,
+            size=receipt.size,
+            sha256=receipt.sha256,
+            md5=None,  # never computed over the whole: the ETag is of the parts
+            etag=f"{hashlib.md5(md5s).hexdigest()}-{len(chosen)}",
+            checksums=dict(checksums),
+            checksum_type=upload.checksum_type or "FULL_OBJECT",
+            part_sizes=[part.size for part in chosen],
+            backend_id=backend.backend_id,
+        )
+        return await self._core.commit_write(
+            bucket, key, completed, upload.spec, condition, upload.lock
+        )
 
     async def _concatenation(self, parts: Sequence[UploadPart]) -> AsyncIterator[bytes]:
         for part in parts:
-            async for block in self._registry.backends[part.backend_id].open(part.sha256):
+            async for block in self._core.backends[part.backend_id].open(part.sha256):
                 yield block
 
     async def abort(
@@ -251,8 +253,10 @@ class MultipartUploads:
     ) -> None:
         async with self._locks[upload_id].exclusive():
             self._upload(bucket, key, upload_id, with_parts=False)
-            data = {**provenance.as_dict(), **(note or {}), "upload_id": upload_id}
-            await self._registry.log.append([Event(EventType.UPLOAD_ABORTED, bucket, key, data)])
+            aborted = MultipartUploadAborted(
+                **provenance.as_dict(), **(note or {}), upload_id=upload_id
+            )
+            await self._core.log.append([aborted.event(bucket, key)])
 
 
 def _chosen_parts(upload: MultipartUpload, parts: Sequence[CompletedPart]) -> list[UploadPart]:

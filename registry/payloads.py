@@ -1,5 +1,5 @@
 """What each event type's `data` holds: one typed definition per type, used by every
-writer (`Payload.to_data`) and reader (`payload_of`).
+writer (`Payload.event`) and reader (`payload_of`).
 
 The log stores `data` as JSON, and its hash covers that JSON, so these classes map to and
 from the dicts the log has always held: a field's name is its JSON key, its type the JSON
@@ -17,7 +17,7 @@ from dataclasses import MISSING, dataclass, field, fields
 from typing import Any, ClassVar, TypeVar
 
 from registry.errors import CorruptLog
-from registry.events import CommittedEvent, EventType
+from registry.events import CommittedEvent, Event, EventType
 
 SCHEMA = 1
 _P = TypeVar("_P", bound="Payload")
@@ -37,6 +37,10 @@ class Payload:
         default=None, metadata=EXTRA
     )  # name, version (system events have none)
     request_id: str = ""
+
+    def event(self, bucket: str = "", key: str | None = None) -> Event:
+        """This payload as an event of its type, to append."""
+        return Event(self.TYPE, bucket, key, self.to_data())
 
     def to_data(self) -> dict[str, Any]:
         data: dict[str, Any] = {}

@@ -7,15 +7,13 @@ state change goes through the event log and only then into the views.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import logging
-import secrets
 import threading
-import time
 from collections.abc import (
     AsyncGenerator,
     AsyncIterable,
-    Callable,
     Mapping,
     Sequence,
 )
@@ -34,24 +32,17 @@ from backends import (
 )
 from registry.anchor import default_anchor_path
 from registry.clock import Clock
+from registry.core import UNCONDITIONAL, UploadCheck
 from registry.errors import (
     BucketAlreadyExists,
     BucketAlreadyOwnedByYou,
     BucketNotEmpty,
-    ConditionalRequestConflict,
-    DeleteMarkerFound,
     LogInUse,
     LogUntrusted,
-    NoSuchBucket,
     NoSuchKey,
-    NoSuchVersion,
     ObjectLocked,
-    PreconditionFailed,
 )
-from registry.events import Event, EventType
 from registry.heads import HeadSigner, HeadTrust
-from registry.integrity import IntegrityLedger, open_version
-from registry.locks import LockTable, SharedLockTable
 from registry.log import CHECKPOINT_WAL_BYTES, MAX_BATCH, EventLog
 from registry.log_check import open_checked_log
 from registry.model import (
@@ -66,57 +57,32 @@ from registry.model import (
     WriteCondition,
 )
 from registry.multipart import MultipartUploads
-from registry.names import check_bucket_name, check_key
-from registry.payloads import ObjectRead
-from registry.retention import RetentionPolicy, resolve_lock
+from registry.names import check_bucket_name
+from registry.payloads import (
+    BucketCreated,
+    BucketDeleted,
+    DeleteMarkerPlaced,
+    ObjectDeleted,
+    ObjectRead,
+    ObjectWritten,
+)
+from registry.retention import RetentionPolicy
 from registry.settings import VersionSettings
 from registry.space import SpaceReserve, local_roots
 from registry.staging import stored_blob
-from registry.view_checks import ViewChecks
 from registry.views import Views
 
 logger = logging.getLogger(__name__)
 
 LOG_FILE = "registry.duckdb"
-UNCONDITIONAL = WriteCondition()
-
-# Called once the bytes are staged, before they become visible: the protocol layer
-# checks what the client declared (Content-MD5, checksums, payload hash) and returns
-# the checksums to record. Raising refuses the upload; nothing is stored.
-UploadCheck = Callable[[BlobReceipt, bytes], Mapping[str, str]]
 
 
-class Registry(VersionSettings, ViewChecks):
-    def __init__(
-        self,
-        log: EventLog,
-        backends: BackendSet,
-        views: Views,
-        *,
-        policies: Sequence[RetentionPolicy] = (),
-        clock: Clock | None = None,
-        views_ready: bool = True,
-    ) -> None:
-        self._log = log
-        self._backends = backends
-        self.policies = tuple(policies)
-        # Retention and lifecycle decisions use this clock (tests move it; event times do not).
-        self.clock = clock or Clock()
-        self.views = views
-        # False until the views caught up with the log (load_views): nothing is served then.
-        self.views_ready = views_ready
-        self.views_loading = 0  # events applied so far while loading (for /-/ready)
-        self._comparing = asyncio.Lock()  # view comparisons build one fresh file at a time
-        log.set_views(views)
-        # Why the views may not match the log (a rebuild found a difference and was not
-        # forced): nothing that deletes bytes runs until this is resolved.
-        self.untrusted: str | None = None
-        self.head_signer: HeadSigner | None = None  # signs the head on close (registry.heads)
-        self.integrity = IntegrityLedger(log)  # damage found by reads and scrubs
-        self._bucket_locks = SharedLockTable()
-        self.digests = SharedLockTable()  # writes hold a digest shared; gc exclusively
-        self.uploads = MultipartUploads(self)
-        self._key_locks = LockTable()
+class Registry(VersionSettings):
+    """The facade: what the server, the CLI and library users call."""
+
+    @functools.cached_property
+    def uploads(self) -> MultipartUploads:
+        return MultipartUploads(self)
 
     @classmethod
     def open(
@@ -193,18 +159,6 @@ class Registry(VersionSettings, ViewChecks):
         self.views_ready = not stopping.is_set()
         return applied
 
-    @property
-    def log(self) -> EventLog:
-        return self._log
-
-    @property
-    def space(self) -> SpaceReserve | None:
-        return self._log.space
-
-    @property
-    def backends(self) -> BackendSet:
-        return self._backends
-
     async def close(self) -> None:
         if self.head_signer is not None:
             try:
@@ -221,12 +175,6 @@ class Registry(VersionSettings, ViewChecks):
 
     # -- buckets ---------------------------------------------------------------------------
 
-    def bucket(self, name: str) -> Bucket:
-        bucket = self.views.bucket(name)
-        if bucket is None:
-            raise NoSuchBucket(name)
-        return bucket
-
     def list_buckets(self, owner: str | None = None) -> list[Bucket]:
         return [b for b in self.views.buckets() if owner is None or b.owner == owner]
 
@@ -240,8 +188,8 @@ class Registry(VersionSettings, ViewChecks):
                 if existing.owner == provenance.principal:
                     raise BucketAlreadyOwnedByYou(name)
                 raise BucketAlreadyExists(name)
-            data = {**provenance.as_dict(), "region": region, "object_lock": object_lock}
-            await self._log.append([Event(EventType.BUCKET_CREATED, name, None, data)])
+            created = BucketCreated(**provenance.as_dict(), region=region, object_lock=object_lock)
+            await self._log.append([created.event(name)])
         return self.bucket(name)
 
     async def delete_bucket(self, name: str, provenance: Provenance) -> None:
@@ -249,27 +197,9 @@ class Registry(VersionSettings, ViewChecks):
             self.bucket(name)
             if self.views.object_count(name):
                 raise BucketNotEmpty(name)
-            await self._log.append(
-                [Event(EventType.BUCKET_DELETED, name, None, provenance.as_dict())]
-            )
+            await self._log.append([BucketDeleted(**provenance.as_dict()).event(name)])
 
     # -- objects ---------------------------------------------------------------------------
-
-    def head_object(self, bucket: str, key: str, version_id: str | None = None) -> ObjectVersion:
-        """The current object, or the named version (NoSuchKey / NoSuchVersion /
-        DeleteMarkerFound as S3 tells them apart)."""
-        self.bucket(bucket)
-        if version_id is None:
-            latest = self.views.latest(bucket, key)
-            if latest is None or latest.delete_marker:
-                raise NoSuchKey(key, latest)
-            return latest
-        version = self.views.version(bucket, key, version_id)
-        if version is None:
-            raise NoSuchVersion(version_id)
-        if version.delete_marker:
-            raise DeleteMarkerFound(version)
-        return version
 
     def read_object(
         self,
@@ -283,8 +213,8 @@ class Registry(VersionSettings, ViewChecks):
     ) -> AsyncGenerator[bytes, None]:
         """The version's bytes, or the inclusive range, recorded as read by `provenance` once
         the reader is done with them (how many it took, whether all: a reader that stops
-        early closes the iterator). Whole reads are verified (see `_stream_bytes`)."""
-        blocks = self._stream_bytes(version, byte_range)
+        early closes the iterator). Whole reads are verified (see `stream_bytes`)."""
+        blocks = self.stream_bytes(version, byte_range)
         ranged = None if byte_range is None else f"bytes={byte_range.first}-{byte_range.last}"
         answered = status if status is not None else (200 if byte_range is None else 206)
 
@@ -307,24 +237,6 @@ class Registry(VersionSettings, ViewChecks):
                     )  # fmt: skip
 
         return recorded()
-
-    def _stream_bytes(
-        self, version: ObjectVersion, byte_range: ByteRange | None = None
-    ) -> AsyncGenerator[bytes, None]:
-        """The bytes unrecorded: for read_object and for copies (whose events name their
-        source). A read of the whole blob is verified against the recorded SHA-256 and
-        raises StoredBytesDamaged (recorded) instead of handing on its last block if they
-        differ; see registry.integrity."""
-
-        def still_named() -> bool:
-            # Read at call time (rebuild() replaces the views); a "null" id is reused.
-            now = self.views.version(version.bucket, version.key, version.version_id)
-            return now is not None and (now.backend_id, now.sha256) == blob
-
-        blob = (version.backend_id, version.sha256)
-
-        backend = self._backends[version.backend_id]
-        return open_version(self.integrity, backend, version, byte_range, still_named)
 
     def list_objects(
         self,
@@ -362,10 +274,8 @@ class Registry(VersionSettings, ViewChecks):
         blob = stored_blob(backend, body, hashing, verify, self.digests, self.space)
         async with blob as stored:
             receipt, checksums = stored
-            event = object_written(
-                bucket, key, spec, provenance, receipt, md5.hexdigest(), checksums, backend
-            )
-            return await self.commit_write(event, spec, condition, lock)
+            written = object_written(spec, provenance, receipt, md5.hexdigest(), checksums, backend)
+            return await self.commit_write(bucket, key, written, spec, condition, lock)
 
     async def copy_object(
         self,
@@ -385,7 +295,7 @@ class Registry(VersionSettings, ViewChecks):
         backend = self.backend_for(bucket)
         async with AsyncExitStack() as held:
             if backend.backend_id != source.backend_id:
-                source_bytes = self._stream_bytes(source)
+                source_bytes = self.stream_bytes(source)
                 blob = stored_blob(backend, source_bytes, (), None, self.digests, self.space)
                 await held.enter_async_context(blob)
             else:
@@ -409,21 +319,20 @@ class Registry(VersionSettings, ViewChecks):
         condition: WriteCondition,
         lock: Lock | None,
     ) -> ObjectVersion:
-        data = {
+        written = ObjectWritten(
             **provenance.as_dict(),
             **spec.as_dict(),
-            "size": source.size,
-            "sha256": source.sha256,
-            "md5": source.md5,
-            "etag": source.etag,
-            "checksums": dict(source.checksums),
-            "checksum_type": source.checksum_type,
-            "part_sizes": list(source.part_sizes),
-            "backend_id": backend.backend_id,
-            "derived_from": source.derivation(),
-        }
-        event = Event(EventType.OBJECT_WRITTEN, bucket, key, data)
-        return await self.commit_write(event, spec, condition, lock)
+            size=source.size,
+            sha256=source.sha256,
+            md5=source.md5,
+            etag=source.etag,
+            checksums=dict(source.checksums),
+            checksum_type=source.checksum_type,
+            part_sizes=list(source.part_sizes),
+            backend_id=backend.backend_id,
+            derived_from=source.derivation(),
+        )
+        return await self.commit_write(bucket, key, written, spec, condition, lock)
 
     def record_read(self, version: ObjectVersion, provenance: Provenance, **read: Any) -> None:
         """Record who fetched which version (GET/HEAD/presigned GET, a library read): the
@@ -436,71 +345,7 @@ class Registry(VersionSettings, ViewChecks):
             etag=version.etag,
             **read,
         )
-        event = Event(EventType.OBJECT_READ, version.bucket, version.key, payload.to_data())
-        self._log.record([event])
-
-    async def commit_write(
-        self,
-        event: Event,
-        spec: ObjectSpec,
-        condition: WriteCondition,
-        lock: Lock | None = None,
-    ) -> ObjectVersion:
-        """Append an object write atomically with its condition, its bucket's existence, its
-        version id and the lock it gets. Refuses to replace a protected "null" version.
-
-        Holds the bucket shared and the key exclusively only for the commit, never while
-        bytes upload, so concurrent writes to different keys still share transactions.
-        """
-        bucket_name, key = event.bucket, event.key
-        assert key is not None
-        async with (
-            self._bucket_locks[bucket_name].shared(),
-            self._key_locks.hold((bucket_name, key)),
-        ):
-            self.bucket(bucket_name)
-            try:
-                self.check_condition(bucket_name, key, condition)
-            except PreconditionFailed:
-                # It held before the upload; a concurrent writer changed the key since.
-                raise ConditionalRequestConflict(key) from None
-            version_id = self.settle_write(event, spec, lock)
-            await self._log.append([event])
-        return self.head_object(bucket_name, key, version_id)
-
-    def settle_write(self, event: Event, spec: ObjectSpec, lock: Lock | None = None) -> str:
-        """Give a write event its version id and the lock it gets; refuses to replace a
-        protected "null" version. The caller holds the key (or writes alone)."""
-        assert event.key is not None
-        bucket = self.bucket(event.bucket)
-        version_id = self._new_version_id(bucket)
-        if version_id == NULL_VERSION:
-            self._check_replaceable(event.bucket, event.key)
-        resolved = resolve_lock(bucket, event.key, spec, lock, self.policies, self.clock())
-        event.data.update({"version_id": version_id, **resolved.as_dict()})
-        return version_id
-
-    def check_writable(
-        self, bucket_name: str, key: str, spec: ObjectSpec, lock: Lock | None
-    ) -> None:
-        """Refusals a write can get before its body is read (checked again at commit)."""
-        check_key(key)
-        bucket = self.bucket(bucket_name)
-        resolve_lock(bucket, key, spec, lock, self.policies, self.clock())
-        if not bucket.versioned:
-            self._check_replaceable(bucket_name, key)
-
-    def _check_replaceable(self, bucket: str, key: str) -> None:
-        null = self.views.version(bucket, key, NULL_VERSION)
-        if null is not None and null.protected(self.clock()):
-            raise ObjectLocked(key)
-
-    @staticmethod
-    def _new_version_id(bucket: Bucket) -> str:
-        if not bucket.versioned:
-            return NULL_VERSION
-        # Time-ordered, so ids of one key sort like its history.
-        return f"{time.time_ns():x}{secrets.token_hex(8)}"
+        self._log.record([payload.event(version.bucket, version.key)])
 
     async def delete_object(
         self,
@@ -530,64 +375,46 @@ class Registry(VersionSettings, ViewChecks):
                     return DeleteOutcome(version_id, delete_marker=False)
                 if not version.removable(self.clock(), bypass_governance=bypass_governance):
                     raise ObjectLocked(key)
-                data = {**who, "version_id": version_id, "bypass_governance": bypass_governance}
-                await self._log.append([Event(EventType.OBJECT_DELETED, bucket_name, key, data)])
+                deleted = ObjectDeleted(
+                    **who, version_id=version_id, bypass_governance=bypass_governance
+                )
+                await self._log.append([deleted.event(bucket_name, key)])
                 return DeleteOutcome(version_id, delete_marker=version.delete_marker)
             if bucket.versioning is None:
                 if self.views.version(bucket_name, key, NULL_VERSION) is None:
                     return DeleteOutcome(None, delete_marker=False)
-                self._check_replaceable(bucket_name, key)
-                data = {**who, "version_id": NULL_VERSION}
-                await self._log.append([Event(EventType.OBJECT_DELETED, bucket_name, key, data)])
+                self.check_replaceable(bucket_name, key)
+                deleted = ObjectDeleted(**who, version_id=NULL_VERSION)
+                await self._log.append([deleted.event(bucket_name, key)])
                 return DeleteOutcome(None, delete_marker=False)
-            marker_id = self._new_version_id(bucket)
+            marker_id = self.new_version_id(bucket)
             if marker_id == NULL_VERSION:  # suspended: the marker replaces the null version
-                self._check_replaceable(bucket_name, key)
-            data = {**who, "version_id": marker_id}
-            event = Event(EventType.DELETE_MARKER_PLACED, bucket_name, key, data)
-            await self._log.append([event])
+                self.check_replaceable(bucket_name, key)
+            marker = DeleteMarkerPlaced(**who, version_id=marker_id)
+            await self._log.append([marker.event(bucket_name, key)])
             return DeleteOutcome(marker_id, delete_marker=True)
-
-    def check_condition(self, bucket: str, key: str, condition: WriteCondition) -> None:
-        if condition.is_unconditional:
-            return
-        current = self.views.current(bucket, key)
-        if condition.must_not_exist and current is not None:
-            raise PreconditionFailed(key)
-        if condition.if_match is not None:
-            if current is None:
-                raise NoSuchKey(key)
-            if condition.if_match not in ("*", current.etag):
-                raise PreconditionFailed(key)
-
-    def backend_for(self, bucket: str) -> StorageBackend:
-        return self._backends.for_bucket(bucket)
 
 
 def object_written(
-    bucket: str,
-    key: str,
     spec: ObjectSpec,
     provenance: Provenance,
     receipt: BlobReceipt,
     md5_hex: str,
     checksums: Mapping[str, str],
     backend: StorageBackend,
-) -> Event:
-    """The ObjectWritten event of a PUT whose bytes are stored, before `settle_write` gives
-    it its version and lock (bench/load_versions.py builds its events with this too)."""
-    data = {
+) -> ObjectWritten:
+    """What a PUT whose bytes are stored writes, before `settle_write` gives it its version
+    and lock (bench/load_versions.py builds its events with this too)."""
+    return ObjectWritten(
         **provenance.as_dict(),
         **spec.as_dict(),
-        "size": receipt.size,
-        "sha256": receipt.sha256,
-        "md5": md5_hex,
-        "etag": md5_hex,
-        "checksums": dict(checksums),
-        "checksum_type": "FULL_OBJECT",
-        "backend_id": backend.backend_id,
-    }
-    return Event(EventType.OBJECT_WRITTEN, bucket, key, data)
+        size=receipt.size,
+        sha256=receipt.sha256,
+        md5=md5_hex,
+        etag=md5_hex,
+        checksums=dict(checksums),
+        backend_id=backend.backend_id,
+    )
 
 
 def open_log_read_only(data_dir: Path) -> EventLog:

@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any
 
 from backends import BackendError, BlobDamaged, BlobNotFound, StorageBackend
 from registry.event_store import BlobId
-from registry.events import Event, EventType
+from registry.events import EventType
 from registry.integrity import (
     INTEGRITY_PRINCIPAL,
     MISSING,
@@ -48,10 +48,11 @@ from registry.integrity import (
     StreamDigest,
 )
 from registry.model import Provenance
+from registry.payloads import ScrubPassCompleted
 
 if TYPE_CHECKING:
+    from registry.core import RegistryCore
     from registry.log import EventLog
-    from registry.registry import Registry
 
 logger = logging.getLogger(__name__)
 
@@ -97,7 +98,7 @@ class ScrubReport:
 class Scrubber:
     """Runs scrub passes over one registry at a paced read rate, one pass at a time."""
 
-    def __init__(self, registry: Registry, mib_per_second: float) -> None:
+    def __init__(self, registry: RegistryCore, mib_per_second: float) -> None:
         if not mib_per_second > 0:
             raise ValueError(f"scrub_mib_per_second must be positive, not {mib_per_second}")
         self._registry = registry
@@ -241,20 +242,19 @@ class Scrubber:
 
     async def _record(self, report: ScrubReport) -> int:
         who = Provenance(INTEGRITY_PRINCIPAL, "", SCRUB_USER_AGENT, _request_id())
-        data = {
+        completed = ScrubPassCompleted(
             **who.as_dict(),
-            "trigger": report.trigger,
-            "started": _iso(report.started),
-            "blobs": report.blobs,
-            "blobs_checked": report.blobs_checked,
-            "bytes": report.bytes_checked,
-            "damaged_count": len(report.damaged),
-            "damaged": [_named(damage) for damage in report.damaged[:MAX_LISTED]],
-            "problems_count": len(report.problems),
-            "duration_seconds": round(report.duration_seconds, 3),
-        }
-        event = Event(EventType.SCRUB_PASS_COMPLETED, "", None, data)
-        [committed] = await self._registry.log.append([event])
+            trigger=report.trigger,
+            started=_iso(report.started),
+            blobs=report.blobs,
+            blobs_checked=report.blobs_checked,
+            bytes=report.bytes_checked,
+            damaged_count=len(report.damaged),
+            damaged=[_named(damage) for damage in report.damaged[:MAX_LISTED]],
+            problems_count=len(report.problems),
+            duration_seconds=round(report.duration_seconds, 3),
+        )
+        [committed] = await self._registry.log.append([completed.event()])
         return committed.seq
 
 

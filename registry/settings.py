@@ -1,21 +1,17 @@
 """Bucket settings (versioning, Object Lock, lifecycle) and per-version settings
-(retention, legal hold, tags): the part of the Registry that changes settings rather
-than bytes. A mixin, so callers keep one Registry API."""
+(retention, legal hold, tags): the part of the registry that changes settings rather than
+bytes, over its core. The facade extends it, so callers keep one Registry API."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from registry.clock import Clock
+from registry.core import RegistryCore
 from registry.errors import InvalidBucketState, ObjectLockNotEnabled
-from registry.events import Event, EventType
 from registry.lifecycle import parse_rules
-from registry.locks import LockTable, SharedLockTable
-from registry.log import EventLog
 from registry.model import (
-    Bucket,
     DefaultRetention,
     LockMode,
     ObjectVersion,
@@ -23,25 +19,19 @@ from registry.model import (
     Versioning,
     VersionsPage,
 )
+from registry.payloads import (
+    BucketLifecycleSet,
+    BucketObjectLockConfigured,
+    BucketVersioningSet,
+    ObjectLegalHoldSet,
+    ObjectRetentionSet,
+    ObjectTagsSet,
+    Payload,
+)
 from registry.retention import check_retention_change
-from registry.views import Views
 
 
-class VersionSettings:
-    views: Views
-    clock: Clock
-    _log: EventLog
-    _bucket_locks: SharedLockTable
-    _key_locks: LockTable
-
-    if TYPE_CHECKING:
-
-        def bucket(self, name: str) -> Bucket: ...
-
-        def head_object(
-            self, bucket: str, key: str, version_id: str | None = None
-        ) -> ObjectVersion: ...
-
+class VersionSettings(RegistryCore):
     def list_versions(
         self,
         bucket: str,
@@ -62,22 +52,18 @@ class VersionSettings:
             max_keys=max_keys,
         )
 
-    async def _bucket_setting(
-        self, bucket: str, type_: EventType, provenance: Provenance, **data: Any
-    ) -> None:
+    async def _bucket_setting(self, bucket: str, setting: Payload) -> None:
         async with self._bucket_locks[bucket].exclusive():
             self.bucket(bucket)
-            event = Event(type_, bucket, None, {**provenance.as_dict(), **data})
-            await self._log.append([event])
+            await self._log.append([setting.event(bucket)])
 
     async def put_bucket_versioning(
         self, bucket: str, status: Versioning, provenance: Provenance
     ) -> None:
         if self.bucket(bucket).object_lock and status is not Versioning.ENABLED:
             raise InvalidBucketState("versioning cannot be suspended on an Object Lock bucket")
-        await self._bucket_setting(
-            bucket, EventType.BUCKET_VERSIONING_SET, provenance, status=status.value
-        )
+        setting = BucketVersioningSet(**provenance.as_dict(), status=status.value)
+        await self._bucket_setting(bucket, setting)
 
     async def put_object_lock_configuration(
         self, bucket: str, default: DefaultRetention | None, provenance: Provenance
@@ -87,36 +73,35 @@ class VersionSettings:
         if not state.object_lock and not state.versioned:
             raise InvalidBucketState("Object Lock needs versioning enabled on the bucket")
         rule = default.as_dict() if default is not None else None
-        await self._bucket_setting(
-            bucket, EventType.BUCKET_LOCK_CONFIGURED, provenance, default_retention=rule
-        )
+        setting = BucketObjectLockConfigured(**provenance.as_dict(), default_retention=rule)
+        await self._bucket_setting(bucket, setting)
 
     async def put_bucket_lifecycle(
         self, bucket: str, rules: Sequence[Mapping[str, Any]] | None, provenance: Provenance
     ) -> None:
         """Set (None: remove) the bucket's lifecycle rules; invalid rules raise
         InvalidLifecycle (registry.lifecycle) and change nothing."""
-        records = None if rules is None else [rule.as_dict() for rule in parse_rules(rules)]
-        await self._bucket_setting(
-            bucket, EventType.BUCKET_LIFECYCLE_SET, provenance, rules=records
-        )
+        records: list[Mapping[str, Any]] | None = None
+        if rules is not None:
+            records = [rule.as_dict() for rule in parse_rules(rules)]
+        setting = BucketLifecycleSet(**provenance.as_dict(), rules=records)
+        await self._bucket_setting(bucket, setting)
 
     async def _version_setting(
         self,
         bucket: str,
         key: str,
         version_id: str | None,
-        type_: EventType,
-        provenance: Provenance,
+        setting: Callable[[str], Payload],
         check: Callable[[ObjectVersion], None] | None = None,
-        **data: Any,
     ) -> ObjectVersion:
+        """Record `setting(version id)` for the version (the current one unless named),
+        once `check` allows it, atomically with the version's existence."""
         async with self._bucket_locks[bucket].shared(), self._key_locks.hold((bucket, key)):
             version = self.head_object(bucket, key, version_id)
             if check is not None:
                 check(version)
-            payload = {**provenance.as_dict(), "version_id": version.version_id, **data}
-            await self._log.append([Event(type_, bucket, key, payload)])
+            await self._log.append([setting(version.version_id).event(bucket, key)])
             return self.head_object(bucket, key, version.version_id)
 
     async def put_object_retention(
@@ -141,12 +126,14 @@ class VersionSettings:
             bucket,
             key,
             version_id,
-            EventType.RETENTION_SET,
-            provenance,
+            lambda version: ObjectRetentionSet(
+                **provenance.as_dict(),
+                version_id=version,
+                mode=mode.value if mode else None,
+                retain_until=until.isoformat() if until else None,
+                bypass_governance=bypass_governance,
+            ),
             allowed,
-            mode=mode.value if mode else None,
-            retain_until=until.isoformat() if until else None,
-            bypass_governance=bypass_governance,
         )
 
     async def put_object_legal_hold(
@@ -155,7 +142,12 @@ class VersionSettings:
         if not self.bucket(bucket).object_lock:
             raise ObjectLockNotEnabled(bucket)
         return await self._version_setting(
-            bucket, key, version_id, EventType.LEGAL_HOLD_SET, provenance, status=on
+            bucket,
+            key,
+            version_id,
+            lambda version: ObjectLegalHoldSet(
+                **provenance.as_dict(), version_id=version, status=on
+            ),
         )
 
     async def put_object_tagging(
@@ -167,5 +159,10 @@ class VersionSettings:
         provenance: Provenance,
     ) -> ObjectVersion:
         return await self._version_setting(
-            bucket, key, version_id, EventType.TAGS_SET, provenance, tags=dict(tags)
+            bucket,
+            key,
+            version_id,
+            lambda version: ObjectTagsSet(
+                **provenance.as_dict(), version_id=version, tags=dict(tags)
+            ),
         )

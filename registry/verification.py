@@ -35,7 +35,7 @@ from registry.verify import (
 )
 
 if TYPE_CHECKING:
-    from registry.registry import Registry
+    from registry.core import RegistryCore
 
 Progress = Callable[[int], None]
 _PRIME = 1000  # events before the verified point that signed heads after it may name
@@ -100,7 +100,7 @@ def verify_log(
 
 
 async def verify_stored(
-    registry: Registry,
+    registry: RegistryCore,
     report: VerifyReport,
     progress: Progress | None = None,
 ) -> None:

@@ -1,6 +1,6 @@
 """Are the views still the log's? Rebuilding them, comparing, and the check that guards
-every deletion of bytes: the part of the Registry that judges its own views. A mixin, so
-callers keep one Registry API.
+every deletion of bytes: the part of the registry that judges its own views. The base of
+the registry core (registry.core), whose attributes it names below.
 
 A comparison builds fresh views from the log beside the live ones (the next generation
 file), in a worker thread, and fingerprints both at the same log position: the live ones
@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from registry.errors import LogUntrusted
-from registry.events import Event, EventType
 from registry.log import EventLog
 from registry.model import Provenance
+from registry.payloads import ViewsRebuilt
 from registry.views import Views, drop
 
 
@@ -89,13 +89,13 @@ class ViewChecks:
             )
         elif not comparison.identical:
             await self._swap(comparison.fresh)
-            data = {
+            rebuilt = ViewsRebuilt(
                 **provenance.as_dict(),
-                "live": comparison.live,
-                "rebuilt": comparison.rebuilt,
-                "position": comparison.position,
-            }
-            await self._log.append([Event(EventType.VIEWS_REBUILT, "", None, data)])
+                live=comparison.live,
+                rebuilt=comparison.rebuilt,
+                position=comparison.position,
+            )
+            await self._log.append([rebuilt.event()])
             self.untrusted, swapped = None, True
         elif force:
             drop(comparison.fresh)

@@ -68,23 +68,25 @@ def test_listings_match_a_brute_force_model(tmp_path: Path) -> None:
     async def scenario() -> None:
         cas = LocalCAS(tmp_path / "blobs")
         registry = Registry.open(tmp_path, BackendSet({"local": cas}, "local"))
-        await registry.create_bucket("m", "us-east-1", WHO)
-        await registry.put_bucket_versioning("m", Versioning.ENABLED, WHO)
+        await registry.create_bucket("model", "us-east-1", WHO)
+        await registry.put_bucket_versioning("model", Versioning.ENABLED, WHO)
         for _ in range(400):
             key = random_key(rng)
             roll = rng.random()
             if roll < 0.6:
-                await registry.put_object("m", key, one(b"x"), spec=ObjectSpec(), provenance=WHO)
+                await registry.put_object(
+                    "model", key, one(b"x"), spec=ObjectSpec(), provenance=WHO
+                )
             elif roll < 0.75:
-                await registry.delete_object("m", key, WHO)  # a delete marker
+                await registry.delete_object("model", key, WHO)  # a delete marker
             elif roll < 0.85:
-                versions = registry.views.versions("m", key)
+                versions = registry.views.versions("model", key)
                 if versions:
                     victim = rng.choice(versions).version_id
-                    await registry.delete_object("m", key, WHO, version_id=victim)
+                    await registry.delete_object("model", key, WHO, version_id=victim)
             else:
                 await registry.uploads.create(
-                    "m", key, spec=ObjectSpec(), provenance=WHO,
+                    "model", key, spec=ObjectSpec(), provenance=WHO,
                     checksum_algorithm=None, checksum_type=None,
                 )  # fmt: skip
         check(registry, rng)
@@ -95,10 +97,10 @@ def test_listings_match_a_brute_force_model(tmp_path: Path) -> None:
 
 def check(registry: Registry, rng: random.Random) -> None:
     views = registry.views
-    every = [v for b in ["m"] for v in views.all_versions(b)]  # key order, newest first
+    every = [v for b in ["model"] for v in views.all_versions(b)]  # key order, newest first
     keys = sorted({v.key for v in every})
-    live = [k for k in keys if not views.versions("m", k)[0].delete_marker]
-    uploads = [(u.key, u.upload_id) for u in views.all_uploads("m")]
+    live = [k for k in keys if not views.versions("model", k)[0].delete_marker]
+    uploads = [(u.key, u.upload_id) for u in views.all_uploads("model")]
     prefixes = ["", *{k[:n] for k in keys for n in (1, 2)}]
     for _ in range(300):
         prefix = rng.choice(prefixes)
@@ -119,7 +121,7 @@ def check_current(
 
     def page(marker: str) -> tuple[list[Item], bool, str]:
         result = registry.list_objects(
-            "m", prefix=prefix, delimiter=delimiter, after=marker, max_keys=max_keys
+            "model", prefix=prefix, delimiter=delimiter, after=marker, max_keys=max_keys
         )
         found = [("key", v.key, "") for v in result.objects]
         found += [("prefix", p, "") for p in result.common_prefixes]
@@ -147,7 +149,7 @@ def check_versions(
 
     def page(marker: tuple[str, str]) -> tuple[list[Item], bool, tuple[str, str]]:
         result = registry.list_versions(
-            "m", prefix=prefix, delimiter=delimiter, key_marker=marker[0],
+            "model", prefix=prefix, delimiter=delimiter, key_marker=marker[0],
             version_id_marker=marker[1], max_keys=max_keys,
         )  # fmt: skip
         for version, is_latest in result.versions:
@@ -175,7 +177,7 @@ def check_uploads(
 ) -> None:  # fmt: skip
     def page(marker: tuple[str, str]) -> tuple[list[Item], bool, tuple[str, str]]:
         result = registry.uploads.list(
-            "m", prefix=prefix, delimiter=delimiter, key_marker=marker[0],
+            "model", prefix=prefix, delimiter=delimiter, key_marker=marker[0],
             upload_id_marker=marker[1], max_uploads=max_keys,
         )  # fmt: skip
         found = [("key", u.key, u.upload_id) for u in result.uploads]

@@ -122,8 +122,8 @@ def test_scrub_keeps_to_its_rate_and_the_server_keeps_serving(
 def test_background_scrub_pass(tmp_path: Path) -> None:
     async def scenario() -> None:
         registry = open_registry(tmp_path)
-        await registry.create_bucket("bg", "us-east-1", WHO)
-        await put(registry, "bg", "k", b"background bytes")
+        await registry.create_bucket("background", "us-east-1", WHO)
+        await put(registry, "background", "k", b"background bytes")
         scrubber = Scrubber(registry, mib_per_second=16)
         task = asyncio.create_task(scrubber.run_periodically(0.2))
         deadline = time.monotonic() + 10
