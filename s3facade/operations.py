@@ -52,6 +52,17 @@ class Action(StrEnum):
     GET_OBJECT_TAGGING = "GetObjectTagging"
     PUT_OBJECT_TAGGING = "PutObjectTagging"
     DELETE_OBJECT_TAGGING = "DeleteObjectTagging"
+    GET_BUCKET_ENCRYPTION = "GetBucketEncryption"
+    GET_BUCKET_WEBSITE = "GetBucketWebsite"
+    GET_BUCKET_REPLICATION = "GetBucketReplication"
+    GET_BUCKET_LOGGING = "GetBucketLogging"
+    GET_BUCKET_NOTIFICATION = "GetBucketNotificationConfiguration"
+    GET_BUCKET_ACCELERATE = "GetBucketAccelerateConfiguration"
+    GET_BUCKET_REQUEST_PAYMENT = "GetBucketRequestPayment"
+    LIST_BUCKET_ANALYTICS = "ListBucketAnalyticsConfigurations"
+    LIST_BUCKET_INVENTORY = "ListBucketInventoryConfigurations"
+    LIST_BUCKET_METRICS = "ListBucketMetricsConfigurations"
+    LIST_BUCKET_INTELLIGENT_TIERING = "ListBucketIntelligentTieringConfigurations"
 
 
 class Target(Enum):
@@ -102,6 +113,20 @@ ROUTES: tuple[Route, ...] = (
     Route(Target.BUCKET, "GET", Action.LIST_OBJECT_VERSIONS, keyword="versions"),
     Route(Target.BUCKET, "GET", Action.GET_OBJECT_LOCK_CONFIGURATION, keyword="object-lock"),
     Route(Target.BUCKET, "PUT", Action.PUT_OBJECT_LOCK_CONFIGURATION, keyword="object-lock"),
+    # Settings s3facade does not keep, read as unconfigured (handlers.unconfigured).
+    Route(Target.BUCKET, "GET", Action.GET_BUCKET_ENCRYPTION, keyword="encryption"),
+    Route(Target.BUCKET, "GET", Action.GET_BUCKET_WEBSITE, keyword="website"),
+    Route(Target.BUCKET, "GET", Action.GET_BUCKET_REPLICATION, keyword="replication"),
+    Route(Target.BUCKET, "GET", Action.GET_BUCKET_LOGGING, keyword="logging"),
+    Route(Target.BUCKET, "GET", Action.GET_BUCKET_NOTIFICATION, keyword="notification"),
+    Route(Target.BUCKET, "GET", Action.GET_BUCKET_ACCELERATE, keyword="accelerate"),
+    Route(Target.BUCKET, "GET", Action.GET_BUCKET_REQUEST_PAYMENT, keyword="requestPayment"),
+    Route(Target.BUCKET, "GET", Action.LIST_BUCKET_ANALYTICS, keyword="analytics"),
+    Route(Target.BUCKET, "GET", Action.LIST_BUCKET_INVENTORY, keyword="inventory"),
+    Route(Target.BUCKET, "GET", Action.LIST_BUCKET_METRICS, keyword="metrics"),
+    Route(
+        Target.BUCKET, "GET", Action.LIST_BUCKET_INTELLIGENT_TIERING, keyword="intelligent-tiering"
+    ),
     Route(Target.OBJECT, "GET", Action.GET_OBJECT_RETENTION, keyword="retention"),
     Route(Target.OBJECT, "PUT", Action.PUT_OBJECT_RETENTION, keyword="retention"),
     Route(Target.OBJECT, "GET", Action.GET_OBJECT_LEGAL_HOLD, keyword="legal-hold"),

@@ -911,7 +911,7 @@ def test_put_if_match_on_missing_key(s3: Any, server: RunningServer, unchanged: 
 # --- sub-resources we do not serve ------------------------------------------------------
 
 
-@pytest.mark.parametrize("subresource", ["acl", "policy", "cors", "website", "logging"])
+@pytest.mark.parametrize("subresource", ["acl", "policy", "cors", "ownershipControls"])
 def test_unknown_bucket_subresource_is_not_a_listing(
     server: RunningServer, unchanged: str, subresource: str
 ) -> None:

@@ -108,6 +108,50 @@ def test_unimplemented_subresource_is_not_a_listing(server: Any, s3: Any, bucket
     assert raised.value.response["ResponseMetadata"]["HTTPStatusCode"] == 501
 
 
+def test_settings_s3facade_does_not_keep_read_as_unconfigured(s3: Any, bucket: str) -> None:
+    """What Terraform and the aws cli read of every bucket: AWS's answers for a bucket
+    without these settings, through boto3's own parsers."""
+    for read, code in [
+        (s3.get_bucket_encryption, "ServerSideEncryptionConfigurationNotFoundError"),
+        (s3.get_bucket_website, "NoSuchWebsiteConfiguration"),
+        (s3.get_bucket_replication, "ReplicationConfigurationNotFoundError"),
+    ]:
+        with pytest.raises(ClientError) as raised:
+            read(Bucket=bucket)
+        assert error_code(raised.value) == code
+        assert raised.value.response["ResponseMetadata"]["HTTPStatusCode"] == 404
+    assert "LoggingEnabled" not in s3.get_bucket_logging(Bucket=bucket)
+    notification = s3.get_bucket_notification_configuration(Bucket=bucket)
+    assert not {"TopicConfigurations", "QueueConfigurations"} & set(notification)
+    assert "Status" not in s3.get_bucket_accelerate_configuration(Bucket=bucket)
+    assert s3.get_bucket_request_payment(Bucket=bucket)["Payer"] == "BucketOwner"
+    for listing, entries in [
+        (s3.list_bucket_analytics_configurations, "AnalyticsConfigurationList"),
+        (s3.list_bucket_inventory_configurations, "InventoryConfigurationList"),
+        (s3.list_bucket_metrics_configurations, "MetricsConfigurationList"),
+        (s3.list_bucket_intelligent_tiering_configurations, "IntelligentTieringConfigurationList"),
+    ]:
+        answer = listing(Bucket=bucket)
+        assert answer["IsTruncated"] is False and entries not in answer
+    with pytest.raises(ClientError) as raised:
+        s3.get_bucket_analytics_configuration(Bucket=bucket, Id="nightly")
+    assert error_code(raised.value) == "NoSuchConfiguration"
+    with pytest.raises(ClientError) as raised:
+        s3.get_bucket_logging(Bucket=f"absent-{uuid.uuid4().hex[:8]}")
+    assert error_code(raised.value) == "NoSuchBucket"
+
+
+def test_setting_what_s3facade_does_not_keep_is_not_implemented(s3: Any, bucket: str) -> None:
+    rule = {"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}
+    with pytest.raises(ClientError) as raised:
+        s3.put_bucket_encryption(Bucket=bucket, ServerSideEncryptionConfiguration={"Rules": [rule]})
+    assert error_code(raised.value) == "NotImplemented"
+    assert "encryption" in raised.value.response["Error"]["Message"]
+    with pytest.raises(ClientError) as raised:  # and nothing changed
+        s3.get_bucket_encryption(Bucket=bucket)
+    assert error_code(raised.value) == "ServerSideEncryptionConfigurationNotFoundError"
+
+
 def test_metrics_in_prometheus_text_format(server: Any, s3: Any, bucket: str) -> None:
     from prometheus_client.parser import text_string_to_metric_families
 

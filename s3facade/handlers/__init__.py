@@ -17,6 +17,7 @@ from s3facade.handlers import (
     objects,
     reads,
     tagging,
+    unconfigured,
     versioning,
 )
 from s3facade.operations import Action
@@ -60,4 +61,5 @@ HANDLERS: Mapping[Action, Handler] = {
     Action.GET_OBJECT_TAGGING: tagging.get_object_tagging,
     Action.PUT_OBJECT_TAGGING: tagging.put_object_tagging,
     Action.DELETE_OBJECT_TAGGING: tagging.delete_object_tagging,
+    **dict.fromkeys(unconfigured.ANSWERS, unconfigured.answer),
 }
