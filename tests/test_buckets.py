@@ -5,12 +5,13 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+import boto3
 import httpx
 import pytest
 from botocore.exceptions import ClientError
 
 from s3facade.admin_client import AdminClient
-from tests.conftest import ACCESS_KEY, SECRET_KEY
+from tests.conftest import ACCESS_KEY, SECRET_KEY, RunningServer
 
 
 def error_code(exc: ClientError) -> str:
@@ -36,11 +37,47 @@ def test_bucket_lifecycle(s3: Any) -> None:
     assert raised.value.response["ResponseMetadata"]["HTTPStatusCode"] == 404
 
 
-def test_create_twice_is_already_owned(s3: Any, bucket: str) -> None:
-    with pytest.raises(ClientError) as raised:
-        s3.create_bucket(Bucket=bucket)
-    assert error_code(raised.value) == "BucketAlreadyOwnedByYou"
-    assert raised.value.response["ResponseMetadata"]["HTTPStatusCode"] == 409
+def test_creating_an_owned_bucket_again_in_us_east_1_succeeds_and_changes_nothing(
+    server: Any, s3: Any, bucket: str
+) -> None:
+    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    s3.put_object(Bucket=bucket, Key="kept", Body=b"x")
+    admin = AdminClient(server.endpoint, credentials=(ACCESS_KEY, SECRET_KEY))
+    before = admin.json("GET", "/-/admin/log", {"bucket": bucket})["events"]
+    again = s3.create_bucket(Bucket=bucket)
+    assert again["ResponseMetadata"]["HTTPStatusCode"] == 200
+    assert again["Location"] == f"/{bucket}"
+    assert s3.get_bucket_versioning(Bucket=bucket)["Status"] == "Enabled"
+    assert [o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"]] == ["kept"]
+    after = admin.json("GET", "/-/admin/log", {"bucket": bucket})["events"]
+    assert after == before  # nothing recorded: nothing changed
+
+
+def test_creating_an_owned_bucket_again_elsewhere_is_already_owned(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    config = tmp_path_factory.mktemp("eu-config") / "s3facade.toml"
+    config.write_text('[server]\nregion = "eu-west-1"\n')
+    data = tmp_path_factory.mktemp("eu") / "data"
+    eu = RunningServer(data, extra_args=["--config", str(config)]).start()
+    try:
+        s3 = boto3.client(
+            "s3",
+            endpoint_url=eu.endpoint,
+            aws_access_key_id=ACCESS_KEY,
+            aws_secret_access_key=SECRET_KEY,
+            region_name="eu-west-1",
+        )
+        name = f"eu-{uuid.uuid4().hex[:10]}"
+        s3.create_bucket(Bucket=name, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+        with pytest.raises(ClientError) as raised:
+            s3.create_bucket(
+                Bucket=name, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"}
+            )
+        assert error_code(raised.value) == "BucketAlreadyOwnedByYou"
+        assert raised.value.response["ResponseMetadata"]["HTTPStatusCode"] == 409
+    finally:
+        eu.stop()
 
 
 @pytest.mark.parametrize(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from lxml import etree
 from starlette.responses import Response
 
+from registry.errors import BucketAlreadyOwnedByYou
 from registry.names import check_bucket_name
 from s3facade.context import ServerContext, canonical_user_id
 from s3facade.errors import S3Error
@@ -51,7 +52,16 @@ async def create_bucket(req: S3Request, server: ServerContext) -> Response:
                 f"endpoint serves {server.region!r}.",
             )
     lock = req.headers.get("x-amz-bucket-object-lock-enabled", "").strip().lower() == "true"
-    await server.registry.create_bucket(req.bucket, server.region, req.provenance, object_lock=lock)
+    try:
+        await server.registry.create_bucket(
+            req.bucket, server.region, req.provenance, object_lock=lock
+        )
+    except BucketAlreadyOwnedByYou:
+        # AWS's legacy behaviour in us-east-1: creating a bucket you own again succeeds and
+        # changes nothing; every other region answers 409.
+        # https://docs.aws.amazon.com/AmazonS3/latest/API/API_CreateBucket.html
+        if server.region != "us-east-1":
+            raise
     return Response(status_code=200, headers={"Location": f"/{req.bucket}"})
 
 
