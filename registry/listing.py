@@ -78,7 +78,7 @@ def current_page(
     truncated = False
     for common, version in _current_items(_Walk(db, bucket, prefix, delimiter), after):
         if len(found) + len(prefixes) == max_keys:
-            truncated = True
+            truncated = max_keys > 0  # as AWS: a page of 0 keys is never truncated
             break
         if version is not None:
             found.append(version)
@@ -167,7 +167,7 @@ def versions_page(
     walk = _Walk(db, bucket, prefix, delimiter)
     for common, version, latest in _version_items(walk, key_marker, version_id_marker):
         if len(found) + len(prefixes) == max_keys:
-            truncated = True
+            truncated = max_keys > 0  # as AWS: a page of 0 keys is never truncated
             break
         if version is not None:
             found.append((version, latest))
@@ -249,7 +249,7 @@ def uploads_page(
     walk = _Walk(db, bucket, prefix, delimiter)
     for common, upload in _upload_items(walk, key_marker, upload_id_marker):
         if len(found) + len(prefixes) == max_uploads:
-            truncated = True
+            truncated = max_uploads > 0
             break
         if upload is not None:
             found.append(upload)

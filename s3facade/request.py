@@ -177,3 +177,20 @@ class S3Request:
     def key(self) -> str:
         assert self.operation.key is not None
         return self.operation.key
+
+
+def int_param(req: S3Request, name: str, default: int, maximum: int, *, minimum: int = 0) -> int:
+    """An integer query parameter (max-keys, max-parts, max-buckets...): below `minimum` or
+    not a number is InvalidArgument, above `maximum` is capped, as AWS does."""
+    text = req.query.get(name, str(default))
+    try:
+        value = int(text)
+    except ValueError:
+        value = minimum - 1
+    if value < minimum:
+        raise S3Error(
+            "InvalidArgument",
+            f"Provided {name} not an integer or within integer range",
+            extra={"ArgumentName": name, "ArgumentValue": text},
+        )
+    return min(value, maximum)

@@ -6,7 +6,7 @@ import re
 import secrets
 from collections.abc import Iterator
 from datetime import datetime
-from urllib.parse import quote_plus
+from urllib.parse import quote
 
 from lxml import etree
 
@@ -112,5 +112,7 @@ def iso8601(time: datetime) -> str:
 
 
 def url_encode(value: str) -> str:
-    """encoding-type=url as AWS does it: space -> '+', '/' kept, the rest percent-encoded."""
-    return quote_plus(value, safe="/")
+    """encoding-type=url: '/' kept, everything else but unreserved characters percent-encoded,
+    a space as %20 (which every client's decoder reads; a '+' would be a literal plus to
+    those that decode as a path)."""
+    return quote(value, safe="/")

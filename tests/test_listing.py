@@ -127,7 +127,7 @@ def test_url_encoding_only_when_asked(server: Any, s3: Any, bucket: str) -> None
     encoded = _signed_get(server.endpoint, f"/{bucket}", "encoding-type=url&list-type=2")
     root = etree.fromstring(encoded.content)
     assert root.findtext("s3:EncodingType", namespaces=ns) == "url"
-    assert root.findtext("s3:Contents/s3:Key", namespaces=ns) == "a+b%2Bc%25d/%C3%BC"
+    assert root.findtext("s3:Contents/s3:Key", namespaces=ns) == "a%20b%2Bc%25d/%C3%BC"
     raw = _signed_get(server.endpoint, f"/{bucket}", "list-type=2")
     root = etree.fromstring(raw.content)
     assert root.find("s3:EncodingType", namespaces=ns) is None

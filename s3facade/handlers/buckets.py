@@ -8,10 +8,13 @@ from starlette.responses import Response
 from registry.errors import BucketAlreadyOwnedByYou
 from registry.names import check_bucket_name
 from s3facade.context import ServerContext, canonical_user_id
+from s3facade.continuation import decode_token, encode_token
 from s3facade.errors import S3Error
-from s3facade.request import S3Request
+from s3facade.request import S3Request, int_param
 from s3facade.responses import xml_response
 from s3facade.xml import Document, add, child_text, iso8601, parse
+
+MAX_BUCKETS = 10_000  # AWS's limit of max-buckets (and of buckets per account)
 
 
 def add_owner(parent: etree._Element, principal: str, element: str | None = "Owner") -> None:
@@ -22,18 +25,32 @@ def add_owner(parent: etree._Element, principal: str, element: str | None = "Own
 
 
 async def list_buckets(req: S3Request, server: ServerContext) -> Response:
+    """The caller's buckets by name; paginated when max-buckets is given, filtered by
+    prefix and bucket-region. https://docs.aws.amazon.com/AmazonS3/latest/API/API_ListBuckets.html"""
     principal = req.provenance.principal
     prefix = req.query.get("prefix", "")
+    region = req.query.get("bucket-region")
+    limit = int_param(req, "max-buckets", MAX_BUCKETS, MAX_BUCKETS, minimum=1)
+    token = req.query.get("continuation-token")
+    after = decode_token(token) if token else ""
+    chosen = [
+        bucket
+        for bucket in server.registry.list_buckets(owner=principal)
+        if bucket.name.startswith(prefix)
+        and bucket.name > after
+        and (region is None or bucket.region == region)
+    ]
+    page = chosen[:limit]
     doc = Document("ListAllMyBucketsResult")
     add_owner(doc.root, principal)
     buckets = add(doc.root, "Buckets")
-    for bucket in server.registry.list_buckets(owner=principal):
-        if not bucket.name.startswith(prefix):
-            continue
+    for bucket in page:
         entry = add(buckets, "Bucket")
         add(entry, "Name", bucket.name)
         add(entry, "CreationDate", iso8601(bucket.created))
         add(entry, "BucketRegion", bucket.region)
+    if len(chosen) > limit:  # the next page's token (AWS names it ContinuationToken here)
+        add(doc.root, "ContinuationToken", encode_token(page[-1].name))
     if prefix:
         add(doc.root, "Prefix", prefix)
     return xml_response(doc)

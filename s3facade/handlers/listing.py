@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 from collections.abc import Callable
 
 from lxml import etree
@@ -11,30 +9,14 @@ from starlette.responses import Response
 
 from registry import ListingPage, ObjectVersion
 from s3facade.context import ServerContext
+from s3facade.continuation import decode_token, encode_token
 from s3facade.errors import S3Error
 from s3facade.handlers.buckets import add_owner
-from s3facade.request import S3Request
+from s3facade.request import S3Request, int_param
 from s3facade.responses import xml_response
 from s3facade.xml import S3_NS, Document, add, iso8601, set_text, url_encode
 
 MAX_KEYS = 1000
-_TOKEN_PREFIX = b"s3facade:v1:"
-
-
-def int_param(req: S3Request, name: str, default: int, maximum: int) -> int:
-    """A non-negative integer query parameter (max-keys, max-parts...), capped like AWS."""
-    text = req.query.get(name, str(default))
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if value < 0:
-        raise S3Error(
-            "InvalidArgument",
-            f"Provided {name} not an integer or within integer range",
-            extra={"ArgumentName": name, "ArgumentValue": text},
-        )
-    return min(value, maximum)
 
 
 def max_keys_param(req: S3Request) -> int:
@@ -52,24 +34,6 @@ def encoder(req: S3Request) -> Callable[[str], str]:
             extra={"ArgumentName": "encoding-type", "ArgumentValue": encoding},
         )
     return url_encode
-
-
-def encode_token(key: str) -> str:
-    return base64.urlsafe_b64encode(_TOKEN_PREFIX + key.encode()).decode("ascii")
-
-
-def decode_token(token: str) -> str:
-    try:
-        raw = base64.urlsafe_b64decode(token.encode("ascii"))
-        if not raw.startswith(_TOKEN_PREFIX):
-            raise ValueError(token)
-        return raw[len(_TOKEN_PREFIX) :].decode()
-    except (ValueError, binascii.Error, UnicodeError):
-        raise S3Error(
-            "InvalidArgument",
-            "The continuation token provided is incorrect",
-            extra={"ArgumentName": "continuation-token"},
-        ) from None
 
 
 def _page(req: S3Request, server: ServerContext, after: str, max_keys: int) -> ListingPage:
@@ -125,9 +89,9 @@ _CONTENTS, _KEY, _LAST_MODIFIED, _ETAG, _CHECKSUM_ALGORITHM, _CHECKSUM_TYPE, _SI
 _STORAGE_CLASS = f"{{{S3_NS}}}StorageClass"
 
 
-def _header(doc: Document, req: S3Request, encode: Callable[[str], str], max_keys: int) -> None:
+def _header(doc: Document, req: S3Request, prefix: str) -> None:
     add(doc.root, "Name", req.bucket)
-    add(doc.root, "Prefix", encode(req.query.get("prefix", "")))
+    add(doc.root, "Prefix", prefix)
 
 
 async def list_objects_v2(req: S3Request, server: ServerContext) -> Response:
@@ -135,18 +99,19 @@ async def list_objects_v2(req: S3Request, server: ServerContext) -> Response:
     encode = encoder(req)
     token = req.query.get("continuation-token")
     start_after = req.query.get("start-after", "")
-    # start-after is ignored once a continuation token is given (rule 11).
-    after = decode_token(token) if token is not None else start_after
+    # start-after is ignored once a continuation token is given (rule 11); an empty token
+    # lists from the start (and is echoed, as AWS does).
+    after = decode_token(token) if token else start_after
     page = _page(req, server, after, max_keys)
     doc = Document("ListBucketResult")
-    _header(doc, req, encode, max_keys)
+    _header(doc, req, encode(req.query.get("prefix", "")))
     if token is not None:
         add(doc.root, "ContinuationToken", token)
     if page.next_marker is not None:
         add(doc.root, "NextContinuationToken", encode_token(page.next_marker))
     add(doc.root, "KeyCount", len(page.objects) + len(page.common_prefixes))
     add(doc.root, "MaxKeys", max_keys)
-    if "delimiter" in req.query:
+    if req.query.get("delimiter"):  # an empty delimiter is no delimiter
         add(doc.root, "Delimiter", encode(req.query["delimiter"]))
     add(doc.root, "IsTruncated", page.is_truncated)
     if start_after:
@@ -164,13 +129,15 @@ async def list_objects(req: S3Request, server: ServerContext) -> Response:
     marker = req.query.get("marker", "")
     page = _page(req, server, marker, max_keys)
     doc = Document("ListBucketResult")
-    _header(doc, req, encode, max_keys)
+    # ListObjects (v1) echoes its prefix unencoded even under encoding-type=url: AWS's
+    # clients decode its Delimiter, Marker and NextMarker but not its Prefix.
+    _header(doc, req, req.query.get("prefix", ""))
     add(doc.root, "Marker", encode(marker))
     # AWS sends NextMarker only with a delimiter; without one, clients use the last key.
-    if page.next_marker is not None and "delimiter" in req.query:
+    if page.next_marker is not None and req.query.get("delimiter"):
         add(doc.root, "NextMarker", encode(page.next_marker))
     add(doc.root, "MaxKeys", max_keys)
-    if "delimiter" in req.query:
+    if req.query.get("delimiter"):  # an empty delimiter is no delimiter
         add(doc.root, "Delimiter", encode(req.query["delimiter"]))
     add(doc.root, "IsTruncated", page.is_truncated)
     if "encoding-type" in req.query:

@@ -26,12 +26,12 @@ from s3facade.domain_errors import s3_error_for
 from s3facade.errors import S3Error
 from s3facade.handlers.buckets import add_owner
 from s3facade.handlers.copy import copy_source
-from s3facade.handlers.listing import encoder, int_param
+from s3facade.handlers.listing import encoder
 from s3facade.handlers.object_lock import lock_request
 from s3facade.handlers.objects import object_spec, write_condition
 from s3facade.handlers.versioning import version_headers
 from s3facade.integrity import UploadIntegrity
-from s3facade.request import S3Request
+from s3facade.request import S3Request, int_param
 from s3facade.responses import error_xml, xml_response
 from s3facade.xml import Document, add, child_text, children, iso8601, parse
 
@@ -251,7 +251,7 @@ async def list_multipart_uploads(req: S3Request, server: ServerContext) -> Respo
     if page.next_key_marker is not None:
         add(doc.root, "NextKeyMarker", encode(page.next_key_marker))
         add(doc.root, "NextUploadIdMarker", page.next_upload_id_marker or "")
-    if "delimiter" in req.query:
+    if req.query.get("delimiter"):  # an empty delimiter is no delimiter
         add(doc.root, "Delimiter", encode(req.query["delimiter"]))
     add(doc.root, "Prefix", encode(req.query.get("prefix", "")))
     add(doc.root, "MaxUploads", max_uploads)

@@ -82,7 +82,7 @@ async def list_object_versions(req: S3Request, server: ServerContext) -> Respons
         if page.next_version_id_marker is not None:
             add(doc.root, "NextVersionIdMarker", page.next_version_id_marker)
     add(doc.root, "MaxKeys", limit)
-    if "delimiter" in req.query:
+    if req.query.get("delimiter"):  # an empty delimiter is no delimiter
         add(doc.root, "Delimiter", encode(req.query["delimiter"]))
     add(doc.root, "IsTruncated", page.is_truncated)
     if "encoding-type" in req.query:
