@@ -15,12 +15,26 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from registry.model import ListingPage, MultipartUpload, ObjectVersion, UploadsPage, VersionsPage
-from registry.view_rows import UPLOAD_COLUMNS, VERSION_COLUMNS, upload_from_row, version_from_row
+from registry.model import (
+    ListedObject,
+    ListingPage,
+    MultipartUpload,
+    ObjectVersion,
+    UploadsPage,
+    VersionsPage,
+)
+from registry.view_rows import (
+    LISTED_COLUMNS,
+    UPLOAD_COLUMNS,
+    VERSION_COLUMNS,
+    listed_from_row,
+    upload_from_row,
+    version_from_row,
+)
 
 _BATCH = 1000
 _FIRST_BATCH = 8  # after a seek: most groups hold more keys than this
-_JOINED_COLUMNS = ", ".join(f"v.{column.strip()}" for column in VERSION_COLUMNS.split(","))
+_JOINED_LISTED = ", ".join(f"v.{column.strip()}" for column in LISTED_COLUMNS.split(","))
 
 
 def successor(prefix: str) -> str:
@@ -72,7 +86,7 @@ def current_page(
 ) -> ListingPage:
     """Keys (and common prefixes) after `after` whose newest version is not a delete
     marker; max_keys counts both."""
-    found: list[ObjectVersion] = []
+    found: list[ListedObject] = []
     prefixes: list[str] = []
     last = ""
     truncated = False
@@ -89,12 +103,12 @@ def current_page(
     return ListingPage(found, prefixes, truncated, last if truncated else None)
 
 
-def _current_items(walk: _Walk, after: str) -> Iterator[tuple[str | None, ObjectVersion | None]]:
+def _current_items(walk: _Walk, after: str) -> Iterator[tuple[str | None, ListedObject | None]]:
     """Keys from the narrow `current` index (a batch that grows while no group is skipped,
-    so a seek wastes little); each key's version row is read when it is yielded."""
+    so a seek wastes little); each key's listed columns are read when it is yielded."""
     position = _Position(after, inclusive=False)
     if not walk.delimiter:  # no group to skip: the version rows come with the keys
-        yield from ((None, version) for version in _current_versions(walk, position))
+        yield from ((None, listed) for listed in _current_listed(walk, position))
         return
     batch = _FIRST_BATCH
     while True:
@@ -113,7 +127,7 @@ def _current_items(walk: _Walk, after: str) -> Iterator[tuple[str | None, Object
                 position = _Position(successor(common), inclusive=True)
                 batch = _FIRST_BATCH
                 break  # seek past the group
-            yield None, _version_at(walk, key, seq)
+            yield None, _listed_at(walk, key, seq)
             position = _Position(key, inclusive=False)
         else:
             if len(rows) < batch:
@@ -121,25 +135,33 @@ def _current_items(walk: _Walk, after: str) -> Iterator[tuple[str | None, Object
             batch = min(batch * 4, _BATCH)
 
 
-def _current_versions(walk: _Walk, position: _Position) -> Iterator[ObjectVersion]:
+def _current_listed(walk: _Walk, position: _Position) -> Iterator[ListedObject]:
     batch = _FIRST_BATCH * 16
     while True:
         where, params = walk.keys_from(position, "c.key")
         rows = walk.db.execute(
-            f"SELECT {_JOINED_COLUMNS} FROM current c JOIN versions v "
+            f"SELECT {_JOINED_LISTED} FROM current c JOIN versions v "
             "ON v.bucket = c.bucket AND v.key = c.key AND v.seq = c.seq "
             f"WHERE c.bucket = ?{where} ORDER BY c.key LIMIT {batch}",
             [walk.bucket, *params],
         ).fetchall()
         for row in rows:
-            version = version_from_row(row)
-            if not version.key.startswith(walk.prefix):
+            listed = listed_from_row(row)
+            if not listed.key.startswith(walk.prefix):
                 return
-            yield version
+            yield listed
         if len(rows) < batch:
             return
-        position = _Position(rows[-1][1], inclusive=False)
+        position = _Position(rows[-1][0], inclusive=False)
         batch = min(batch * 4, _BATCH)
+
+
+def _listed_at(walk: _Walk, key: str, seq: int) -> ListedObject:
+    row = walk.db.execute(
+        f"SELECT {LISTED_COLUMNS} FROM versions WHERE bucket = ? AND key = ? AND seq = ?",
+        [walk.bucket, key, seq],
+    ).fetchone()
+    return listed_from_row(row)
 
 
 def _version_at(walk: _Walk, key: str, seq: int) -> ObjectVersion:

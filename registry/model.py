@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 
 from registry.provenance import attached_provenance, parse_user_agent
 
@@ -193,9 +193,21 @@ class ObjectSpec:
         return cls(data["content_type"], data["headers"], data["metadata"], data.get("tags", {}))
 
 
+class ListedObject(NamedTuple):
+    """A key as ListObjects shows it: only what the listing answers with, read without the
+    rest of the version (a page reads a thousand of these)."""
+
+    key: str
+    last_modified: datetime
+    etag: str
+    size: int
+    checksums: Mapping[str, str]
+    owner: str
+
+
 @dataclass(frozen=True, slots=True)
 class ListingPage:
-    objects: list[ObjectVersion]
+    objects: list[ListedObject]
     common_prefixes: list[str]
     is_truncated: bool
     next_marker: str | None  # last key or common prefix returned, when truncated

@@ -16,6 +16,7 @@ from registry.events import to_microseconds
 from registry.model import (
     Bucket,
     DefaultRetention,
+    ListedObject,
     Lock,
     LockMode,
     MultipartUpload,
@@ -144,6 +145,14 @@ def _loads(text: str) -> Any:
     if text == "[]":
         return []
     return json.loads(text)
+
+
+LISTED_COLUMNS = "key, last_modified, etag, size, checksums, owner"
+
+
+def listed_from_row(row: Sequence[Any]) -> ListedObject:
+    key, modified, etag, size, checksums, owner = row
+    return ListedObject(key, _time(modified), etag, size, _loads(checksums), owner)
 
 
 def version_from_row(row: Sequence[Any]) -> ObjectVersion:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from dataclasses import dataclass
 
@@ -19,6 +20,7 @@ class ServerContext:
         return (header or "").strip().lower() == "true" and principal in self.bypass_governance
 
 
+@functools.lru_cache(maxsize=1024)  # listings name an owner per key
 def canonical_user_id(principal: str) -> str:
     """A stable 64-hex owner id per principal, shaped like AWS's canonical user ids."""
     return hashlib.sha256(f"s3facade:{principal}".encode()).hexdigest()

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import copy
+import functools
 from collections.abc import Callable
 
 from lxml import etree
 from starlette.responses import Response
 
-from registry import ListingPage, ObjectVersion
-from s3facade.context import ServerContext
+from registry import ListingPage
+from registry.model import ListedObject
+from s3facade.context import ServerContext, canonical_user_id
 from s3facade.continuation import decode_token, encode_token
 from s3facade.errors import S3Error
 from s3facade.handlers.buckets import add_owner
@@ -56,37 +59,44 @@ def _contents(
 
 
 def _add_object(
-    root: etree._Element, version: ObjectVersion, encode: Callable[[str], str], owner: bool
+    root: etree._Element, version: ListedObject, encode: Callable[[str], str], owner: bool
 ) -> None:
-    # A page holds up to 1000 of these: elements are made directly, and only the key (the
-    # one text a client chose) goes through the checks `add` makes on every text.
-    entry = etree.SubElement(root, _CONTENTS)
-    set_text(etree.SubElement(entry, _KEY), encode(version.key))
-    etree.SubElement(entry, _LAST_MODIFIED).text = iso8601(version.last_modified)
-    etree.SubElement(entry, _ETAG).text = f'"{version.etag}"'
-    for algorithm in version.checksums:
-        etree.SubElement(entry, _CHECKSUM_ALGORITHM).text = algorithm
-    if version.checksums:
-        etree.SubElement(entry, _CHECKSUM_TYPE).text = "FULL_OBJECT"
-    etree.SubElement(entry, _SIZE).text = str(version.size)
+    # A page holds up to 1000 of these: each is a copy of a prepared entry (lxml copies a
+    # subtree in C, twice as fast as making its elements one by one) whose texts are filled
+    # in; only the key (the one text a client chose) goes through the checks `add` makes.
+    entry = copy.copy(_entry_template(tuple(version.checksums), owner))
+    key, modified, etag = entry[0], entry[1], entry[2]
+    set_text(key, encode(version.key))
+    modified.text = iso8601(version.last_modified)
+    etag.text = f'"{version.etag}"'
+    size_at = 3 + len(version.checksums) + (1 if version.checksums else 0)
+    entry[size_at].text = str(version.size)
     if owner:
-        add_owner(entry, version.owner)
-    etree.SubElement(entry, _STORAGE_CLASS).text = "STANDARD"
+        owner_id, display_name = entry[size_at + 1]
+        owner_id.text = canonical_user_id(version.owner)
+        display_name.text = version.owner
+    root.append(entry)
 
 
-_CONTENTS, _KEY, _LAST_MODIFIED, _ETAG, _CHECKSUM_ALGORITHM, _CHECKSUM_TYPE, _SIZE = (
-    f"{{{S3_NS}}}{name}"
-    for name in (
-        "Contents",
-        "Key",
-        "LastModified",
-        "ETag",
-        "ChecksumAlgorithm",
-        "ChecksumType",
-        "Size",
-    )
-)
-_STORAGE_CLASS = f"{{{S3_NS}}}StorageClass"
+@functools.lru_cache(maxsize=64)  # one per checksum set and owner flag seen
+def _entry_template(algorithms: tuple[str, ...], owner: bool) -> etree._Element:
+    """A Contents element in AWS's order, its per-object texts left empty."""
+    entry = etree.Element(_tag("Contents"))
+    for name in ("Key", "LastModified", "ETag"):
+        etree.SubElement(entry, _tag(name))
+    for algorithm in algorithms:
+        etree.SubElement(entry, _tag("ChecksumAlgorithm")).text = algorithm
+    if algorithms:
+        etree.SubElement(entry, _tag("ChecksumType")).text = "FULL_OBJECT"
+    etree.SubElement(entry, _tag("Size"))
+    if owner:
+        add_owner(entry, "")
+    etree.SubElement(entry, _tag("StorageClass")).text = "STANDARD"
+    return entry
+
+
+def _tag(name: str) -> str:
+    return f"{{{S3_NS}}}{name}"
 
 
 def _header(doc: Document, req: S3Request, prefix: str) -> None:
