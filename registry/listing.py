@@ -164,14 +164,6 @@ def _listed_at(walk: _Walk, key: str, seq: int) -> ListedObject:
     return listed_from_row(row)
 
 
-def _version_at(walk: _Walk, key: str, seq: int) -> ObjectVersion:
-    row = walk.db.execute(
-        f"SELECT {VERSION_COLUMNS} FROM versions WHERE bucket = ? AND key = ? AND seq = ?",
-        [walk.bucket, key, seq],
-    ).fetchone()
-    return version_from_row(row)
-
-
 def versions_page(
     db: sqlite3.Connection,
     bucket: str,
