@@ -152,3 +152,35 @@ def test_versioned_bucket_is_not_empty_until_every_version_is_gone(s3: Any, vers
     s3.delete_object(Bucket=versioned, Key="k", VersionId=put["VersionId"])
     s3.delete_object(Bucket=versioned, Key="k", VersionId=marker)
     s3.delete_bucket(Bucket=versioned)
+
+
+@pytest.mark.parametrize("state", ["never", "Enabled", "Suspended"])
+def test_writes_name_their_version_only_while_versioning_is_enabled(
+    s3: Any, bucket: str, state: str
+) -> None:
+    if state != "never":
+        s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": state})
+    enabled = state == "Enabled"
+
+    def named(answer: dict[str, Any]) -> bool:
+        return "x-amz-version-id" in answer["ResponseMetadata"]["HTTPHeaders"]
+
+    put = s3.put_object(Bucket=bucket, Key="k", Body=b"x")
+    copied = s3.copy_object(Bucket=bucket, Key="c", CopySource={"Bucket": bucket, "Key": "k"})
+    upload = s3.create_multipart_upload(Bucket=bucket, Key="m")["UploadId"]
+    part = s3.upload_part(Bucket=bucket, Key="m", UploadId=upload, PartNumber=1, Body=b"p")
+    completed = s3.complete_multipart_upload(
+        Bucket=bucket,
+        Key="m",
+        UploadId=upload,
+        MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": part["ETag"]}]},
+    )
+    assert [named(put), named(copied), named(completed)] == [enabled] * 3
+    if enabled:
+        assert put["VersionId"] != "null" and completed["VersionId"] != "null"
+    deleted = s3.delete_object(Bucket=bucket, Key="k")["ResponseMetadata"]["HTTPHeaders"]
+    if state == "never":  # the version is gone, no marker
+        assert "x-amz-delete-marker" not in deleted and "x-amz-version-id" not in deleted
+    else:  # a marker: a new id while Enabled, the "null" one while Suspended
+        assert deleted["x-amz-delete-marker"] == "true"
+        assert (deleted["x-amz-version-id"] == "null") == (state == "Suspended")

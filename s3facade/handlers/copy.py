@@ -13,7 +13,7 @@ from s3facade.context import ServerContext
 from s3facade.errors import S3Error
 from s3facade.handlers.object_lock import lock_request
 from s3facade.handlers.objects import object_spec, parse_tagging, write_condition
-from s3facade.handlers.versioning import version_headers
+from s3facade.handlers.versioning import new_version_headers
 from s3facade.request import S3Request
 from s3facade.responses import xml_response
 from s3facade.xml import Document, add, iso8601
@@ -99,7 +99,7 @@ async def copy_object(req: S3Request, server: ServerContext) -> Response:
     for name, value in version.checksums.items():
         add(doc.root, "ChecksumType", version.checksum_type)
         add(doc.root, f"Checksum{name}", value)
-    headers = version_headers(server.registry.bucket(req.bucket), version)
+    headers = new_version_headers(server.registry.bucket(req.bucket), version)
     source_bucket = server.registry.bucket(source.bucket)
     if source_bucket.versioning is not None:
         headers["x-amz-copy-source-version-id"] = source.version_id

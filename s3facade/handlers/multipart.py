@@ -29,7 +29,7 @@ from s3facade.handlers.copy import copy_source
 from s3facade.handlers.listing import encoder
 from s3facade.handlers.object_lock import lock_request
 from s3facade.handlers.objects import object_spec, write_condition
-from s3facade.handlers.versioning import version_headers
+from s3facade.handlers.versioning import new_version_headers
 from s3facade.integrity import UploadIntegrity
 from s3facade.request import S3Request, int_param
 from s3facade.responses import error_xml, xml_response
@@ -373,7 +373,7 @@ async def complete_multipart_upload(req: S3Request, server: ServerContext) -> Re
         version = task.result()
         bucket = server.registry.bucket(req.bucket)
         return xml_response(
-            _complete_result(req, version), headers=version_headers(bucket, version)
+            _complete_result(req, version), headers=new_version_headers(bucket, version)
         )
     return StreamingResponse(
         _keepalive_then_outcome(req, task), status_code=200, media_type="application/xml"

@@ -16,7 +16,7 @@ from s3facade.context import ServerContext
 from s3facade.domain_errors import s3_error_for
 from s3facade.errors import S3Error
 from s3facade.handlers.object_lock import BYPASS_HEADER, lock_request
-from s3facade.handlers.versioning import requested_version, version_headers
+from s3facade.handlers.versioning import new_version_headers, requested_version
 from s3facade.integrity import UploadIntegrity, require_integrity
 from s3facade.request import S3Request
 from s3facade.responses import xml_response
@@ -105,7 +105,7 @@ def check_tag(key: str, value: str) -> None:
 
 def write_headers(bucket: Bucket, version: ObjectVersion) -> dict[str, str]:
     """What PutObject (and CompleteMultipartUpload, CopyObject) answer in headers."""
-    headers = {"ETag": f'"{version.etag}"', **version_headers(bucket, version)}
+    headers = {"ETag": f'"{version.etag}"', **new_version_headers(bucket, version)}
     for name, value in version.checksums.items():
         headers[f"x-amz-checksum-{name.lower()}"] = value
         headers["x-amz-checksum-type"] = version.checksum_type

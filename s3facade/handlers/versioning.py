@@ -28,6 +28,15 @@ def version_headers(bucket: Bucket, version: ObjectVersion) -> dict[str, str]:
     return {"x-amz-version-id": version.version_id}
 
 
+def new_version_headers(bucket: Bucket, version: ObjectVersion) -> dict[str, str]:
+    """x-amz-version-id of a write (PutObject, CopyObject, CompleteMultipartUpload): only
+    while versioning is Enabled. AWS does not name the "null" version a write makes in an
+    unversioned or Suspended bucket."""
+    if bucket.versioning is not Versioning.ENABLED:
+        return {}
+    return {"x-amz-version-id": version.version_id}
+
+
 def requested_version(req: S3Request) -> str | None:
     version_id = req.query.get("versionId")
     if version_id is not None and not version_id:
