@@ -90,8 +90,9 @@ def check_retention_change(
     *,
     bypass_governance: bool,
 ) -> None:
-    """PutObjectRetention's rules: extending is always allowed; shortening, removing or
-    weakening only for GOVERNANCE with the bypass; COMPLIANCE never before it expires."""
+    """PutObjectRetention's rules: extending a mode is always allowed; shortening, removing
+    or turning GOVERNANCE into COMPLIANCE only with the bypass; COMPLIANCE never changes
+    before it expires except to extend it."""
     if version.retain_until is None or version.retain_until <= now:
         return
     keeps = until is not None and until >= version.retain_until
@@ -99,7 +100,9 @@ def check_retention_change(
         if mode is LockMode.COMPLIANCE and keeps:
             return
         raise RetentionDenied(version.key)
-    if keeps and mode in (LockMode.GOVERNANCE, LockMode.COMPLIANCE):
+    # GOVERNANCE kept or extended is always allowed; turned into COMPLIANCE (or shortened,
+    # or removed) only with the bypass, as AWS requires s3:BypassGovernanceRetention.
+    if keeps and mode is LockMode.GOVERNANCE:
         return
     if not bypass_governance:
         raise RetentionDenied(version.key)

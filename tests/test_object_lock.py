@@ -159,7 +159,10 @@ def test_retention_rules(s3: Any, nobypass: Any, lock_bucket: str) -> None:
         set_retention(nobypass, "GOVERNANCE", 1, bypass=True)  # not allowed to bypass
     assert error_code(raised.value) == "AccessDenied"
     set_retention(s3, "GOVERNANCE", 1, bypass=True)  # root may bypass
-    set_retention(s3, "COMPLIANCE", 2)  # strengthening: allowed
+    with pytest.raises(ClientError) as raised:
+        set_retention(s3, "COMPLIANCE", 2)  # GOVERNANCE to COMPLIANCE needs the bypass right
+    assert error_code(raised.value) == "AccessDenied"
+    set_retention(s3, "COMPLIANCE", 2, bypass=True)
     for mode, days in (("COMPLIANCE", 1), ("GOVERNANCE", 5)):
         with pytest.raises(ClientError) as raised:
             set_retention(s3, mode, days, bypass=True)  # nothing weakens COMPLIANCE

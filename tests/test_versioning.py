@@ -128,7 +128,7 @@ def test_object_tagging(s3: Any, versioned: str) -> None:
             Key="t",
             Tagging={"TagSet": [{"Key": f"k{i}", "Value": "v"} for i in range(11)]},
         )
-    assert error_code(raised.value) == "BadRequest"
+    assert error_code(raised.value) == "InvalidTag"
 
 
 def test_copy_a_specific_version(s3: Any, versioned: str) -> None:

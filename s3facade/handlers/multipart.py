@@ -169,6 +169,9 @@ async def upload_part_copy(req: S3Request, server: ServerContext) -> Response:
                 "form bytes=first-last where first and last are the zero-based offsets "
                 "of the first and last bytes to copy",
             )
+        last = range_header.partition("-")[2].strip()
+        if last.isdigit() and int(last) >= source.size:  # a GET would clamp; a copy refuses
+            raise S3Error("InvalidRange", extra={"ActualObjectSize": str(source.size)})
     size = byte_range.length if byte_range is not None else source.size
     if size > MAX_PART_SIZE:
         raise S3Error("EntityTooLarge")

@@ -33,10 +33,14 @@ def iso(time: datetime) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S.") + f"{time.microsecond // 1000:03d}Z"
 
 
-def _mode(text: str | None) -> LockMode:
+def _mode(text: str | None, *, in_xml: bool = False) -> LockMode:
+    """A lock mode: an unknown one in a header is InvalidArgument, in an XML body (lock
+    configuration, retention) MalformedXML, as AWS answers."""
     try:
         return LockMode((text or "").upper())
     except ValueError:
+        if in_xml:
+            raise S3Error("MalformedXML") from None
         raise S3Error("InvalidArgument", f"Unknown wormMode directive: {text}") from None
 
 
@@ -103,7 +107,7 @@ async def put_object_lock_configuration(req: S3Request, server: ServerContext) -
                 raise S3Error("MalformedXML")
             period = _positive(days if days is not None else years)
             default = DefaultRetention(
-                _mode(child_text(retention, "Mode")),
+                _mode(child_text(retention, "Mode"), in_xml=True),
                 days=period if days is not None else None,
                 years=period if years is not None else None,
             )
@@ -113,9 +117,7 @@ async def put_object_lock_configuration(req: S3Request, server: ServerContext) -
 
 def _positive(text: str | None) -> int:
     if text is None or not text.strip().isdigit() or int(text) <= 0:
-        raise S3Error(
-            "InvalidArgument", "Default retention period must be a positive integer value."
-        )
+        raise S3Error("InvalidRetentionPeriod")
     return int(text)
 
 
@@ -144,7 +146,7 @@ async def put_object_retention(req: S3Request, server: ServerContext) -> Respons
         req.bucket,
         req.key,
         requested_version(req),
-        _mode(mode_text) if mode_text is not None else None,
+        _mode(mode_text, in_xml=True) if mode_text is not None else None,
         until,
         req.provenance,
         bypass_governance=server.may_bypass(

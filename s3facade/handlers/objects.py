@@ -92,7 +92,7 @@ def parse_tagging(headers: Headers) -> dict[str, str]:
     if len(tags) != len(pairs):
         raise S3Error("InvalidArgument", "Cannot provide multiple Tags with the same key")
     if len(tags) > MAX_TAGS:
-        raise S3Error("BadRequest", "Object tags cannot be greater than 10")
+        raise S3Error("InvalidTag", "Object tags cannot be greater than 10")
     for key, tag_value in tags.items():
         check_tag(key, tag_value)
     return tags

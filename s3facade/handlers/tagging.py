@@ -39,7 +39,7 @@ async def put_object_tagging(req: S3Request, server: ServerContext) -> Response:
             check_tag(key, value)
             tags[key] = value
     if len(tags) > MAX_TAGS:
-        raise S3Error("BadRequest", "Object tags cannot be greater than 10")
+        raise S3Error("InvalidTag", "Object tags cannot be greater than 10")
     version = await server.registry.put_object_tagging(
         req.bucket, req.key, requested_version(req), tags, req.provenance
     )
