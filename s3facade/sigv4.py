@@ -524,12 +524,15 @@ class _Canonical:
         wanted = provided.strip().lower().encode("utf-8", "replace")
         first: tuple[bytes, str] | None = None
         for line in payload_lines:
-            canonical = to_wire(f"{prefix}\n{line}")
-            digest = hashlib.sha256(canonical).hexdigest()
-            sts = "\n".join((ALGORITHM, self.amz_date, cred.scope, digest))
-            if hmac.compare_digest(_sign(key, sts).encode(), wanted):
-                return key
-            first = first or (canonical, sts)
+            text = f"{prefix}\n{line}"
+            # A non-ASCII header value is signed as its wire bytes by most SDKs; botocore
+            # sends it latin-1 encoded but signs its UTF-8 encoding. Either matches.
+            for canonical in dict.fromkeys((to_wire(text), text.encode("utf-8"))):
+                digest = hashlib.sha256(canonical).hexdigest()
+                sts = "\n".join((ALGORITHM, self.amz_date, cred.scope, digest))
+                if hmac.compare_digest(_sign(key, sts).encode(), wanted):
+                    return key
+                first = first or (canonical, sts)
         assert first is not None
         canonical, sts = first
         raise S3Error(

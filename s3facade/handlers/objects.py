@@ -54,13 +54,13 @@ def object_spec(headers: Headers) -> ObjectSpec:
     stored = {name: headers[name] for name in STORED_HEADERS if name in headers}
     if "content-encoding" in stored:
         # The aws-chunked framing is the transfer's, not the object's (rule 8).
-        encodings = [
-            e.strip() for e in stored["content-encoding"].split(",") if e.strip() != "aws-chunked"
-        ]
-        if encodings:
-            stored["content-encoding"] = ",".join(encodings)
-        else:
+        # The rest is kept as sent ("deflate, gzip" stays so).
+        sent = stored["content-encoding"].split(",")
+        encodings = [e for e in sent if e.strip() != "aws-chunked"]
+        if not encodings:
             del stored["content-encoding"]
+        elif len(encodings) < len(sent):
+            stored["content-encoding"] = ",".join(encodings).strip()
     metadata = {
         name.removeprefix("x-amz-meta-"): value
         for name, value in headers.items()
