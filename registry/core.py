@@ -145,6 +145,8 @@ class RegistryCore(ViewChecks):
                 raise NoSuchKey(key)
             if condition.if_match not in ("*", current.etag):
                 raise PreconditionFailed(key)
+        if current is not None and condition.if_none_match == current.etag:
+            raise PreconditionFailed(key)
 
     def check_replaceable(self, bucket: str, key: str) -> None:
         null = self.views.version(bucket, key, NULL_VERSION)

@@ -160,14 +160,15 @@ class Provenance:
 
 @dataclass(frozen=True, slots=True)
 class WriteCondition:
-    """If-None-Match: * (must_not_exist) and If-Match (etag) on a write."""
+    """If-None-Match (`*`: must_not_exist; an ETag: if_none_match) and If-Match on a write."""
 
     must_not_exist: bool = False
     if_match: str | None = None  # unquoted ETag, or "*"
+    if_none_match: str | None = None  # unquoted ETag the current object must not have
 
     @property
     def is_unconditional(self) -> bool:
-        return not self.must_not_exist and self.if_match is None
+        return not self.must_not_exist and self.if_match is None and self.if_none_match is None
 
 
 @dataclass(frozen=True, slots=True)

@@ -113,13 +113,15 @@ def write_headers(bucket: Bucket, version: ObjectVersion) -> dict[str, str]:
 
 
 def write_condition(headers: Headers) -> WriteCondition:
+    """If-Match and If-None-Match on PutObject and CompleteMultipartUpload: `*` or an ETag,
+    checked before the body is read and again, atomically, at the commit."""
     if_none_match = headers.get("if-none-match")
-    if if_none_match is not None and if_none_match.strip() != "*":
-        raise S3Error("NotImplemented", "If-None-Match on writes supports only '*'.")
     if_match = headers.get("if-match")
+    none_match = None if if_none_match is None else if_none_match.strip()
     return WriteCondition(
-        must_not_exist=if_none_match is not None,
+        must_not_exist=none_match == "*",
         if_match=unquote_etag(if_match) if if_match is not None else None,
+        if_none_match=unquote_etag(none_match) if none_match not in (None, "*") else None,
     )
 
 
