@@ -89,7 +89,8 @@ def canonical_amz_headers(items: Iterable[tuple[str, str]]) -> str:
 
 
 def _paths(raw_path: bytes, bucket: str | None) -> list[str]:
-    """As sent (AWS's rule), decoded (old s3cmd), and AWS-UriEncoded with '/' kept."""
+    """As sent (AWS's rule), decoded (old s3cmd), and AWS-UriEncoded with '/' kept; a bare
+    bucket also with its trailing slash."""
     prefix = f"/{bucket}" if bucket else ""
     raw = raw_path.decode("latin-1") or "/"
     decoded = unquote_to_bytes(raw_path)
@@ -98,6 +99,9 @@ def _paths(raw_path: bytes, bucket: str | None) -> list[str]:
         prefix + decoded.decode("utf-8", "replace"),
         prefix + quote_from_bytes(decoded, safe="/~"),
     ]
+    # A request that names only a bucket ("/bucket", path-style) is signed with AWS's
+    # documented form of its resource, "/bucket/" (boto3's presigned listings do).
+    candidates += [c + "/" for c in candidates if len(c) > 1 and c.count("/") == 1]
     return list(dict.fromkeys(candidates))
 
 
