@@ -30,6 +30,7 @@ class EventType(StrEnum):
     BUCKET_VERSIONING_SET = "BucketVersioningSet"
     BUCKET_LOCK_CONFIGURED = "BucketObjectLockConfigured"
     BUCKET_LIFECYCLE_SET = "BucketLifecycleSet"
+    BUCKET_TAGS_SET = "BucketTagsSet"
     DELETE_MARKER_PLACED = "DeleteMarkerPlaced"
     RETENTION_SET = "ObjectRetentionSet"
     LEGAL_HOLD_SET = "ObjectLegalHoldSet"

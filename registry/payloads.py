@@ -106,6 +106,12 @@ class BucketLifecycleSet(Payload):
     rules: list[Mapping[str, Any]] | None  # as registry.lifecycle parsed them, or removed
 
 
+@dataclass(frozen=True, kw_only=True)
+class BucketTagsSet(Payload):
+    TYPE = EventType.BUCKET_TAGS_SET
+    tags: Mapping[str, str] | None  # the whole tag set, or none (removed)
+
+
 # -- objects ---------------------------------------------------------------------------------
 
 
@@ -317,7 +323,7 @@ class ViewsRebuilt(Payload):
 
 AnyPayload = (
     BucketCreated | BucketDeleted | BucketVersioningSet | BucketObjectLockConfigured
-    | BucketLifecycleSet | ObjectWritten | MultipartUploadCompleted | ObjectDeleted
+    | BucketLifecycleSet | BucketTagsSet | ObjectWritten | MultipartUploadCompleted | ObjectDeleted
     | DeleteMarkerPlaced | ObjectRetentionSet | ObjectLegalHoldSet | ObjectTagsSet | ObjectRead
     | MultipartUploadCreated | PartUploaded | MultipartUploadAborted | BlobsCollected
     | BlobDamaged | ScrubPassCompleted | LogAnchorCreated | LogLossAccepted | LogHeadSigned
@@ -331,6 +337,7 @@ PAYLOADS: dict[EventType, type[Payload]] = {
         BucketVersioningSet,
         BucketObjectLockConfigured,
         BucketLifecycleSet,
+        BucketTagsSet,
         ObjectWritten,
         MultipartUploadCompleted,
         ObjectDeleted,

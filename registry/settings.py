@@ -22,6 +22,7 @@ from registry.model import (
 from registry.payloads import (
     BucketLifecycleSet,
     BucketObjectLockConfigured,
+    BucketTagsSet,
     BucketVersioningSet,
     ObjectLegalHoldSet,
     ObjectRetentionSet,
@@ -86,6 +87,17 @@ class VersionSettings(RegistryCore):
             records = [rule.as_dict() for rule in parse_rules(rules)]
         setting = BucketLifecycleSet(**provenance.as_dict(), rules=records)
         await self._bucket_setting(bucket, setting)
+
+    async def put_bucket_tagging(
+        self, bucket: str, tags: Mapping[str, str] | None, provenance: Provenance
+    ) -> None:
+        """Replace the bucket's tag set (None: remove it)."""
+        setting = BucketTagsSet(**provenance.as_dict(), tags=None if tags is None else dict(tags))
+        await self._bucket_setting(bucket, setting)
+
+    def bucket_tags(self, bucket: str) -> dict[str, str] | None:
+        self.bucket(bucket)
+        return self.views.bucket_tags(bucket)
 
     async def _version_setting(
         self,

@@ -44,6 +44,9 @@ PART_COLUMNS = "upload_id, number, size, etag, sha256, checksums, backend_id, la
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+-- A bucket's tags (BucketTagsSet); a table of its own, so older views files gain it empty.
+CREATE TABLE IF NOT EXISTS bucket_tags (bucket TEXT PRIMARY KEY, tags TEXT NOT NULL)
+    WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS buckets (
     name TEXT PRIMARY KEY, owner TEXT NOT NULL, region TEXT NOT NULL, created INTEGER NOT NULL,
     versioning TEXT, object_lock INTEGER NOT NULL, default_retention TEXT, lifecycle TEXT,
@@ -85,6 +88,7 @@ CREATE INDEX IF NOT EXISTS parts_by_blob ON parts (backend_id, sha256);
 # Every table, in the order (and with the ordering) the fingerprint reads them.
 FINGERPRINT_QUERIES = (
     f"SELECT {BUCKET_COLUMNS}, keys, objects, versions, uploads FROM buckets ORDER BY name",
+    "SELECT bucket, tags FROM bucket_tags ORDER BY bucket",
     f"SELECT {VERSION_COLUMNS} FROM versions ORDER BY bucket, key, seq DESC",
     "SELECT bucket, key, seq FROM current ORDER BY bucket, key",
     f"SELECT {UPLOAD_COLUMNS} FROM uploads ORDER BY upload_id",

@@ -23,6 +23,7 @@ snapshot that says which event it reflects (`applied`).
 from __future__ import annotations
 
 import hashlib
+import json
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -58,6 +59,7 @@ from registry.payloads import (
     BucketDeleted,
     BucketLifecycleSet,
     BucketObjectLockConfigured,
+    BucketTagsSet,
     BucketVersioningSet,
     DeleteMarkerPlaced,
     LogAnchorCreated,
@@ -108,6 +110,7 @@ VIEW_TYPES = frozenset(
         EventType.BUCKET_VERSIONING_SET,
         EventType.BUCKET_LOCK_CONFIGURED,
         EventType.BUCKET_LIFECYCLE_SET,
+        EventType.BUCKET_TAGS_SET,
         EventType.OBJECT_WRITTEN,
         EventType.UPLOAD_COMPLETED,
         EventType.DELETE_MARKER_PLACED,
@@ -163,6 +166,11 @@ class ViewReader:
     def bucket(self, name: str) -> Bucket | None:
         row = self._one(f"SELECT {BUCKET_COLUMNS} FROM buckets WHERE name = ?", [name])
         return None if row is None else bucket_from_row(row)
+
+    def bucket_tags(self, name: str) -> dict[str, str] | None:
+        """The bucket's tag set, or None if it has none."""
+        row = self._one("SELECT tags FROM bucket_tags WHERE bucket = ?", [name])
+        return None if row is None else dict(json.loads(row[0]))
 
     def buckets(self) -> list[Bucket]:
         rows = self._db.execute(f"SELECT {BUCKET_COLUMNS} FROM buckets ORDER BY name")
@@ -559,6 +567,7 @@ class _Apply:
                     [bucket],
                 )
                 self._db.execute("DELETE FROM uploads WHERE bucket = ?", [bucket])
+                self._db.execute("DELETE FROM bucket_tags WHERE bucket = ?", [bucket])
                 self._db.execute("DELETE FROM buckets WHERE name = ?", [bucket])
             case BucketVersioningSet():
                 self._bucket(bucket, "versioning", Versioning(payload.status).value)
@@ -573,6 +582,12 @@ class _Apply:
             case BucketLifecycleSet():
                 rules = payload.rules
                 self._bucket(bucket, "lifecycle", dumps(list(rules)) if rules is not None else None)
+            case BucketTagsSet():
+                self._db.execute("DELETE FROM bucket_tags WHERE bucket = ?", [bucket])
+                if payload.tags is not None:
+                    self._db.execute(
+                        "INSERT INTO bucket_tags VALUES (?, ?)", [bucket, dumps(dict(payload.tags))]
+                    )
             case ObjectWritten():
                 self._add_version(_version_from(event, payload))
             case MultipartUploadCompleted():

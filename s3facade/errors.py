@@ -99,6 +99,7 @@ ERROR_TABLE: Mapping[str, tuple[int, str]] = {
         404,
         "Object Lock configuration does not exist for this bucket",
     ),
+    "NoSuchTagSet": (404, "The TagSet does not exist"),
     "NoSuchUpload": (
         404,
         "The specified upload does not exist. The upload ID may be invalid, or the upload may "

@@ -52,6 +52,9 @@ class Action(StrEnum):
     GET_OBJECT_TAGGING = "GetObjectTagging"
     PUT_OBJECT_TAGGING = "PutObjectTagging"
     DELETE_OBJECT_TAGGING = "DeleteObjectTagging"
+    GET_BUCKET_TAGGING = "GetBucketTagging"
+    PUT_BUCKET_TAGGING = "PutBucketTagging"
+    DELETE_BUCKET_TAGGING = "DeleteBucketTagging"
     GET_BUCKET_ENCRYPTION = "GetBucketEncryption"
     GET_BUCKET_WEBSITE = "GetBucketWebsite"
     GET_BUCKET_REPLICATION = "GetBucketReplication"
@@ -113,6 +116,9 @@ ROUTES: tuple[Route, ...] = (
     Route(Target.BUCKET, "GET", Action.LIST_OBJECT_VERSIONS, keyword="versions"),
     Route(Target.BUCKET, "GET", Action.GET_OBJECT_LOCK_CONFIGURATION, keyword="object-lock"),
     Route(Target.BUCKET, "PUT", Action.PUT_OBJECT_LOCK_CONFIGURATION, keyword="object-lock"),
+    Route(Target.BUCKET, "GET", Action.GET_BUCKET_TAGGING, keyword="tagging"),
+    Route(Target.BUCKET, "PUT", Action.PUT_BUCKET_TAGGING, keyword="tagging"),
+    Route(Target.BUCKET, "DELETE", Action.DELETE_BUCKET_TAGGING, keyword="tagging"),
     # Settings s3facade does not keep, read as unconfigured (handlers.unconfigured).
     Route(Target.BUCKET, "GET", Action.GET_BUCKET_ENCRYPTION, keyword="encryption"),
     Route(Target.BUCKET, "GET", Action.GET_BUCKET_WEBSITE, keyword="website"),

@@ -208,3 +208,32 @@ def test_metrics_in_prometheus_text_format(server: Any, s3: Any, bucket: str) ->
     assert requests[("GetObject", "404")] >= 1
     assert families["s3facade_objects"].samples[0].value >= 1
     assert families["s3facade_events"].samples[0].value >= 2
+
+
+def test_bucket_tagging(server: Any, s3: Any, bucket: str) -> None:
+    with pytest.raises(ClientError) as raised:
+        s3.get_bucket_tagging(Bucket=bucket)
+    assert error_code(raised.value) == "NoSuchTagSet"
+    assert raised.value.response["ResponseMetadata"]["HTTPStatusCode"] == 404
+    tags = [{"Key": "team", "Value": "release"}, {"Key": "cost-center", "Value": ""}]
+    s3.put_bucket_tagging(Bucket=bucket, Tagging={"TagSet": tags})
+    got = s3.get_bucket_tagging(Bucket=bucket)["TagSet"]
+    assert sorted(got, key=lambda t: t["Key"]) == sorted(tags, key=lambda t: t["Key"])
+    too_many = [{"Key": f"k{n}", "Value": "v"} for n in range(51)]
+    with pytest.raises(ClientError) as raised:
+        s3.put_bucket_tagging(Bucket=bucket, Tagging={"TagSet": too_many})
+    assert error_code(raised.value) == "InvalidTag"
+    assert len(s3.get_bucket_tagging(Bucket=bucket)["TagSet"]) == 2  # unchanged
+    s3.put_bucket_tagging(Bucket=bucket, Tagging={"TagSet": [{"Key": "only", "Value": "1"}]})
+    assert s3.get_bucket_tagging(Bucket=bucket)["TagSet"] == [{"Key": "only", "Value": "1"}]
+    s3.delete_bucket_tagging(Bucket=bucket)
+    with pytest.raises(ClientError) as raised:
+        s3.get_bucket_tagging(Bucket=bucket)
+    assert error_code(raised.value) == "NoSuchTagSet"
+    admin = AdminClient(server.endpoint, credentials=(ACCESS_KEY, SECRET_KEY))
+    events = admin.json("GET", "/-/admin/log", {"bucket": bucket})["events"]
+    assert [e["data"]["tags"] for e in events if e["type"] == "BucketTagsSet"] == [
+        {"cost-center": "", "team": "release"},
+        {"only": "1"},
+        None,
+    ]

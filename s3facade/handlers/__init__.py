@@ -61,5 +61,8 @@ HANDLERS: Mapping[Action, Handler] = {
     Action.GET_OBJECT_TAGGING: tagging.get_object_tagging,
     Action.PUT_OBJECT_TAGGING: tagging.put_object_tagging,
     Action.DELETE_OBJECT_TAGGING: tagging.delete_object_tagging,
+    Action.GET_BUCKET_TAGGING: tagging.get_bucket_tagging,
+    Action.PUT_BUCKET_TAGGING: tagging.put_bucket_tagging,
+    Action.DELETE_BUCKET_TAGGING: tagging.delete_bucket_tagging,
     **dict.fromkeys(unconfigured.ANSWERS, unconfigured.answer),
 }

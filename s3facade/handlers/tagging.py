@@ -1,6 +1,8 @@
-"""Get/Put/DeleteObjectTagging."""
+"""Get/Put/DeleteObjectTagging and Get/Put/DeleteBucketTagging."""
 
 from __future__ import annotations
+
+from collections.abc import Mapping
 
 from starlette.responses import Response
 
@@ -13,20 +15,20 @@ from s3facade.request import S3Request
 from s3facade.responses import xml_response
 from s3facade.xml import Document, add, child_text, children, parse
 
+MAX_BUCKET_TAGS = 50  # AWS's limit of a bucket's tags (an object's is 10)
 
-async def get_object_tagging(req: S3Request, server: ServerContext) -> Response:
-    version = server.registry.head_object(req.bucket, req.key, requested_version(req))
+
+def _tagging_document(tags: Mapping[str, str]) -> Document:
     doc = Document("Tagging")
     tag_set = add(doc.root, "TagSet")
-    for key, value in version.tags.items():
+    for key, value in tags.items():
         tag = add(tag_set, "Tag")
         add(tag, "Key", key)
         add(tag, "Value", value)
-    bucket = server.registry.bucket(req.bucket)
-    return xml_response(doc, headers=version_headers(bucket, version))
+    return doc
 
 
-async def put_object_tagging(req: S3Request, server: ServerContext) -> Response:
+async def _tags_from_body(req: S3Request, limit: int, what: str) -> dict[str, str]:
     root = parse(await require_integrity(req.body), "Tagging")
     tags: dict[str, str] = {}
     for tag_set in children(root, "TagSet"):
@@ -38,8 +40,20 @@ async def put_object_tagging(req: S3Request, server: ServerContext) -> Response:
                 raise S3Error("InvalidTag", "Cannot provide multiple Tags with the same key")
             check_tag(key, value)
             tags[key] = value
-    if len(tags) > MAX_TAGS:
-        raise S3Error("InvalidTag", "Object tags cannot be greater than 10")
+    if len(tags) > limit:
+        raise S3Error("InvalidTag", f"{what} tags cannot be greater than {limit}")
+    return tags
+
+
+async def get_object_tagging(req: S3Request, server: ServerContext) -> Response:
+    version = server.registry.head_object(req.bucket, req.key, requested_version(req))
+    bucket = server.registry.bucket(req.bucket)
+    doc = _tagging_document(version.tags)
+    return xml_response(doc, headers=version_headers(bucket, version))
+
+
+async def put_object_tagging(req: S3Request, server: ServerContext) -> Response:
+    tags = await _tags_from_body(req, MAX_TAGS, "Object")
     version = await server.registry.put_object_tagging(
         req.bucket, req.key, requested_version(req), tags, req.provenance
     )
@@ -53,3 +67,22 @@ async def delete_object_tagging(req: S3Request, server: ServerContext) -> Respon
     )
     bucket = server.registry.bucket(req.bucket)
     return Response(status_code=204, headers=version_headers(bucket, version))
+
+
+async def get_bucket_tagging(req: S3Request, server: ServerContext) -> Response:
+    tags = server.registry.bucket_tags(req.bucket)
+    if tags is None:
+        raise S3Error("NoSuchTagSet", extra={"BucketName": req.bucket})
+    return xml_response(_tagging_document(tags))
+
+
+async def put_bucket_tagging(req: S3Request, server: ServerContext) -> Response:
+    server.registry.bucket(req.bucket)  # NoSuchBucket before any complaint about the body
+    tags = await _tags_from_body(req, MAX_BUCKET_TAGS, "Bucket")
+    await server.registry.put_bucket_tagging(req.bucket, tags, req.provenance)
+    return Response(status_code=204)
+
+
+async def delete_bucket_tagging(req: S3Request, server: ServerContext) -> Response:
+    await server.registry.put_bucket_tagging(req.bucket, None, req.provenance)
+    return Response(status_code=204)
