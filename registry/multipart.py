@@ -194,7 +194,13 @@ class MultipartUploads:
         check: CompletionCheck | None = None,
     ) -> ObjectVersion:
         async with self._locks[upload_id].exclusive():
-            upload = self._upload(bucket, key, upload_id)
+            try:
+                upload = self._upload(bucket, key, upload_id)
+            except NoSuchUpload:  # a retry of a completion that happened (or a wrong id)
+                done = await self.completed_into(bucket, key, upload_id)
+                if done is None:
+                    raise
+                return done
             chosen = _chosen_parts(upload, parts)
             self._core.check_condition(bucket, key, condition)
             backend = self._core.backend_for(bucket)
@@ -206,6 +212,17 @@ class MultipartUploads:
                 return await self._commit_completion(
                     bucket, key, upload, chosen, receipt, checksums, provenance, condition
                 )
+
+    async def completed_into(self, bucket: str, key: str, upload_id: str) -> ObjectVersion | None:
+        """The current object, if `upload_id` completed into it: a repeated
+        CompleteMultipartUpload (an SDK retrying after a lost answer) gets the first
+        answer again, as AWS gives it. Asks the log (a scan, on this rare path only)."""
+        log = self._core.log
+        event = await log.run_query(lambda: log.store.completion_of(bucket, key, upload_id))
+        current = self._core.views.current(bucket, key)
+        if event is None or current is None:
+            return None
+        return current if current.seq == event.seq else None  # the same write, not its id
 
     async def _commit_completion(
         self,

@@ -328,3 +328,26 @@ def test_conditional_complete(s3: Any, bucket: str) -> None:
         )
     assert error_code(raised.value) == "PreconditionFailed"
     assert s3.get_object(Bucket=bucket, Key="taken")["Body"].read() == b"first"
+
+
+def test_a_repeated_complete_answers_as_the_first(s3: Any, bucket: str) -> None:
+    """SDKs retry CompleteMultipartUpload after a lost answer: AWS answers the same again
+    while the upload's object is the current one."""
+    upload = s3.create_multipart_upload(Bucket=bucket, Key="again")["UploadId"]
+    part = s3.upload_part(Bucket=bucket, Key="again", UploadId=upload, PartNumber=1, Body=b"x")
+    parts = {"Parts": [{"PartNumber": 1, "ETag": part["ETag"]}]}
+    first = s3.complete_multipart_upload(
+        Bucket=bucket, Key="again", UploadId=upload, MultipartUpload=parts
+    )
+    again = s3.complete_multipart_upload(
+        Bucket=bucket, Key="again", UploadId=upload, MultipartUpload=parts
+    )
+    assert (again["ETag"], again["Key"]) == (first["ETag"], first["Key"])
+    versions = s3.list_object_versions(Bucket=bucket, Prefix="again")["Versions"]
+    assert len(versions) == 1  # nothing was written twice
+    s3.put_object(Bucket=bucket, Key="again", Body=b"newer")  # no longer the current object
+    with pytest.raises(ClientError) as raised:
+        s3.complete_multipart_upload(
+            Bucket=bucket, Key="again", UploadId=upload, MultipartUpload=parts
+        )
+    assert raised.value.response["Error"]["Code"] == "NoSuchUpload"

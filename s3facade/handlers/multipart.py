@@ -10,7 +10,7 @@ from starlette.responses import Response, StreamingResponse
 
 from backends import BlobReceipt
 from registry import CompletedPart, MultipartUpload, ObjectVersion, UploadPart
-from registry.errors import RegistryError
+from registry.errors import NoSuchUpload, RegistryError
 from registry.names import check_key
 from s3facade.checksums import (
     ALGORITHMS,
@@ -352,7 +352,17 @@ def _complete_result(req: S3Request, version: ObjectVersion) -> Document:
 
 
 async def complete_multipart_upload(req: S3Request, server: ServerContext) -> Response:
-    upload = server.registry.uploads.get(req.bucket, req.key, req.query["uploadId"])
+    uploads = server.registry.uploads
+    try:
+        upload = uploads.get(req.bucket, req.key, req.query["uploadId"])
+    except NoSuchUpload:
+        completed = await uploads.completed_into(req.bucket, req.key, req.query["uploadId"])
+        if completed is None:
+            raise
+        bucket = server.registry.bucket(req.bucket)  # a retry: the first answer again
+        return xml_response(
+            _complete_result(req, completed), headers=new_version_headers(bucket, completed)
+        )
     condition = write_condition(req.headers)
     body = await req.body.read(2 * 1024 * 1024)
     parts = _completed_parts(body)
