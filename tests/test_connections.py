@@ -96,7 +96,8 @@ def trickle(
 
 
 def answered(socks: list[socket.socket], count: int, deadline: float) -> list[socket.socket]:
-    """The first `count` of `socks` the server writes to (fewer if `deadline` passes)."""
+    """At least `count` of `socks` the server wrote to or closed (all that one select()
+    reports, so possibly more), or fewer if `deadline` passes first."""
     ready: list[Any] = []
     with selectors.DefaultSelector() as selector:
         for sock in socks:
@@ -314,7 +315,9 @@ def test_eleven_hundred_idle_sockets_at_the_descriptor_limit(tmp_path: Path) -> 
         pooled = server.client(retries={"total_max_attempts": 1}, connect_timeout=5, read_timeout=5)
         pooled.create_bucket(Bucket="crowded")  # its connection is admitted before the crowd
         held = [connect(server.port) for _ in range(1100)]
-        assert len(answered(held, 200, time.monotonic() + 10)) == 200
+        # 1,100 + the pooled one over a cap of 900: at least 200 are refused at once (201
+        # while the pooled connection is still open; one select() may report both).
+        assert len(answered(held, 200, time.monotonic() + 10)) >= 200
         # An admitted connection keeps working: its upload needs a descriptor for the blob.
         pooled.put_object(Bucket="crowded", Key="k", Body=b"during the crowd")
         # A new one gets a clean S3 answer. Closed, reset or timed out is not a
