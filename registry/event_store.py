@@ -229,17 +229,6 @@ class EventStore:
             [bucket, key],
         )
 
-    def completion_of(self, bucket: str, key: str, upload_id: str) -> CommittedEvent | None:
-        """The UploadCompleted event of an upload (None if it never completed)."""
-        return next(
-            self._events(
-                "WHERE type = ? AND bucket = ? AND key = ? AND data->>'upload_id' = ? "
-                "ORDER BY seq DESC LIMIT 1",
-                [EventType.UPLOAD_COMPLETED.value, bucket, key, upload_id],
-            ),
-            None,
-        )
-
     def recent(
         self, *, since: datetime | None, bucket: str | None, limit: int
     ) -> list[CommittedEvent]:

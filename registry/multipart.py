@@ -22,6 +22,7 @@ from registry.errors import (
     InvalidPartOrder,
     NoSuchUpload,
 )
+from registry.events import EventType
 from registry.locks import SharedLockTable
 from registry.model import (
     CompletedPart,
@@ -216,13 +217,16 @@ class MultipartUploads:
     async def completed_into(self, bucket: str, key: str, upload_id: str) -> ObjectVersion | None:
         """The current object, if `upload_id` completed into it: a repeated
         CompleteMultipartUpload (an SDK retrying after a lost answer) gets the first
-        answer again, as AWS gives it. Asks the log (a scan, on this rare path only)."""
-        log = self._core.log
-        event = await log.run_query(lambda: log.store.completion_of(bucket, key, upload_id))
+        answer again, as AWS gives it. One lookup of the event that wrote the current
+        object, whatever the log holds (any caller may name any upload id)."""
         current = self._core.views.current(bucket, key)
-        if event is None or current is None:
+        if current is None:
             return None
-        return current if current.seq == event.seq else None  # the same write, not its id
+        log = self._core.log
+        event = await log.run_query(lambda: log.store.event_at(current.seq))
+        if event is None or event.type != EventType.UPLOAD_COMPLETED:
+            return None
+        return current if event.data.get("upload_id") == upload_id else None
 
     async def _commit_completion(
         self,

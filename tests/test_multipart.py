@@ -351,3 +351,30 @@ def test_a_repeated_complete_answers_as_the_first(s3: Any, bucket: str) -> None:
             Bucket=bucket, Key="again", UploadId=upload, MultipartUpload=parts
         )
     assert raised.value.response["Error"]["Code"] == "NoSuchUpload"
+
+
+def test_a_repeated_complete_of_another_upload_is_no_such_upload(s3: Any, bucket: str) -> None:
+    """Only the upload that wrote the current object may be completed again."""
+
+    def complete(upload: str) -> Any:
+        part = s3.upload_part(Bucket=bucket, Key="two", UploadId=upload, PartNumber=1, Body=b"p")
+        parts = {"Parts": [{"PartNumber": 1, "ETag": part["ETag"]}]}
+        s3.complete_multipart_upload(
+            Bucket=bucket, Key="two", UploadId=upload, MultipartUpload=parts
+        )
+        return parts
+
+    first = s3.create_multipart_upload(Bucket=bucket, Key="two")["UploadId"]
+    second = s3.create_multipart_upload(Bucket=bucket, Key="two")["UploadId"]
+    parts = complete(first)
+    complete(second)  # the current object now
+    with pytest.raises(ClientError) as raised:
+        s3.complete_multipart_upload(
+            Bucket=bucket, Key="two", UploadId=first, MultipartUpload=parts
+        )
+    assert raised.value.response["Error"]["Code"] == "NoSuchUpload"
+    with pytest.raises(ClientError) as raised:
+        s3.complete_multipart_upload(
+            Bucket=bucket, Key="two", UploadId="f" * 48, MultipartUpload=parts
+        )
+    assert raised.value.response["Error"]["Code"] == "NoSuchUpload"
