@@ -51,9 +51,7 @@ def verify(args: argparse.Namespace, open_registry: OpenRegistry) -> int:
     if args.endpoint:
         params = {"head": args.head} if args.head else {}
         params |= {"incremental": "true"} if args.incremental else {}
-        data = AdminClient(args.endpoint, timeout=UPKEEP_TIMEOUT).json(
-            "POST", "/-/admin/verify", params
-        )
+        data = _on_server(args, "/-/admin/verify", params, "verifying on the server")
     else:
         data = _verify_offline(args, show_progress=show_progress)
 
@@ -127,12 +125,20 @@ def _verify_offline(args: argparse.Namespace, *, show_progress: bool) -> dict[st
     return report.as_dict()
 
 
+def _on_server(
+    args: argparse.Namespace, path: str, params: dict[str, str] | None, doing: str
+) -> Any:
+    """An upkeep request to a running server: it waits as long as the work takes, with a
+    status line on a terminal meanwhile."""
+    waiting = Console(stderr=True).status(doing)
+    with waiting if not getattr(args, "json", False) and sys.stderr.isatty() else nullcontext():
+        return AdminClient(args.endpoint, timeout=UPKEEP_TIMEOUT).json("POST", path, params)
+
+
 def rebuild(args: argparse.Namespace, open_registry: OpenRegistry) -> int:
     if args.endpoint:
         params = {"force": "true"} if args.force else None
-        data = AdminClient(args.endpoint, timeout=UPKEEP_TIMEOUT).json(
-            "POST", "/-/admin/rebuild", params
-        )
+        data = _on_server(args, "/-/admin/rebuild", params, "rebuilding the views on the server")
     elif args.force:
         raise CommandError(
             "--force replaces a running server's views (use --endpoint); a stopped server "
@@ -167,11 +173,7 @@ def gc(args: argparse.Namespace, open_registry: OpenRegistry) -> int:
     show_progress = not args.json and sys.stderr.isatty()
     if args.endpoint:
         params = {"dry-run": "true"} if args.dry_run else None
-        waiting = Console(stderr=True).status("collecting garbage on the server")
-        with waiting if show_progress else nullcontext():
-            data = AdminClient(args.endpoint, timeout=UPKEEP_TIMEOUT).json(
-                "POST", "/-/admin/gc", params
-            )
+        data = _on_server(args, "/-/admin/gc", params, "collecting garbage on the server")
     elif args.dry_run:  # reads only: the log may stay read-only
         with offline(args, open_registry) as registry:
             data = asyncio.run(_gc_offline(registry, dry_run=True, show_progress=show_progress))
@@ -227,11 +229,8 @@ def lifecycle_run(args: argparse.Namespace, open_registry: OpenRegistry) -> int:
     if args.endpoint:
         params = {"dry-run": "true"} if args.dry_run else {}
         params |= {"bucket": args.bucket} if args.bucket else {}
-        waiting = Console(stderr=True).status("applying the lifecycle rules on the server")
-        with waiting if show_progress else nullcontext():
-            data = AdminClient(args.endpoint, timeout=UPKEEP_TIMEOUT).json(
-                "POST", "/-/admin/lifecycle/run", params
-            )
+        doing = "applying the lifecycle rules on the server"
+        data = _on_server(args, "/-/admin/lifecycle/run", params, doing)
     elif args.dry_run:  # plans only: the log may stay read-only
         with offline(args, open_registry) as registry:
             data = asyncio.run(_lifecycle_offline(registry, args, show_progress=show_progress))

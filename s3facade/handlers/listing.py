@@ -81,22 +81,18 @@ def _add_object(
 @functools.lru_cache(maxsize=64)  # one per checksum set and owner flag seen
 def _entry_template(algorithms: tuple[str, ...], owner: bool) -> etree._Element:
     """A Contents element in AWS's order, its per-object texts left empty."""
-    entry = etree.Element(_tag("Contents"))
+    entry = etree.Element(f"{{{S3_NS}}}Contents")
     for name in ("Key", "LastModified", "ETag"):
-        etree.SubElement(entry, _tag(name))
+        add(entry, name)
     for algorithm in algorithms:
-        etree.SubElement(entry, _tag("ChecksumAlgorithm")).text = algorithm
+        add(entry, "ChecksumAlgorithm", algorithm)
     if algorithms:
-        etree.SubElement(entry, _tag("ChecksumType")).text = "FULL_OBJECT"
-    etree.SubElement(entry, _tag("Size"))
+        add(entry, "ChecksumType", "FULL_OBJECT")
+    add(entry, "Size")
     if owner:
         add_owner(entry, "")
-    etree.SubElement(entry, _tag("StorageClass")).text = "STANDARD"
+    add(entry, "StorageClass", "STANDARD")
     return entry
-
-
-def _tag(name: str) -> str:
-    return f"{{{S3_NS}}}{name}"
 
 
 def _header(doc: Document, req: S3Request, prefix: str) -> None:
