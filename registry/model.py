@@ -179,6 +179,7 @@ class ObjectSpec:
     headers: Mapping[str, str] = field(default_factory=dict)
     metadata: Mapping[str, str] = field(default_factory=dict)
     tags: Mapping[str, str] = field(default_factory=dict)
+    acl: Mapping[str, Any] | None = None  # an ACL other than the writer's FULL_CONTROL
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -187,11 +188,18 @@ class ObjectSpec:
             "metadata": dict(self.metadata),
             "tags": dict(self.tags),
             "attached": attached_provenance(self.metadata, self.tags),
+            "acl": dict(self.acl) if self.acl is not None else None,
         }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ObjectSpec:
-        return cls(data["content_type"], data["headers"], data["metadata"], data.get("tags", {}))
+        return cls(
+            data["content_type"],
+            data["headers"],
+            data["metadata"],
+            data.get("tags", {}),
+            data.get("acl"),
+        )
 
 
 class ListedObject(NamedTuple):

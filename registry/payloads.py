@@ -112,6 +112,26 @@ class BucketTagsSet(Payload):
     tags: Mapping[str, str] | None  # the whole tag set, or none (removed)
 
 
+@dataclass(frozen=True, kw_only=True)
+class BucketAccessSet(Payload):
+    """One of a bucket's access settings (registry.access.settings.BucketSetting) replaced
+    or removed: its policy, ACL, CORS rules, public access block or object ownership."""
+
+    TYPE = EventType.BUCKET_ACCESS_SET
+    setting: str
+    value: Any  # the setting in its recorded form (JSON), or None: removed
+
+
+@dataclass(frozen=True, kw_only=True)
+class AccessDenied(Payload):
+    """An authenticated request refused for lack of permission: evidence like any write."""
+
+    TYPE = EventType.ACCESS_DENIED
+    action: str  # the IAM action, e.g. s3:GetObject
+    resource: str  # its ARN
+    reason: str
+
+
 # -- objects ---------------------------------------------------------------------------------
 
 
@@ -141,6 +161,7 @@ class Stored(Payload):
     derived_from: Mapping[str, str] | None = field(
         default=None, metadata=EXTRA
     )  # bucket, key, version_id, sha256
+    acl: Mapping[str, Any] | None = field(default=None, metadata=EXTRA)  # asked for at write
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -195,6 +216,13 @@ class ObjectTagsSet(Payload):
 
 
 @dataclass(frozen=True, kw_only=True)
+class ObjectAclSet(Payload):
+    TYPE = EventType.OBJECT_ACL_SET
+    version_id: str
+    acl: Mapping[str, Any]  # registry.access.acl.AccessControlList.as_dict()
+
+
+@dataclass(frozen=True, kw_only=True)
 class ObjectRead(Payload):
     TYPE = EventType.OBJECT_READ
     version_id: str
@@ -224,6 +252,7 @@ class MultipartUploadCreated(Payload):
     checksum_algorithm: str | None
     checksum_type: str | None
     requested_lock: Mapping[str, Any] | None = None
+    acl: Mapping[str, Any] | None = field(default=None, metadata=EXTRA)  # for the object
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -323,8 +352,9 @@ class ViewsRebuilt(Payload):
 
 AnyPayload = (
     BucketCreated | BucketDeleted | BucketVersioningSet | BucketObjectLockConfigured
-    | BucketLifecycleSet | BucketTagsSet | ObjectWritten | MultipartUploadCompleted | ObjectDeleted
-    | DeleteMarkerPlaced | ObjectRetentionSet | ObjectLegalHoldSet | ObjectTagsSet | ObjectRead
+    | BucketLifecycleSet | BucketTagsSet | BucketAccessSet | AccessDenied | ObjectWritten
+    | MultipartUploadCompleted | ObjectDeleted | DeleteMarkerPlaced | ObjectRetentionSet
+    | ObjectLegalHoldSet | ObjectTagsSet | ObjectAclSet | ObjectRead
     | MultipartUploadCreated | PartUploaded | MultipartUploadAborted | BlobsCollected
     | BlobDamaged | ScrubPassCompleted | LogAnchorCreated | LogLossAccepted | LogHeadSigned
     | ViewsRebuilt
@@ -338,6 +368,8 @@ PAYLOADS: dict[EventType, type[Payload]] = {
         BucketObjectLockConfigured,
         BucketLifecycleSet,
         BucketTagsSet,
+        BucketAccessSet,
+        AccessDenied,
         ObjectWritten,
         MultipartUploadCompleted,
         ObjectDeleted,
@@ -345,6 +377,7 @@ PAYLOADS: dict[EventType, type[Payload]] = {
         ObjectRetentionSet,
         ObjectLegalHoldSet,
         ObjectTagsSet,
+        ObjectAclSet,
         ObjectRead,
         MultipartUploadCreated,
         PartUploaded,

@@ -30,6 +30,7 @@ from backends import (
     Hasher,
     StorageBackend,
 )
+from registry.access.bucket_settings import AccessSettings
 from registry.anchor import default_anchor_path
 from registry.clock import Clock
 from registry.core import UNCONDITIONAL, UploadCheck
@@ -67,7 +68,6 @@ from registry.payloads import (
     ObjectWritten,
 )
 from registry.retention import RetentionPolicy
-from registry.settings import VersionSettings
 from registry.space import SpaceReserve, local_roots
 from registry.staging import stored_blob
 from registry.views import Views
@@ -77,7 +77,7 @@ logger = logging.getLogger(__name__)
 LOG_FILE = "registry.duckdb"
 
 
-class Registry(VersionSettings):
+class Registry(AccessSettings):
     """The facade: what the server, the CLI and library users call."""
 
     @functools.cached_property

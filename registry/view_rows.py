@@ -47,6 +47,18 @@ CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 -- A bucket's tags (BucketTagsSet); a table of its own, so older views files gain it empty.
 CREATE TABLE IF NOT EXISTS bucket_tags (bucket TEXT PRIMARY KEY, tags TEXT NOT NULL)
     WITHOUT ROWID;
+-- A bucket's access settings (BucketAccessSet): policy, acl, cors, public_access_block,
+-- ownership; each as recorded (JSON).
+CREATE TABLE IF NOT EXISTS bucket_access (
+    bucket TEXT NOT NULL, setting TEXT NOT NULL, value TEXT NOT NULL,
+    PRIMARY KEY (bucket, setting)
+) WITHOUT ROWID;
+-- Object ACLs other than the default (the writer's FULL_CONTROL): ObjectAclSet, or asked
+-- for at write.
+CREATE TABLE IF NOT EXISTS object_acls (
+    bucket TEXT NOT NULL, key TEXT NOT NULL, version_id TEXT NOT NULL, acl TEXT NOT NULL,
+    PRIMARY KEY (bucket, key, version_id)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS buckets (
     name TEXT PRIMARY KEY, owner TEXT NOT NULL, region TEXT NOT NULL, created INTEGER NOT NULL,
     versioning TEXT, object_lock INTEGER NOT NULL, default_retention TEXT, lifecycle TEXT,
@@ -89,6 +101,8 @@ CREATE INDEX IF NOT EXISTS parts_by_blob ON parts (backend_id, sha256);
 FINGERPRINT_QUERIES = (
     f"SELECT {BUCKET_COLUMNS}, keys, objects, versions, uploads FROM buckets ORDER BY name",
     "SELECT bucket, tags FROM bucket_tags ORDER BY bucket",
+    "SELECT bucket, setting, value FROM bucket_access ORDER BY bucket, setting",
+    "SELECT bucket, key, version_id, acl FROM object_acls ORDER BY bucket, key, version_id",
     f"SELECT {VERSION_COLUMNS} FROM versions ORDER BY bucket, key, seq DESC",
     "SELECT bucket, key, seq FROM current ORDER BY bucket, key",
     f"SELECT {UPLOAD_COLUMNS} FROM uploads ORDER BY upload_id",
@@ -238,6 +252,7 @@ def upload_row(upload: MultipartUpload) -> tuple[Any, ...]:
                 "metadata": dict(spec.metadata),
                 "tags": dict(spec.tags),
             }
+            | ({"acl": dict(spec.acl)} if spec.acl is not None else {})
         ),
         upload.checksum_algorithm,
         upload.checksum_type,

@@ -26,7 +26,7 @@ import hashlib
 import json
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -53,8 +53,10 @@ from registry.model import (
     VersionsPage,
 )
 from registry.payloads import (
+    AccessDenied,
     BlobDamaged,
     BlobsCollected,
+    BucketAccessSet,
     BucketCreated,
     BucketDeleted,
     BucketLifecycleSet,
@@ -68,6 +70,7 @@ from registry.payloads import (
     MultipartUploadAborted,
     MultipartUploadCompleted,
     MultipartUploadCreated,
+    ObjectAclSet,
     ObjectDeleted,
     ObjectLegalHoldSet,
     ObjectRead,
@@ -101,28 +104,23 @@ from registry.view_rows import (
 )
 
 _CATCH_UP_BATCH = 5000
-# The event types that change a view; everything else (reads, gc, scrub, signatures) is
-# recorded for audit only and never replayed.
-VIEW_TYPES = frozenset(
+# The event types recorded for audit only (reads, refusals, gc, scrub, the log's own history):
+# never replayed. Every other type changes a view, so a new type is replayed unless it is
+# named here (and _Apply's match, checked exhaustively, must handle it either way).
+AUDIT_TYPES = frozenset(
     {
-        EventType.BUCKET_CREATED,
-        EventType.BUCKET_DELETED,
-        EventType.BUCKET_VERSIONING_SET,
-        EventType.BUCKET_LOCK_CONFIGURED,
-        EventType.BUCKET_LIFECYCLE_SET,
-        EventType.BUCKET_TAGS_SET,
-        EventType.OBJECT_WRITTEN,
-        EventType.UPLOAD_COMPLETED,
-        EventType.DELETE_MARKER_PLACED,
-        EventType.OBJECT_DELETED,
-        EventType.RETENTION_SET,
-        EventType.LEGAL_HOLD_SET,
-        EventType.TAGS_SET,
-        EventType.UPLOAD_CREATED,
-        EventType.PART_UPLOADED,
-        EventType.UPLOAD_ABORTED,
+        EventType.OBJECT_READ,
+        EventType.ACCESS_DENIED,
+        EventType.BLOBS_COLLECTED,
+        EventType.BLOB_DAMAGED,
+        EventType.SCRUB_PASS_COMPLETED,
+        EventType.LOG_ANCHOR_CREATED,
+        EventType.LOG_LOSS_ACCEPTED,
+        EventType.LOG_HEAD_SIGNED,
+        EventType.VIEWS_REBUILT,
     }
 )
+VIEW_TYPES = frozenset(EventType) - AUDIT_TYPES
 CACHE_MIB = 64  # SQLite's page cache per connection: the views' memory, whatever their size
 Progress = Callable[[int], None]
 
@@ -166,6 +164,21 @@ class ViewReader:
     def bucket(self, name: str) -> Bucket | None:
         row = self._one(f"SELECT {BUCKET_COLUMNS} FROM buckets WHERE name = ?", [name])
         return None if row is None else bucket_from_row(row)
+
+    def bucket_access(self, name: str) -> dict[str, Any]:
+        """The bucket's access settings as recorded: setting name -> value."""
+        rows = self._db.execute(
+            "SELECT setting, value FROM bucket_access WHERE bucket = ?", [name]
+        ).fetchall()
+        return {setting: json.loads(value) for setting, value in rows}
+
+    def object_acl(self, bucket: str, key: str, version_id: str) -> dict[str, Any] | None:
+        """A version's ACL as recorded, or None: the default (its writer's FULL_CONTROL)."""
+        row = self._one(
+            "SELECT acl FROM object_acls WHERE bucket = ? AND key = ? AND version_id = ?",
+            [bucket, key, version_id],
+        )
+        return None if row is None else dict(json.loads(row[0]))
 
     def bucket_tags(self, name: str) -> dict[str, str] | None:
         """The bucket's tag set, or None if it has none."""
@@ -567,7 +580,8 @@ class _Apply:
                     [bucket],
                 )
                 self._db.execute("DELETE FROM uploads WHERE bucket = ?", [bucket])
-                self._db.execute("DELETE FROM bucket_tags WHERE bucket = ?", [bucket])
+                for table in ("bucket_tags", "bucket_access", "object_acls"):
+                    self._db.execute(f"DELETE FROM {table} WHERE bucket = ?", [bucket])
                 self._db.execute("DELETE FROM buckets WHERE name = ?", [bucket])
             case BucketVersioningSet():
                 self._bucket(bucket, "versioning", Versioning(payload.status).value)
@@ -588,11 +602,21 @@ class _Apply:
                     self._db.execute(
                         "INSERT INTO bucket_tags VALUES (?, ?)", [bucket, dumps(dict(payload.tags))]
                     )
+            case BucketAccessSet():
+                self._db.execute(
+                    "DELETE FROM bucket_access WHERE bucket = ? AND setting = ?",
+                    [bucket, payload.setting],
+                )
+                if payload.value is not None:
+                    self._db.execute(
+                        "INSERT INTO bucket_access VALUES (?, ?, ?)",
+                        [bucket, payload.setting, dumps(payload.value)],
+                    )
             case ObjectWritten():
-                self._add_version(_version_from(event, payload))
+                self._add_version(_version_from(event, payload), payload.acl)
             case MultipartUploadCompleted():
                 self._forget_upload(payload.upload_id)
-                self._add_version(_version_from(event, payload))
+                self._add_version(_version_from(event, payload), payload.acl)
             case DeleteMarkerPlaced():
                 self._add_version(_marker_from(event, payload))
             case ObjectDeleted():
@@ -611,6 +635,8 @@ class _Apply:
                 self._update_version(bucket, key, payload.version_id, legal_hold=hold)
             case ObjectTagsSet():
                 self._update_version(bucket, key, payload.version_id, tags=dumps(payload.tags))
+            case ObjectAclSet():
+                self._set_object_acl(bucket, key, payload.version_id, payload.acl)
             case MultipartUploadCreated():
                 asked = payload.requested_lock
                 upload = MultipartUpload(
@@ -620,7 +646,11 @@ class _Apply:
                     initiated=event.time,
                     owner=payload.principal,
                     spec=ObjectSpec(
-                        payload.content_type, payload.headers, payload.metadata, payload.tags
+                        payload.content_type,
+                        payload.headers,
+                        payload.metadata,
+                        payload.tags,
+                        payload.acl,
                     ),
                     checksum_algorithm=payload.checksum_algorithm,
                     checksum_type=payload.checksum_type,
@@ -651,7 +681,8 @@ class _Apply:
             case MultipartUploadAborted():
                 self._forget_upload(payload.upload_id)
             case (
-                ObjectRead() | BlobsCollected() | BlobDamaged() | ScrubPassCompleted()
+                ObjectRead() | AccessDenied() | BlobsCollected() | BlobDamaged()
+                | ScrubPassCompleted()
                 | LogAnchorCreated() | LogLossAccepted() | LogHeadSigned() | ViewsRebuilt()
             ):  # fmt: skip
                 pass  # recorded for audit: they change no view
@@ -661,7 +692,7 @@ class _Apply:
     def _bucket(self, name: str, column: str, value: Any) -> None:
         self._db.execute(f"UPDATE buckets SET {column} = ? WHERE name = ?", [value, name])
 
-    def _add_version(self, version: ObjectVersion) -> None:
+    def _add_version(self, version: ObjectVersion, acl: Mapping[str, Any] | None = None) -> None:
         def add() -> int:
             removed = 0
             if version.version_id == NULL_VERSION:  # a new null version replaces the old one
@@ -673,8 +704,22 @@ class _Apply:
             return 1 - removed
 
         self._change_key(version.bucket, version.key, add)
+        if acl is not None:
+            self._set_object_acl(version.bucket, version.key, version.version_id, acl)
+
+    def _set_object_acl(
+        self, bucket: str, key: str, version_id: str, acl: Mapping[str, Any]
+    ) -> None:
+        self._db.execute(
+            "INSERT OR REPLACE INTO object_acls VALUES (?, ?, ?, ?)",
+            [bucket, key, version_id, dumps(dict(acl))],
+        )
 
     def _remove(self, bucket: str, key: str, version_id: str) -> int:
+        self._db.execute(
+            "DELETE FROM object_acls WHERE bucket = ? AND key = ? AND version_id = ?",
+            [bucket, key, version_id],
+        )
         cursor = self._db.execute(
             "DELETE FROM versions WHERE bucket = ? AND key = ? AND version_id = ?",
             [bucket, key, version_id],

@@ -42,10 +42,10 @@ from registry.sql_mirror import EventMirror
 from registry.sweeper import run as run_lifecycle
 from registry.verification import VerifiedPoint, record_verified, verify_log, verify_stored
 from registry.verify import HeadAudit, VerifyReport, parse_head
+from s3facade.auth import Authenticator, RequestView
 from s3facade.domain_errors import s3_error_for
 from s3facade.errors import S3Error
 from s3facade.request import check_payload_hash
-from s3facade.sigv4 import Authenticator, RequestView
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 _T = TypeVar("_T")

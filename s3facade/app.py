@@ -11,8 +11,9 @@ import asyncio
 import logging
 import secrets
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
+from datetime import UTC
 from urllib.parse import parse_qsl
 
 from starlette.applications import Starlette
@@ -23,22 +24,25 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from registry import Provenance, Registry
-from registry.errors import RegistryError, StoredBytesDamaged
+from registry.access.principals import UserDirectory
+from registry.errors import NoSuchKey, RegistryError, StoredBytesDamaged
 from registry.gc import run_periodically
 from registry.scrub import Scrubber
 from registry.sql import SqlLimits
 from registry.sweeper import Sweeper
 from s3facade.admin import AdminAPI
-from s3facade.config import ServerConfig
+from s3facade.auth import AuthContext, Authenticator, PayloadMode, RequestView
+from s3facade.authorization import RequestAuthorizer, RequestFacts
+from s3facade.config import ANONYMOUS, ServerConfig
 from s3facade.context import ServerContext
+from s3facade.cors_xml import actual_request_headers
 from s3facade.domain_errors import s3_error_for
 from s3facade.errors import S3Error
 from s3facade.handlers import HANDLERS
 from s3facade.metrics import CONTENT_TYPE, Metrics
-from s3facade.operations import parse_operation, resolve_address
+from s3facade.operations import Operation, parse_operation, resolve_address
 from s3facade.request import RequestBody, S3Request
 from s3facade.responses import error_response
-from s3facade.sigv4 import Authenticator, RequestView
 
 log = logging.getLogger("s3facade")
 
@@ -50,8 +54,13 @@ class S3Gateway:
     def __init__(self, config: ServerConfig, registry: Registry) -> None:
         self._config = config
         self.metrics = Metrics(registry)
+        self.users = UserDirectory(list(config.users.values()))
         self._context = ServerContext(
-            registry=registry, region=config.region, bypass_governance=config.bypass_governance
+            registry=registry,
+            region=config.region,
+            users=self.users,
+            access=RequestAuthorizer(registry, self.metrics.anonymous_denied.inc),
+            credentials=config.credentials,
         )
         credentials = dict(config.credentials)
         self.authenticator = Authenticator(credentials.get, config.region)
@@ -85,6 +94,9 @@ class S3Gateway:
             response = error_response(
                 S3Error("InternalError"), request_id, resource, head=method == "HEAD"
             )
+        bucket = trace.get("bucket")
+        if bucket is not None and "origin" in headers and method != "OPTIONS":
+            response.headers.update(self._cors_headers(bucket, headers, method))
         response.headers["x-amz-request-id"] = request_id
         response.headers["x-amz-id-2"] = request_id
         response.headers["Server"] = "s3facade"
@@ -100,6 +112,16 @@ class S3Gateway:
             # it and uvicorn closes the connection, so the client sees a truncated body. One
             # line here, and uvicorn's own "returned without completing response"; no traceback.
             log.error("request %s: %s; response cut off", request_id, exc)
+
+    def _cors_headers(self, bucket: str, headers: Headers, method: str) -> dict[str, str]:
+        """A cross-origin request's CORS headers from the bucket's rules (none when no rule
+        matches: the browser then withholds the response from the page)."""
+        access = self._context.access.bucket_access(bucket)
+        if access is None:
+            return {}
+        # S3 matches on Access-Control-Request-Method when an actual request carries one.
+        method = headers.get("access-control-request-method") or method
+        return actual_request_headers(access.cors, headers.get("origin"), method)
 
     def _error(self, error: S3Error, request_id: str, raw_path: bytes, method: str) -> Response:
         resource = raw_path.decode("latin-1")
@@ -119,22 +141,40 @@ class S3Gateway:
         raw_query: bytes = scope.get("query_string", b"")
         if not self._context.registry.views_ready:
             raise S3Error("ServiceUnavailable", STARTING)
-        auth = self.authenticator.authenticate(
-            RequestView(method, raw_path, raw_query, _joined(headers)),
-            vhost_bucket=self.virtual_host_bucket(host),
-        )
-        if auth.principal is None:
-            raise S3Error("AccessDenied")
+        if method == "OPTIONS":
+            # A CORS preflight is never signed; a browser sends it to a presigned URL with
+            # that URL's query, whose signature is for the request to come.
+            auth = AuthContext(None, PayloadMode.UNSIGNED, None, None, False, None)
+        else:
+            auth = self.authenticator.authenticate(
+                RequestView(method, raw_path, raw_query, _joined(headers)),
+                vhost_bucket=self.virtual_host_bucket(host),
+            )
         address = resolve_address(raw_path, host, self._config.base_domain)
         query = dict(parse_qsl(raw_query.decode("latin-1"), keep_blank_values=True))
         operation = parse_operation(method, address, query, headers)
         trace["operation"] = operation.action.value
+        if operation.bucket is not None:
+            trace["bucket"] = operation.bucket
         client = scope.get("client")
+        user = self.users.get(auth.principal) if auth.principal is not None else None
         provenance = Provenance(
-            principal=auth.principal,
+            principal=auth.principal or ANONYMOUS,
             client_address=f"{client[0]}:{client[1]}" if client else "",
             user_agent=headers.get("user-agent", ""),
             request_id=request_id,
+        )
+        registry = self._context.registry
+        facts = RequestFacts(
+            user,
+            headers,
+            query,
+            client_ip=client[0] if client else "",
+            secure=scope.get("scheme") == "https",
+            signature_version=auth.signature_version,
+            presigned=auth.presigned,
+            now=registry.clock().replace(tzinfo=UTC),
+            existing_tags=lambda: _current_tags(registry, operation),
         )
         request = S3Request(
             operation=operation,
@@ -145,8 +185,31 @@ class S3Gateway:
             auth=auth,
             provenance=provenance,
             body=body.authenticated(auth),
+            user=user,
+            facts=facts,
         )
-        return await HANDLERS[operation.action](request, self._context)
+        access = self._context.access
+        await access.authorize(operation, user, facts, provenance, headers)
+        try:
+            return await HANDLERS[operation.action](request, self._context)
+        except NoSuchKey:
+            # Without s3:ListBucket a missing key is 403, as on AWS: a caller that may not
+            # list must not learn which keys exist.
+            if operation.bucket is not None:
+                listing = access.decide(user, "s3:ListBucket", operation.bucket, None, facts)
+                if listing is not None and not listing.allowed:
+                    raise S3Error("AccessDenied") from None
+            raise
+
+
+def _current_tags(registry: Registry, operation: Operation) -> Mapping[str, str] | None:
+    """s3:ExistingObjectTag/<key>: the tags of the object the request names, if any."""
+    if operation.bucket is None or operation.key is None:
+        return None
+    try:
+        return registry.head_object(operation.bucket, operation.key).tags
+    except RegistryError:
+        return None
 
 
 def _joined(headers: Headers) -> dict[str, str]:

@@ -25,8 +25,8 @@ import hmac
 import re
 from collections.abc import AsyncIterator, Mapping
 
+from s3facade.auth import ChunkSigner
 from s3facade.errors import S3Error
-from s3facade.sigv4 import ChunkSigner
 
 MAX_LINE = 4096  # a chunk header or trailer line; real ones are < 100 bytes
 MAX_TRAILERS = 64

@@ -9,6 +9,11 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from registry.access.principals import User
+
+# The principal recorded for a request without credentials (never a configurable key).
+ANONYMOUS = "anonymous"
+
 # Used when S3FACADE_ACCESS_KEY_ID / S3FACADE_SECRET_ACCESS_KEY are unset: fixed, so the
 # README's examples work, and announced loudly at start-up.
 DEV_ACCESS_KEY_ID = "s3facade-dev"
@@ -32,10 +37,10 @@ class ServerConfig:
     # Plain tables, turned into backends by backends.catalog (this layer builds no clients).
     backends: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # [backends.<id>]
     placement: Mapping[str, Any] = field(default_factory=dict)  # [placement]
-    # [users.<access key id>] secret = "...", admin = false, bypass_governance = false.
-    # The root credentials (env or dev) are always admin and may bypass governance.
-    admins: frozenset[str] = frozenset()
-    bypass_governance: frozenset[str] = frozenset()
+    # [users.<access key id>] secret = "...", display_name = "...", admin = false,
+    # bypass_governance = false. The root credentials (env or dev) are always admin and may
+    # bypass governance.
+    users: Mapping[str, User] = field(default_factory=dict)  # access key id -> user
     retention: tuple[Mapping[str, Any], ...] = ()  # [[retention]] policies, see registry
     lifecycle_interval_seconds: float = 3600.0
     gc_interval_seconds: float = 3600.0  # background blob gc; 0 turns it off
@@ -73,6 +78,10 @@ class ServerConfig:
     def root_access_key_id(self) -> str:
         return next(iter(self.credentials))
 
+    @property
+    def admins(self) -> frozenset[str]:
+        return frozenset(key for key, user in self.users.items() if user.admin)
+
 
 def load_config(
     config_file: Path | None = None,
@@ -102,20 +111,18 @@ def load_config(
     root_key = DEV_ACCESS_KEY_ID if dev else str(access_key)
     root_secret = DEV_SECRET_ACCESS_KEY if dev else str(secret)
     credentials = {root_key: root_secret}
-    admins, bypass = {root_key}, {root_key}
+    directory = {root_key: User(root_key, admin=True, bypass_governance=True)}
     for user_key, user in users.items():
+        if user_key == ANONYMOUS:
+            raise ValueError(f"[users.{ANONYMOUS}]: that name is kept for unsigned requests")
         credentials[user_key] = str(user["secret"])
-        if user.get("admin"):
-            admins.add(user_key)
-        if user.get("bypass_governance"):
-            bypass.add(user_key)
-    return replace(
-        config,
-        credentials=credentials,
-        dev_credentials=dev,
-        admins=frozenset(admins),
-        bypass_governance=frozenset(bypass),
-    )
+        directory[user_key] = User(
+            user_key,
+            display_name=str(user.get("display_name", "")),
+            admin=bool(user.get("admin")),
+            bypass_governance=bool(user.get("bypass_governance")),
+        )
+    return replace(config, credentials=credentials, dev_credentials=dev, users=directory)
 
 
 def _quick_start_upstream(config: ServerConfig, flags: Mapping[str, Any]) -> ServerConfig:

@@ -1,26 +1,44 @@
-"""What every handler may use: the registry and the server's settings."""
+"""What every handler may use: the registry, the server's settings, its users and the
+authoriser."""
 
 from __future__ import annotations
 
-import functools
-import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from registry import Registry
+from registry.access.principals import UserDirectory
+from s3facade.authorization import BYPASS_GOVERNANCE, RequestAuthorizer
+from s3facade.request import S3Request
+
+BYPASS_HEADER = "x-amz-bypass-governance-retention"
 
 
 @dataclass(frozen=True)
 class ServerContext:
     registry: Registry
     region: str
-    bypass_governance: frozenset[str] = frozenset()  # principals allowed to bypass
+    users: UserDirectory
+    access: RequestAuthorizer
+    credentials: Mapping[str, str]  # access key id -> secret (POST forms carry signatures)
 
-    def may_bypass(self, principal: str, header: str | None) -> bool:
-        """x-amz-bypass-governance-retention: true, from a principal allowed to."""
-        return (header or "").strip().lower() == "true" and principal in self.bypass_governance
+    def display_name(self, principal: str) -> str:
+        return self.users.display_name(principal)
 
+    def known_user(self, canonical_id: str) -> bool:
+        """Whether an ACL grant may name this id."""
+        return self.users.by_canonical_id(canonical_id) is not None
 
-@functools.lru_cache(maxsize=1024)  # listings name an owner per key
-def canonical_user_id(principal: str) -> str:
-    """A stable 64-hex owner id per principal, shaped like AWS's canonical user ids."""
-    return hashlib.sha256(f"s3facade:{principal}".encode()).hexdigest()
+    def may_bypass(self, req: S3Request, key: str | None = None) -> bool:
+        """x-amz-bypass-governance-retention: true, from a user holding
+        s3:BypassGovernanceRetention on the object (its bucket's owner, an admin, a policy
+        grant), or configured with bypass_governance (it may already write here)."""
+        if req.headers.get(BYPASS_HEADER, "").strip().lower() != "true" or req.user is None:
+            return False
+        if req.user.bypass_governance:
+            return True
+        target = key if key is not None else req.operation.key
+        decision = self.access.decide(
+            req.user, BYPASS_GOVERNANCE, req.bucket, target, req.facts, req.query.get("versionId")
+        )
+        return decision is not None and decision.allowed

@@ -6,6 +6,10 @@ from collections.abc import Mapping
 
 from registry import ObjectVersion, lifecycle
 from registry import errors as domain
+from registry.access.acl import InvalidCannedAcl
+from registry.access.bucket_settings import AclInForce, AclsDisabled, PublicAccessBlocked
+from registry.access.cors import InvalidCorsConfiguration
+from registry.access.policy import MalformedPolicy
 from s3facade.errors import S3Error
 from s3facade.responses import http_date
 
@@ -49,6 +53,13 @@ S3_CODES: Mapping[type[domain.RegistryError], tuple[str, str | None]] = {
     lifecycle.InvalidLifecycleArgument: ("InvalidArgument", None),
     lifecycle.InvalidLifecycleRequest: ("InvalidRequest", None),
     lifecycle.InvalidLifecycleTag: ("InvalidTag", None),
+    # Access control (registry.access): the policy and CORS errors carry AWS's message.
+    MalformedPolicy: ("MalformedPolicy", None),
+    InvalidCorsConfiguration: ("InvalidRequest", None),
+    InvalidCannedAcl: ("InvalidArgument", None),
+    PublicAccessBlocked: ("AccessDenied", None),
+    AclsDisabled: ("AccessControlListNotSupported", None),
+    AclInForce: ("InvalidBucketAclWithObjectOwnership", None),
 }
 
 
@@ -57,6 +68,7 @@ def s3_error_for(exc: domain.RegistryError) -> S3Error:
         entry = S3_CODES.get(cls)
         if entry is not None:
             code, message = entry
+            message = message or getattr(exc, "message", None)  # the domain's own wording
             return S3Error(code, message, extra=_details(exc), headers=_marker_headers(exc))
     return S3Error("InternalError")
 

@@ -76,6 +76,13 @@ class Metrics:
             ["operation"],
             registry=self.collectors,
         )
+        # Refused unsigned requests: counted, never logged one by one (they cost nothing to
+        # send, so they must not be able to grow the log).
+        self.anonymous_denied = Counter(
+            "s3facade_anonymous_denied",
+            "Anonymous requests refused for lack of permission",
+            registry=self.collectors,
+        )
         self.collectors.register(RegistryState(registry))
 
     def observe(self, operation: str, status: int, seconds: float) -> None:

@@ -8,17 +8,19 @@ before that (bad signature, missing bucket) never uploads its body.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from urllib.parse import unquote
 
 from starlette.datastructures import Headers
 from starlette.types import Receive
 
 from registry import Provenance
+from registry.access.principals import User
+from s3facade.auth import AuthContext, PayloadMode
 from s3facade.aws_chunked import AwsChunkedReader, is_aws_chunked
 from s3facade.errors import S3Error
 from s3facade.operations import Operation
-from s3facade.sigv4 import AuthContext, PayloadMode
 
 MAX_OBJECT_SIZE = 5 * 1024**3  # a single PUT; larger objects need multipart
 
@@ -167,6 +169,8 @@ class S3Request:
     auth: AuthContext
     provenance: Provenance
     body: RequestBody
+    user: User | None  # None: anonymous
+    facts: Mapping[str, Sequence[str]]  # policy condition keys (authorization.RequestFacts)
 
     @property
     def bucket(self) -> str:
@@ -194,3 +198,24 @@ def int_param(req: S3Request, name: str, default: int, maximum: int, *, minimum:
             extra={"ArgumentName": name, "ArgumentValue": text},
         )
     return min(value, maximum)
+
+
+def parse_copy_source(raw: str) -> tuple[str, str, str | None]:
+    """`x-amz-copy-source` ("bucket/key" or "/bucket/key", URL-encoded, optionally
+    "?versionId=...") as bucket, key and version id."""
+    path, _, query = raw.partition("?")
+    bucket, slash, key = unquote(path.lstrip("/")).partition("/")
+    if not bucket or not slash or not key:
+        raise S3Error(
+            "InvalidArgument",
+            "Copy Source must mention the source bucket and key: sourcebucket/sourcekey",
+            extra={"ArgumentName": "x-amz-copy-source"},
+        )
+    version_id = query.removeprefix("versionId=") if query.startswith("versionId=") else None
+    if version_id is not None and not version_id:
+        raise S3Error(
+            "InvalidArgument",
+            "Invalid version id specified",
+            extra={"ArgumentName": "x-amz-copy-source"},
+        )
+    return bucket, key, version_id

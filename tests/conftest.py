@@ -26,6 +26,9 @@ from tests.upstream_services import (  # noqa: F401 - fixtures, used by name
     rgw_upstream,
 )
 
+# The access-control suites' fixture (`users`: a server with two plain users).
+pytest_plugins = ("tests.access_server",)
+
 ACCESS_KEY = "AKIDS3FACADETEST0001"
 SECRET_KEY = "test-secret-key-0123456789abcdefghijklmnop"
 REGION = "us-east-1"

@@ -13,9 +13,9 @@ from collections.abc import AsyncIterator, Callable
 import pytest
 from botocore.httpchecksum import AwsChunkedWrapper, Crc32Checksum
 
+from s3facade.auth import ChunkSigner, signing_key
 from s3facade.aws_chunked import AwsChunkedReader, is_aws_chunked
 from s3facade.errors import S3Error
-from s3facade.sigv4 import ChunkSigner, signing_key
 
 SK = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
 DATE = "20130524T000000Z"

@@ -911,7 +911,7 @@ def test_put_if_match_on_missing_key(s3: Any, server: RunningServer, unchanged: 
 # --- sub-resources we do not serve ------------------------------------------------------
 
 
-@pytest.mark.parametrize("subresource", ["acl", "policy", "cors", "ownershipControls"])
+@pytest.mark.parametrize("subresource", ["torrent", "session", "metadataConfiguration"])
 def test_unknown_bucket_subresource_is_not_a_listing(
     server: RunningServer, unchanged: str, subresource: str
 ) -> None:
@@ -923,8 +923,9 @@ def test_unknown_bucket_subresource_is_not_a_listing(
 @pytest.mark.parametrize(
     ("subresource", "status", "code"),
     [
-        ("acl", 501, "NotImplemented"),
+        ("restore", 501, "NotImplemented"),
         ("torrent", 501, "NotImplemented"),
+        ("acl", 400, "MalformedACLError"),
         # Served sub-resources refuse a document of the wrong shape.
         ("tagging", 400, "MalformedXML"),
         ("retention", 400, "MalformedXML"),

@@ -138,9 +138,12 @@ def test_every_response_has_a_request_id(server: Any, s3: Any) -> None:
     assert anonymous.headers["x-amz-request-id"] in anonymous.text
 
 
-def test_unimplemented_subresource_is_not_a_listing(server: Any, s3: Any, bucket: str) -> None:
-    with pytest.raises(ClientError) as raised:
-        s3.get_bucket_acl(Bucket=bucket)
+def test_unimplemented_subresource_is_not_another_operation(
+    server: Any, s3: Any, bucket: str
+) -> None:
+    s3.put_object(Bucket=bucket, Key="k", Body=b"x")
+    with pytest.raises(ClientError) as raised:  # ?torrent: not a GetObject
+        s3.get_object_torrent(Bucket=bucket, Key="k")
     assert error_code(raised.value) == "NotImplemented"
     assert raised.value.response["ResponseMetadata"]["HTTPStatusCode"] == 501
 

@@ -4,6 +4,7 @@ to lose a protected version through every path, checking its bytes after each tr
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import uuid
 from collections.abc import Callable, Iterator
@@ -67,8 +68,17 @@ def nobypass(locked_server: RunningServer) -> Any:
 
 @pytest.fixture
 def lock_bucket(s3: Any) -> str:
+    """The admin's bucket, where the second user may do all but bypass governance."""
     name = f"lock-{uuid.uuid4().hex[:10]}"
     s3.create_bucket(Bucket=name, ObjectLockEnabledForBucket=True)
+    statement = {
+        "Effect": "Allow",
+        "Principal": {"AWS": NOBYPASS_KEY},
+        "NotAction": "s3:BypassGovernanceRetention",
+        "Resource": [f"arn:aws:s3:::{name}", f"arn:aws:s3:::{name}/*"],
+    }
+    policy = {"Version": "2012-10-17", "Statement": [statement]}
+    s3.put_bucket_policy(Bucket=name, Policy=json.dumps(policy))
     return name
 
 

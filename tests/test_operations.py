@@ -75,8 +75,8 @@ def test_virtual_hosted(
 @pytest.mark.parametrize(
     ("method", "path", "query", "code"),
     [
-        ("GET", "/bkt", "acl", "NotImplemented"),
-        ("GET", "/bkt", "policy", "NotImplemented"),
+        ("GET", "/bkt", "session", "NotImplemented"),
+        ("GET", "/bkt", "metadataConfiguration", "NotImplemented"),
         ("GET", "/bkt/k", "torrent", "NotImplemented"),
         ("POST", "/bkt/k", "", "MethodNotAllowed"),
         ("PATCH", "/bkt", "", "MethodNotAllowed"),

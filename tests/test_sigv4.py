@@ -21,18 +21,11 @@ from botocore.awsrequest import AWSRequest, AWSResponse
 from botocore.config import Config
 from botocore.credentials import Credentials
 
-from s3facade import sigv2
+from s3facade.auth import AuthContext, Authenticator, PayloadMode, RequestView, sigv2
+from s3facade.auth.common import parse_query
+from s3facade.auth.sigv4 import canonical_query, canonical_uri
 from s3facade.aws_chunked import AwsChunkedReader, is_aws_chunked
 from s3facade.errors import S3Error
-from s3facade.sigv4 import (
-    AuthContext,
-    Authenticator,
-    PayloadMode,
-    RequestView,
-    canonical_query,
-    canonical_uri,
-    parse_query,
-)
 
 AK = "AKIAIOSFODNN7EXAMPLE"
 SK = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"

@@ -5,9 +5,13 @@ from __future__ import annotations
 from lxml import etree
 from starlette.responses import Response
 
+from registry.access.acl import private_acl
+from registry.access.principals import canonical_user_id
+from registry.access.settings import BucketSetting, ObjectOwnership
 from registry.errors import BucketAlreadyOwnedByYou
 from registry.names import check_bucket_name
-from s3facade.context import ServerContext, canonical_user_id
+from s3facade.acl_xml import acl_from_headers
+from s3facade.context import ServerContext
 from s3facade.continuation import decode_token, encode_token
 from s3facade.errors import S3Error
 from s3facade.request import S3Request, int_param
@@ -17,11 +21,21 @@ from s3facade.xml import Document, add, child_text, iso8601, parse
 MAX_BUCKETS = 10_000  # AWS's limit of max-buckets (and of buckets per account)
 
 
-def add_owner(parent: etree._Element, principal: str, element: str | None = "Owner") -> None:
+def add_owner(
+    parent: etree._Element, principal: str, name: str, element: str | None = "Owner"
+) -> None:
     """Owner (or, with element=None, the ID and DisplayName directly in `parent`)."""
     owner = add(parent, element) if element is not None else parent
-    add(owner, "ID", canonical_user_id(principal))
-    add(owner, "DisplayName", principal)
+    add(owner, "ID", canonical_user_id(principal) if principal else "")
+    add(owner, "DisplayName", name)
+
+
+def parse_ownership(text: str | None) -> ObjectOwnership:
+    """An ObjectOwnership value (x-amz-object-ownership, OwnershipControls)."""
+    try:
+        return ObjectOwnership((text or "").strip())
+    except ValueError:
+        raise S3Error("MalformedXML") from None
 
 
 async def list_buckets(req: S3Request, server: ServerContext) -> Response:
@@ -42,7 +56,7 @@ async def list_buckets(req: S3Request, server: ServerContext) -> Response:
     ]
     page = chosen[:limit]
     doc = Document("ListAllMyBucketsResult")
-    add_owner(doc.root, principal)
+    add_owner(doc.root, principal, server.display_name(principal))
     buckets = add(doc.root, "Buckets")
     for bucket in page:
         entry = add(buckets, "Bucket")
@@ -69,16 +83,34 @@ async def create_bucket(req: S3Request, server: ServerContext) -> Response:
                 f"endpoint serves {server.region!r}.",
             )
     lock = req.headers.get("x-amz-bucket-object-lock-enabled", "").strip().lower() == "true"
+    ownership_header = req.headers.get("x-amz-object-ownership")
+    ownership = parse_ownership(ownership_header) if ownership_header is not None else None
+    owner = req.provenance.principal
+    acl = acl_from_headers(req.headers, canonical_user_id(owner), None, server.known_user)
+    if acl is not None and acl.grants == private_acl(acl.owner).grants:
+        acl = None  # the default: nothing to record
+    if ownership is ObjectOwnership.BUCKET_OWNER_ENFORCED and acl is not None:
+        raise S3Error("InvalidBucketAclWithObjectOwnership")
     try:
         await server.registry.create_bucket(
             req.bucket, server.region, req.provenance, object_lock=lock
         )
     except BucketAlreadyOwnedByYou:
         # AWS's legacy behaviour in us-east-1: creating a bucket you own again succeeds and
-        # changes nothing; every other region answers 409.
+        # changes nothing (its ACL included); every other region answers 409.
         # https://docs.aws.amazon.com/AmazonS3/latest/API/API_CreateBucket.html
         if server.region != "us-east-1":
             raise
+        return Response(status_code=200, headers={"Location": f"/{req.bucket}"})
+    # Recorded after the bucket: a crash between leaves it private, never more open.
+    if ownership is not None:
+        await server.registry.put_bucket_access(
+            req.bucket, BucketSetting.OWNERSHIP, ownership.value, req.provenance
+        )
+    if acl is not None:
+        await server.registry.put_bucket_access(
+            req.bucket, BucketSetting.ACL, acl.as_dict(), req.provenance
+        )
     return Response(status_code=200, headers={"Location": f"/{req.bucket}"})
 
 

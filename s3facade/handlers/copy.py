@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from urllib.parse import unquote
+from dataclasses import replace
 
 from starlette.responses import Response
 
@@ -11,10 +11,11 @@ from registry.names import check_key
 from s3facade.conditional import NotModified, check_read_conditions
 from s3facade.context import ServerContext
 from s3facade.errors import S3Error
+from s3facade.handlers.access import requested_acl
 from s3facade.handlers.object_lock import lock_request
 from s3facade.handlers.objects import object_spec, parse_tagging, write_condition
 from s3facade.handlers.versioning import new_version_headers
-from s3facade.request import S3Request
+from s3facade.request import S3Request, parse_copy_source
 from s3facade.responses import xml_response
 from s3facade.xml import Document, add, iso8601
 
@@ -30,22 +31,7 @@ _SELF_COPY = (
 def copy_source(req: S3Request, server: ServerContext) -> ObjectVersion:
     """The version `x-amz-copy-source` names ("bucket/key" or "/bucket/key", URL-encoded,
     optionally "?versionId=..."), checked against the x-amz-copy-source-if-* conditions."""
-    raw = req.headers["x-amz-copy-source"]
-    path, _, query = raw.partition("?")
-    bucket, slash, key = unquote(path.lstrip("/")).partition("/")
-    if not bucket or not slash or not key:
-        raise S3Error(
-            "InvalidArgument",
-            "Copy Source must mention the source bucket and key: sourcebucket/sourcekey",
-            extra={"ArgumentName": "x-amz-copy-source"},
-        )
-    version_id = query.removeprefix("versionId=") if query.startswith("versionId=") else None
-    if version_id is not None and not version_id:
-        raise S3Error(
-            "InvalidArgument",
-            "Invalid version id specified",
-            extra={"ArgumentName": "x-amz-copy-source"},
-        )
+    bucket, key, version_id = parse_copy_source(req.headers["x-amz-copy-source"])
     source = server.registry.head_object(bucket, key, version_id)
     try:
         check_read_conditions(req.headers, source, prefix="x-amz-copy-source-")
@@ -88,7 +74,10 @@ async def copy_object(req: S3Request, server: ServerContext) -> Response:
         source,
         req.bucket,
         req.key,
-        spec=copied_spec(req, source),
+        spec=replace(
+            copied_spec(req, source),
+            acl=requested_acl(req, server, req.provenance.principal),
+        ),
         provenance=req.provenance,
         condition=write_condition(req.headers),
         lock=lock_request(req.headers),

@@ -10,8 +10,9 @@ from lxml import etree
 from starlette.responses import Response
 
 from registry import ListingPage
+from registry.access.principals import canonical_user_id
 from registry.model import ListedObject
-from s3facade.context import ServerContext, canonical_user_id
+from s3facade.context import ServerContext
 from s3facade.continuation import decode_token, encode_token
 from s3facade.errors import S3Error
 from s3facade.handlers.buckets import add_owner
@@ -50,8 +51,12 @@ def _page(req: S3Request, server: ServerContext, after: str, max_keys: int) -> L
 
 
 def _contents(
-    root: etree._Element, page: ListingPage, encode: Callable[[str], str], owner: bool
+    root: etree._Element,
+    page: ListingPage,
+    encode: Callable[[str], str],
+    owner: Callable[[str], str] | None,
 ) -> None:
+    """`owner`: the display name of an owner, when entries show their Owner."""
     for version in page.objects:
         _add_object(root, version, encode, owner)
     for prefix in page.common_prefixes:
@@ -59,22 +64,25 @@ def _contents(
 
 
 def _add_object(
-    root: etree._Element, version: ListedObject, encode: Callable[[str], str], owner: bool
+    root: etree._Element,
+    version: ListedObject,
+    encode: Callable[[str], str],
+    owner: Callable[[str], str] | None,
 ) -> None:
     # A page holds up to 1000 of these: each is a copy of a prepared entry (lxml copies a
     # subtree in C, twice as fast as making its elements one by one) whose texts are filled
     # in; only the key (the one text a client chose) goes through the checks `add` makes.
-    entry = copy.copy(_entry_template(tuple(version.checksums), owner))
+    entry = copy.copy(_entry_template(tuple(version.checksums), owner is not None))
     key, modified, etag = entry[0], entry[1], entry[2]
     set_text(key, encode(version.key))
     modified.text = iso8601(version.last_modified)
     etag.text = f'"{version.etag}"'
     size_at = 3 + len(version.checksums) + (1 if version.checksums else 0)
     entry[size_at].text = str(version.size)
-    if owner:
+    if owner is not None:
         owner_id, display_name = entry[size_at + 1]
         owner_id.text = canonical_user_id(version.owner)
-        display_name.text = version.owner
+        display_name.text = owner(version.owner)
     root.append(entry)
 
 
@@ -90,7 +98,7 @@ def _entry_template(algorithms: tuple[str, ...], owner: bool) -> etree._Element:
         add(entry, "ChecksumType", "FULL_OBJECT")
     add(entry, "Size")
     if owner:
-        add_owner(entry, "")
+        add_owner(entry, "", "")
     add(entry, "StorageClass", "STANDARD")
     return entry
 
@@ -125,7 +133,7 @@ async def list_objects_v2(req: S3Request, server: ServerContext) -> Response:
     if "encoding-type" in req.query:
         add(doc.root, "EncodingType", "url")
     fetch_owner = req.query.get("fetch-owner", "").lower() == "true"
-    _contents(doc.root, page, encode, owner=fetch_owner)
+    _contents(doc.root, page, encode, server.display_name if fetch_owner else None)
     return xml_response(doc)
 
 
@@ -148,5 +156,5 @@ async def list_objects(req: S3Request, server: ServerContext) -> Response:
     add(doc.root, "IsTruncated", page.is_truncated)
     if "encoding-type" in req.query:
         add(doc.root, "EncodingType", "url")
-    _contents(doc.root, page, encode, owner=True)
+    _contents(doc.root, page, encode, server.display_name)
     return xml_response(doc)

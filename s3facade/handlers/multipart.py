@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 from collections.abc import AsyncIterator, Coroutine, Sequence
+from dataclasses import replace
 
 from starlette.responses import Response, StreamingResponse
 
@@ -24,6 +25,7 @@ from s3facade.conditional import parse_range, unquote_etag
 from s3facade.context import ServerContext
 from s3facade.domain_errors import s3_error_for
 from s3facade.errors import S3Error
+from s3facade.handlers.access import requested_acl
 from s3facade.handlers.buckets import add_owner
 from s3facade.handlers.copy import copy_source
 from s3facade.handlers.listing import encoder
@@ -78,7 +80,9 @@ def _checksum_headers(upload: MultipartUpload) -> dict[str, str]:
 
 async def create_multipart_upload(req: S3Request, server: ServerContext) -> Response:
     check_key(req.key)
-    spec = object_spec(req.headers)
+    spec = replace(
+        object_spec(req.headers), acl=requested_acl(req, server, req.provenance.principal)
+    )
     algorithm_name = req.headers.get("x-amz-checksum-algorithm")
     checksum_type = req.headers.get("x-amz-checksum-type")
     algorithm = algorithm_named(algorithm_name).name if algorithm_name else None
@@ -225,8 +229,9 @@ async def list_parts(req: S3Request, server: ServerContext) -> Response:
         add(entry, "Size", part.size)
         for name, value in part.checksums.items():
             add(entry, f"Checksum{name}", value)
-    add_owner(add(doc.root, "Initiator"), upload.owner, element=None)
-    add_owner(doc.root, upload.owner)
+    name = server.display_name(upload.owner)
+    add_owner(add(doc.root, "Initiator"), upload.owner, name, element=None)
+    add_owner(doc.root, upload.owner, name)
     add(doc.root, "StorageClass", "STANDARD")
     if upload.checksum_algorithm:
         add(doc.root, "ChecksumAlgorithm", upload.checksum_algorithm)
@@ -265,8 +270,9 @@ async def list_multipart_uploads(req: S3Request, server: ServerContext) -> Respo
         entry = add(doc.root, "Upload")
         add(entry, "Key", encode(upload.key))
         add(entry, "UploadId", upload.upload_id)
-        add_owner(add(entry, "Initiator"), upload.owner, element=None)
-        add_owner(entry, upload.owner)
+        name = server.display_name(upload.owner)
+        add_owner(add(entry, "Initiator"), upload.owner, name, element=None)
+        add_owner(entry, upload.owner, name)
         add(entry, "StorageClass", "STANDARD")
         add(entry, "Initiated", iso8601(upload.initiated))
         if upload.checksum_algorithm:

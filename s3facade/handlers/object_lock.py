@@ -17,8 +17,6 @@ from s3facade.request import S3Request
 from s3facade.responses import xml_response
 from s3facade.xml import Document, add, child_text, children, parse
 
-BYPASS_HEADER = "x-amz-bypass-governance-retention"
-
 
 def parse_time(text: str, name: str) -> datetime:
     """An ISO 8601 date as S3 takes it, as naive UTC."""
@@ -149,9 +147,7 @@ async def put_object_retention(req: S3Request, server: ServerContext) -> Respons
         _mode(mode_text, in_xml=True) if mode_text is not None else None,
         until,
         req.provenance,
-        bypass_governance=server.may_bypass(
-            req.provenance.principal, req.headers.get(BYPASS_HEADER)
-        ),
+        bypass_governance=server.may_bypass(req),
     )
     bucket = server.registry.bucket(req.bucket)
     return Response(status_code=200, headers=version_headers(bucket, version))

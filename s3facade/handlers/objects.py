@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from urllib.parse import parse_qsl
 
 from starlette.datastructures import Headers
@@ -15,7 +16,8 @@ from s3facade.conditional import unquote_etag
 from s3facade.context import ServerContext
 from s3facade.domain_errors import s3_error_for
 from s3facade.errors import S3Error
-from s3facade.handlers.object_lock import BYPASS_HEADER, lock_request
+from s3facade.handlers.access import requested_acl
+from s3facade.handlers.object_lock import lock_request
 from s3facade.handlers.versioning import new_version_headers, requested_version
 from s3facade.integrity import UploadIntegrity, require_integrity
 from s3facade.request import S3Request
@@ -128,7 +130,9 @@ def write_condition(headers: Headers) -> WriteCondition:
 async def put_object(req: S3Request, server: ServerContext) -> Response:
     check_key(req.key)
     req.body.require_length()
-    spec = object_spec(req.headers)
+    spec = replace(
+        object_spec(req.headers), acl=requested_acl(req, server, req.provenance.principal)
+    )
     condition = write_condition(req.headers)
     integrity = UploadIntegrity.of(req.body)
     version = await server.registry.put_object(
@@ -165,9 +169,7 @@ async def delete_object(req: S3Request, server: ServerContext) -> Response:
         req.provenance,
         condition,
         version_id=requested_version(req),
-        bypass_governance=server.may_bypass(
-            req.provenance.principal, req.headers.get(BYPASS_HEADER)
-        ),
+        bypass_governance=server.may_bypass(req),
     )
     return Response(status_code=204, headers=delete_headers(outcome))
 
@@ -180,7 +182,6 @@ async def delete_objects(req: S3Request, server: ServerContext) -> Response:
     if not entries or len(entries) > MAX_DELETE_KEYS:
         raise S3Error("MalformedXML")
     server.registry.bucket(req.bucket)
-    bypass = server.may_bypass(req.provenance.principal, req.headers.get(BYPASS_HEADER))
     doc = Document("DeleteResult")
     for entry in entries:
         key = child_text(entry, "Key")
@@ -189,8 +190,17 @@ async def delete_objects(req: S3Request, server: ServerContext) -> Response:
             raise S3Error("MalformedXML")
         try:
             check_key(key)
+            # Each key is authorised on its own, as AWS does: a refusal is that key's Error.
+            permission = "s3:DeleteObjectVersion" if version_id else "s3:DeleteObject"
+            await server.access.require(
+                req.user, permission, req.bucket, key, req.facts, req.provenance, version_id
+            )
             outcome = await server.registry.delete_object(
-                req.bucket, key, req.provenance, version_id=version_id, bypass_governance=bypass
+                req.bucket,
+                key,
+                req.provenance,
+                version_id=version_id,
+                bypass_governance=server.may_bypass(req, key),
             )
         except (S3Error, RegistryError) as exc:
             error = exc if isinstance(exc, S3Error) else s3_error_for(exc)

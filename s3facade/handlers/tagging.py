@@ -29,7 +29,12 @@ def _tagging_document(tags: Mapping[str, str]) -> Document:
 
 
 async def _tags_from_body(req: S3Request, limit: int, what: str) -> dict[str, str]:
-    root = parse(await require_integrity(req.body), "Tagging")
+    return tags_from_document(await require_integrity(req.body), limit, what)
+
+
+def tags_from_document(body: bytes, limit: int = MAX_TAGS, what: str = "Object") -> dict[str, str]:
+    """A Tagging document's tag set, checked as AWS checks it."""
+    root = parse(body, "Tagging")
     tags: dict[str, str] = {}
     for tag_set in children(root, "TagSet"):
         for tag in children(tag_set, "Tag"):

@@ -10,8 +10,9 @@ from lxml import etree
 from starlette.responses import Response
 
 from registry import Bucket, ObjectVersion
+from registry.access.principals import canonical_user_id
 from registry.model import Versioning
-from s3facade.context import ServerContext, canonical_user_id
+from s3facade.context import ServerContext
 from s3facade.errors import S3Error
 from s3facade.handlers.buckets import add_owner
 from s3facade.handlers.listing import encoder, max_keys_param
@@ -102,13 +103,18 @@ async def list_object_versions(req: S3Request, server: ServerContext) -> Respons
     if "encoding-type" in req.query:
         add(doc.root, "EncodingType", "url")
     for version, latest in page.versions:
-        doc.root.append(_entry(version, latest, encode))
+        doc.root.append(_entry(version, latest, encode, server.display_name))
     for prefix in page.common_prefixes:
         add(add(doc.root, "CommonPrefixes"), "Prefix", encode(prefix))
     return xml_response(doc)
 
 
-def _entry(version: ObjectVersion, latest: bool, encode: Callable[[str], str]) -> etree._Element:
+def _entry(
+    version: ObjectVersion,
+    latest: bool,
+    encode: Callable[[str], str],
+    display_name: Callable[[str], str],
+) -> etree._Element:
     """A Version or DeleteMarker element: a copy of a prepared one (a page makes up to a
     thousand; see handlers.listing) with its texts filled in, in AWS's order."""
     algorithms = () if version.delete_marker else tuple(version.checksums)
@@ -120,9 +126,9 @@ def _entry(version: ObjectVersion, latest: bool, encode: Callable[[str], str]) -
     if not version.delete_marker:
         entry[4].text = f'"{version.etag}"'
         entry[5 + len(algorithms)].text = str(version.size)
-    owner_id, display_name = entry[-1]
+    owner_id, name = entry[-1]
     owner_id.text = canonical_user_id(version.owner)
-    display_name.text = version.owner
+    name.text = display_name(version.owner)
     return entry
 
 
@@ -137,5 +143,5 @@ def _entry_template(delete_marker: bool, algorithms: tuple[str, ...]) -> etree._
             add(entry, "ChecksumAlgorithm", algorithm)
         add(entry, "Size")
         add(entry, "StorageClass", "STANDARD")
-    add_owner(entry, "")
+    add_owner(entry, "", "")
     return entry

@@ -21,13 +21,10 @@ import hmac
 import itertools
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
 from urllib.parse import quote_from_bytes, unquote_to_bytes
 
+from s3facade.auth.common import RequestView, iso, lookup_secret
 from s3facade.errors import S3Error
-
-if TYPE_CHECKING:  # sigv4 imports this module at run time
-    from s3facade.sigv4 import RequestView
 
 # Sub-resources that belong to the CanonicalizedResource (AWS's list, plus what botocore
 # and the AWS JS SDK v2 sign).
@@ -149,27 +146,20 @@ def _check(
         if hmac.compare_digest(sign(secret, sts).encode(), wanted):
             return
         first = sts if first is None else first
-    sts = first or ""
-    raise S3Error(
+    raise signature_mismatch(access_key, first or "", provided)
+
+
+def signature_mismatch(access_key: str, string_to_sign: str, provided: str) -> S3Error:
+    """SignatureDoesNotMatch with the elements AWS adds to help the caller find why."""
+    return S3Error(
         "SignatureDoesNotMatch",
         extra={
             "AWSAccessKeyId": access_key,
-            "StringToSign": sts,
+            "StringToSign": string_to_sign,
             "SignatureProvided": provided,
-            "StringToSignBytes": " ".join(f"{b:02x}" for b in sts.encode("utf-8")),
+            "StringToSignBytes": " ".join(f"{b:02x}" for b in string_to_sign.encode("utf-8")),
         },
     )
-
-
-def _lookup(secret_for: Callable[[str], str | None], access_key: str) -> str:
-    secret = secret_for(access_key)
-    if secret is None:
-        raise S3Error("InvalidAccessKeyId", extra={"AWSAccessKeyId": access_key})
-    return secret
-
-
-def _iso(dt: datetime) -> str:
-    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def verify_query(
@@ -194,10 +184,10 @@ def verify_query(
         raise S3Error("AccessDenied", f"Invalid date (should be seconds since epoch): {expires}")
     if now.timestamp() > int(expires):  # no 7-day cap: AWS never had one for SigV2
         deadline = datetime.fromtimestamp(int(expires), UTC)
-        extra = {"Expires": _iso(deadline), "ServerTime": _iso(now)}
+        extra = {"Expires": iso(deadline), "ServerTime": iso(now)}
         raise S3Error("AccessDenied", "Request has expired", extra=extra)
     access_key = params["AWSAccessKeyId"]
-    secret = _lookup(secret_for, access_key)
+    secret = lookup_secret(secret_for, access_key)
     # botocore moves x-amz-*, Content-Type and Content-MD5 into the query when presigning;
     # the client following the URL may or may not send them again as headers.
     headers = req.headers
@@ -230,7 +220,7 @@ def verify_header(
             "Authorization header is invalid -- one and only one ' ' (space) required",
             extra={"ArgumentName": "Authorization", "ArgumentValue": authorization},
         )
-    secret = _lookup(secret_for, access_key)
+    secret = lookup_secret(secret_for, access_key)
     headers = req.headers
     # With x-amz-date, AWS ignores Date: the line is empty (AWS JS SDK v2), though
     # botocore still signs the Date header it sets.
