@@ -4,7 +4,7 @@ write asks for with x-amz-acl or x-amz-grant-* headers."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from starlette.responses import Response
@@ -40,20 +40,22 @@ def _display_name(server: ServerContext) -> Callable[[str], str]:
     return name
 
 
-def requested_acl(req: S3Request, server: ServerContext, owner: str) -> dict[str, Any] | None:
-    """The ACL a write's x-amz-acl / x-amz-grant-* headers ask for (as recorded), None for
-    none or the default (the writer's FULL_CONTROL); refused as the bucket's public access
-    block and object ownership say. `owner`: the new resource's owner (access key id)."""
-    bucket_owner = server.registry.bucket(req.bucket).owner
+def requested_acl(
+    server: ServerContext, bucket: str, headers: Mapping[str, str], owner: str
+) -> dict[str, Any] | None:
+    """The ACL a write's x-amz-acl / x-amz-grant-* headers (or a POST form's fields) ask for,
+    as recorded; None for none or the default (the writer's FULL_CONTROL). Refused as the
+    bucket's public access block and object ownership say. `owner`: the writer."""
+    bucket_owner = server.registry.bucket(bucket).owner
     acl = acl_from_headers(
-        req.headers,
+        headers,
         canonical_user_id(owner),
         canonical_user_id(bucket_owner),
         server.known_user,
     )
     if acl is None or acl == private_acl(acl.owner):
         return None
-    server.registry.check_acl(req.bucket, acl)
+    server.registry.check_acl(bucket, acl)
     return acl.as_dict()
 
 

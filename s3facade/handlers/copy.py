@@ -76,7 +76,7 @@ async def copy_object(req: S3Request, server: ServerContext) -> Response:
         req.key,
         spec=replace(
             copied_spec(req, source),
-            acl=requested_acl(req, server, req.provenance.principal),
+            acl=requested_acl(server, req.bucket, req.headers, req.provenance.principal),
         ),
         provenance=req.provenance,
         condition=write_condition(req.headers),

@@ -81,7 +81,8 @@ def _checksum_headers(upload: MultipartUpload) -> dict[str, str]:
 async def create_multipart_upload(req: S3Request, server: ServerContext) -> Response:
     check_key(req.key)
     spec = replace(
-        object_spec(req.headers), acl=requested_acl(req, server, req.provenance.principal)
+        object_spec(req.headers),
+        acl=requested_acl(server, req.bucket, req.headers, req.provenance.principal),
     )
     algorithm_name = req.headers.get("x-amz-checksum-algorithm")
     checksum_type = req.headers.get("x-amz-checksum-type")

@@ -131,7 +131,8 @@ async def put_object(req: S3Request, server: ServerContext) -> Response:
     check_key(req.key)
     req.body.require_length()
     spec = replace(
-        object_spec(req.headers), acl=requested_acl(req, server, req.provenance.principal)
+        object_spec(req.headers),
+        acl=requested_acl(server, req.bucket, req.headers, req.provenance.principal),
     )
     condition = write_condition(req.headers)
     integrity = UploadIntegrity.of(req.body)

@@ -16,12 +16,11 @@ from urllib.parse import quote, urlencode, urlsplit, urlunsplit
 from starlette.datastructures import Headers
 from starlette.responses import Response
 
-from registry.access.principals import canonical_user_id
 from registry.names import check_key
-from s3facade.acl_xml import acl_from_headers
 from s3facade.config import ANONYMOUS
 from s3facade.context import ServerContext
 from s3facade.errors import S3Error
+from s3facade.handlers.access import requested_acl
 from s3facade.handlers.objects import object_spec, write_headers
 from s3facade.handlers.tagging import tags_from_document
 from s3facade.integrity import UploadIntegrity
@@ -76,17 +75,8 @@ async def post_object(req: S3Request, server: ServerContext) -> Response:
         spec = replace(spec, content_type=form.file_content_type)
     if "tagging" in fields:
         spec = replace(spec, tags=tags_from_document(fields["tagging"].encode()))
-    owner = signer or ANONYMOUS
-    bucket_owner = server.registry.bucket(req.bucket).owner
-    acl = acl_from_headers(
-        form_headers,
-        canonical_user_id(owner),
-        canonical_user_id(bucket_owner),
-        server.known_user,
-    )
-    if acl is not None:
-        server.registry.check_acl(req.bucket, acl)
-        spec = replace(spec, acl=acl.as_dict())
+    acl = requested_acl(server, req.bucket, form_headers, provenance.principal)
+    spec = replace(spec, acl=acl)
     integrity = UploadIntegrity.of(replace(req.body, headers=form_headers))
     version = await server.registry.put_object(
         req.bucket,
