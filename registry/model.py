@@ -233,6 +233,15 @@ class UploadPart:
     last_modified: datetime
 
 
+@dataclass(frozen=True, slots=True)
+class ObjectPart:
+    """One part of a multipart object, as GetObjectAttributes lists it."""
+
+    number: int
+    size: int
+    checksums: Mapping[str, str]  # algorithm -> base64; empty when the part had none
+
+
 @dataclass(slots=True)
 class MultipartUpload:
     """An unfinished multipart upload. `parts` grows in place as parts arrive (up to

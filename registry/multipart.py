@@ -28,6 +28,7 @@ from registry.model import (
     CompletedPart,
     Lock,
     MultipartUpload,
+    ObjectPart,
     ObjectSpec,
     ObjectVersion,
     Provenance,
@@ -214,6 +215,19 @@ class MultipartUploads:
                     bucket, key, upload, chosen, receipt, checksums, provenance, condition
                 )
 
+    async def parts_of(self, version: ObjectVersion) -> tuple[ObjectPart, ...]:
+        """A multipart object's parts (none for a single-part one): sizes from the views,
+        each part's checksums from the event that wrote the version (one point lookup)."""
+        if not version.part_sizes:
+            return ()
+        log = self._core.log
+        event = await log.run_query(lambda: log.store.event_at(version.seq))
+        recorded = (event.data.get("part_checksums") if event is not None else None) or []
+        return tuple(
+            ObjectPart(number, size, recorded[number - 1] if number <= len(recorded) else {})
+            for number, size in enumerate(version.part_sizes, start=1)
+        )
+
     async def completed_into(self, bucket: str, key: str, upload_id: str) -> ObjectVersion | None:
         """The current object, if `upload_id` completed into it: a repeated
         CompleteMultipartUpload (an SDK retrying after a lost answer) gets the first
@@ -253,6 +267,11 @@ class MultipartUploads:
             checksums=dict(checksums),
             checksum_type=upload.checksum_type or "FULL_OBJECT",
             part_sizes=[part.size for part in chosen],
+            part_checksums=(
+                [dict(part.checksums) for part in chosen]
+                if any(part.checksums for part in chosen)
+                else None
+            ),
             backend_id=backend.backend_id,
         )
         return await self._core.commit_write(

@@ -158,6 +158,9 @@ class Stored(Payload):
     retention_source: str | None = None
     retention_policy: str | None = None
     part_sizes: list[int] | None = field(default=None, metadata=EXTRA)
+    # Each part's checksums (algorithm -> base64), in order, when the parts had any
+    # (GetObjectAttributes lists them; the views keep only the sizes).
+    part_checksums: list[Mapping[str, str]] | None = field(default=None, metadata=EXTRA)
     derived_from: Mapping[str, str] | None = field(
         default=None, metadata=EXTRA
     )  # bucket, key, version_id, sha256

@@ -83,6 +83,7 @@ class Action(StrEnum):
     GET_BUCKET_CORS = "GetBucketCors"
     PUT_BUCKET_CORS = "PutBucketCors"
     DELETE_BUCKET_CORS = "DeleteBucketCors"
+    GET_OBJECT_ATTRIBUTES = "GetObjectAttributes"
     POST_OBJECT = "PostObject"  # a browser form upload (handlers.post_object)
     PREFLIGHT = "OptionsObject"  # a CORS preflight: answered from the bucket's rules, unsigned
 
@@ -379,6 +380,14 @@ ROUTES: tuple[Route, ...] = (
         "s3:PutObjectAcl",
         "acl",
         versioned="s3:PutObjectVersionAcl",
+    ),
+    Route(
+        Target.OBJECT,
+        "GET",
+        Action.GET_OBJECT_ATTRIBUTES,
+        "s3:GetObjectAttributes",
+        "attributes",
+        versioned="s3:GetObjectVersionAttributes",
     ),
     Route(
         Target.OBJECT,

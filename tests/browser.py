@@ -1,32 +1,20 @@
-"""A real headless Chromium (Debian's `chromium` package) for tests of what browsers do:
-installed with apt-get when missing, as services/rgw.sh installs Ceph."""
+"""A real headless Chromium (Debian's `chromium` package, installed when missing) for tests
+of what browsers do, and a page origin of the test's own to load in it."""
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from tests.debian_packages import ensure_installed
 from tests.upstream_services import free_port
 
 
 def chromium() -> str:
-    found = shutil.which("chromium")
-    if found is not None:
-        return found
-    sudo = [] if os.geteuid() == 0 else ["sudo", "-n"]
-    install = [*sudo, "apt-get", "install", "-y", "-q", "--no-install-recommends", "chromium"]
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    if subprocess.run(install, env=env, capture_output=True).returncode != 0:
-        subprocess.run([*sudo, "apt-get", "update", "-q"], env=env, capture_output=True)
-        subprocess.run(install, env=env, check=True, capture_output=True)
-    found = shutil.which("chromium")
-    assert found is not None, "apt-get installed chromium but it is not on PATH"
-    return found
+    return ensure_installed("chromium")
 
 
 def rendered_dom(url: str, budget_ms: int = 15000) -> str:

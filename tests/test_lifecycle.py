@@ -224,6 +224,7 @@ def test_missing_configuration_and_delete(s3: Any) -> None:
 EXPIRE = {"Expiration": {"Days": 1}}
 TAG = {"Key": "k", "Value": "v"}
 MIDNIGHT = datetime(2030, 1, 1, tzinfo=UTC)
+NOON = datetime(2030, 1, 1, 12, tzinfo=UTC)
 INVALID = [
     ([rule("zero", Expiration={"Days": 0})], "InvalidArgument"),
     ([rule("neg", NoncurrentVersionExpiration={"NoncurrentDays": -1})], "InvalidArgument"),
@@ -252,6 +253,15 @@ INVALID = [
     ),
     ([rule("dup", {"And": {"Tags": [TAG, TAG | {"Value": "w"}]}}, **EXPIRE)], "InvalidRequest"),
     ([rule("move", Transitions=[{"Days": 30, "StorageClass": "GLACIER"}])], "NotImplemented"),
+    # A transition AWS would refuse is its 400, not 501.
+    ([rule("noon", Transitions=[{"Date": NOON, "StorageClass": "GLACIER"}])], "InvalidArgument"),
+    ([rule("when", Transitions=[{"StorageClass": "GLACIER"}])], "MalformedXML"),
+    ([rule("neg", Transitions=[{"Days": -1, "StorageClass": "GLACIER"}])], "InvalidArgument"),
+    ([rule("where", Transitions=[{"Days": 1, "StorageClass": "TAPE"}])], "InvalidStorageClass"),
+    (
+        [rule("old", NoncurrentVersionTransitions=[{"NoncurrentDays": 1, "StorageClass": "X"}])],
+        "InvalidStorageClass",
+    ),
 ]
 
 
@@ -274,6 +284,13 @@ RAW_RULE = "<Rule><ID>r</ID><Filter/><Status>Enabled</Status>{}</Rule>"
         (RAW_RULE.format("<Expiration><Days>1</Days></Expiration><Bogus/>"), "MalformedXML"),
         (RAW_RULE.format("<Expiration><Date>20300101</Date></Expiration>"), "MalformedXML"),
         (RAW_RULE.format("<Expiration><Days>1</Days><Days>2</Days></Expiration>"), "MalformedXML"),
+        # ceph's s3-tests test_lifecycle_transition_set_invalid_date: 400, not 501
+        (
+            RAW_RULE.format(
+                "<Transition><Date>20200101</Date><StorageClass>GLACIER</StorageClass></Transition>"
+            ),
+            "MalformedXML",
+        ),
         ("", "MalformedXML"),
         ("not xml", "MalformedXML"),
     ],

@@ -39,6 +39,8 @@ BUCKET_ACL_ACTIONS: Mapping[str, Permission] = {
 OBJECT_ACL_ACTIONS: Mapping[str, Permission] = {
     "s3:GetObject": Permission.READ,
     "s3:GetObjectVersion": Permission.READ,
+    "s3:GetObjectAttributes": Permission.READ,
+    "s3:GetObjectVersionAttributes": Permission.READ,
     "s3:GetObjectAcl": Permission.READ_ACP,
     "s3:GetObjectVersionAcl": Permission.READ_ACP,
     "s3:PutObjectAcl": Permission.WRITE_ACP,

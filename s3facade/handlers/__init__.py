@@ -9,6 +9,7 @@ from starlette.responses import Response
 from s3facade.context import ServerContext
 from s3facade.handlers import (
     access,
+    attributes,
     buckets,
     copy,
     cors,
@@ -86,5 +87,6 @@ HANDLERS: Mapping[Action, Handler] = {
     Action.DELETE_BUCKET_CORS: cors.delete_bucket_cors,
     Action.PREFLIGHT: cors.preflight,
     Action.POST_OBJECT: post_object.post_object,
+    Action.GET_OBJECT_ATTRIBUTES: attributes.get_object_attributes,
     **dict.fromkeys(unconfigured.ANSWERS, unconfigured.answer),
 }

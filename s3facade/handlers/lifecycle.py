@@ -26,6 +26,9 @@ from s3facade.xml import Document, add, children, iso8601, local_name, parse
 
 # Storage classes are a tiering concept s3facade does not have (one class, STANDARD).
 _UNSUPPORTED = frozenset({"Transition", "NoncurrentVersionTransition"})
+TRANSITION_CLASSES = frozenset(
+    {"GLACIER", "STANDARD_IA", "ONEZONE_IA", "INTELLIGENT_TIERING", "DEEP_ARCHIVE", "GLACIER_IR"}
+)
 _RULE = frozenset(
     {
         "ID", "Prefix", "Filter", "Status", "Expiration", "NoncurrentVersionExpiration",
@@ -101,8 +104,13 @@ def _int(element: etree._Element) -> int:
 
 
 def _rule(element: etree._Element) -> dict[str, Any]:
-    fields = _fields(element, _RULE)
+    fields = _fields(element, _RULE, repeated=_UNSUPPORTED)
     if _UNSUPPORTED & fields.keys():
+        # A transition AWS would refuse gets AWS's 400; only a valid one is unsupported.
+        for transition in children(element, "Transition"):
+            _check_transition(transition, "Days")
+        for transition in children(element, "NoncurrentVersionTransition"):
+            _check_transition(transition, "NoncurrentDays")
         raise S3Error(
             "NotImplemented",
             "Lifecycle transitions are not implemented: there is one storage class.",
@@ -190,6 +198,23 @@ def _date(text: str) -> str:
     if value.tzinfo is not None:
         value = value.astimezone(UTC).replace(tzinfo=None)
     return value.isoformat()
+
+
+def _check_transition(element: etree._Element, days: str) -> None:
+    """A Transition (Days or Date, StorageClass) or NoncurrentVersionTransition
+    (NoncurrentDays, StorageClass), checked as AWS checks it."""
+    allowed = {days, "StorageClass"} | ({"Date"} if days == "Days" else {"NewerNoncurrentVersions"})
+    fields = _fields(element, allowed)
+    if (days in fields) == ("Date" in fields) or "StorageClass" not in fields:
+        raise S3Error("MalformedXML")
+    if _text(fields["StorageClass"]).strip() not in TRANSITION_CLASSES:
+        raise S3Error("InvalidStorageClass")
+    if days in fields and _int(fields[days]) < 0:
+        raise S3Error("InvalidArgument", f"'{days}' in Transition action must be nonnegative")
+    if "Date" in fields:
+        date = datetime.fromisoformat(_date(_text(fields["Date"]).strip()))
+        if date != datetime(date.year, date.month, date.day):
+            raise S3Error("InvalidArgument", "'Date' must be at midnight GMT")
 
 
 # -- dicts -> XML --------------------------------------------------------------------------
