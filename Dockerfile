@@ -18,4 +18,6 @@ USER s3facade
 VOLUME ["/srv/s3facade"]
 EXPOSE 9000
 HEALTHCHECK --interval=10s --timeout=3s CMD python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:9000/-/health')"
+# Set S3FACADE_ACCESS_KEY_ID and S3FACADE_SECRET_ACCESS_KEY (secret: 8 characters or more):
+# without them the server refuses to listen beyond loopback.
 ENTRYPOINT ["s3facade", "serve", "--host", "0.0.0.0", "--port", "9000", "--data-dir", "/srv/s3facade/data"]

@@ -14,7 +14,8 @@ from registry.heads import HeadKey, HeadTrust
 from registry.retention import RetentionPolicy
 from s3facade import commands as registry_commands
 from s3facade.app import build_app
-from s3facade.config import ServerConfig, load_config
+from s3facade.config import ServerConfig, check_serving, load_config
+from s3facade.config_values import SERVER_KEYS, ConfigInvalid
 from s3facade.connections import serve_app
 
 log = logging.getLogger("s3facade")
@@ -75,6 +76,7 @@ def serve(args: argparse.Namespace) -> int:
             "upstream_prefix": args.upstream_prefix,
         },
     )
+    check_serving(config)
     if config.dev_credentials:
         key = config.root_access_key_id
         print(
@@ -101,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     serve_parser = commands.add_parser("serve", help="run the S3 gateway")
     serve_parser.add_argument("--host", default=None, help="listen address (127.0.0.1)")
-    serve_parser.add_argument("--port", type=int, default=None, help="listen port (9000)")
+    serve_parser.add_argument("--port", type=port_number, default=None, help="listen port (9000)")
     serve_parser.add_argument("--data-dir", type=Path, default=None, help="data dir (./data)")
     serve_parser.add_argument("--config", type=Path, default=None, help="TOML config file")
     serve_parser.add_argument(
@@ -125,17 +127,78 @@ def main(argv: list[str] | None = None) -> int:
     upstream.add_argument("--upstream-region", metavar="REGION", help="(us-east-1)")
     upstream.add_argument("--upstream-prefix", metavar="PREFIX", help="key prefix (none)")
     serve_parser.set_defaults(run=serve)
+    config_parser = commands.add_parser("config", help="check a configuration")
+    config_commands = config_parser.add_subparsers(dest="config_command", required=True)
+    check = config_commands.add_parser(
+        "check",
+        help="print the effective configuration (file, environment, defaults), secrets masked",
+    )
+    check.add_argument("file", type=Path, nargs="?", help="TOML config file (S3FACADE_CONFIG)")
+    check.set_defaults(run=config_check)
     registry_commands.register(commands, open_offline)
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level.upper() if hasattr(args, "log_level") else "INFO")
     try:
         result: int = args.run(args)
-    except (ConfigError, ValueError, OSError, RegistryError) as exc:  # config, log in use...
+    except ConfigInvalid as exc:  # for every command: the message says where and what
+        print(f"s3facade {args.command}: {exc}", file=sys.stderr)
+        return 2
+    except (ConfigError, ValueError, OSError, RegistryError) as exc:  # log in use...
         if args.command != "serve":
             raise
         print(f"s3facade serve: {exc}", file=sys.stderr)
         return 2
     return result
+
+
+def port_number(text: str) -> int:
+    """--port: 1 to 65535 (argparse reports anything else as a usage error)."""
+    try:
+        return int(SERVER_KEYS["port"].from_text(text))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def config_check(args: argparse.Namespace) -> int:
+    """The configuration `serve` would run with, as TOML-like lines; secrets masked."""
+    config = load_config(args.file)
+    check_serving(config)
+    print("[server]")
+    for key in SERVER_KEYS:
+        value = getattr(config, key)
+        if value is not None:
+            print(f"{key} = {_shown(value)}")
+    for key, user in config.users.items():
+        root = " (root: from the environment)" if key == config.root_access_key_id else ""
+        print(f"\n[users.{key}]{root}")
+        print('secret = "********"')
+        for name in ("display_name", "admin", "bypass_governance"):
+            print(f"{name} = {_shown(getattr(user, name))}")
+    for name, table in config.backends.items():
+        print(f"\n[backends.{name}]")
+        for key, value in table.items():
+            secret = "secret" in key or "key" in key
+            print(f"{key} = {_shown('********' if secret else value)}")
+    if config.placement:
+        print("\n[placement]")
+        for key, value in config.placement.items():
+            print(f"{key} = {_shown(value)}")
+    print(f"\n# {len(config.retention)} retention policies")
+    if config.dev_credentials:
+        print("# root: the development credentials (S3FACADE_ACCESS_KEY_ID is not set)")
+    return 0
+
+
+def _shown(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value)
+    if isinstance(value, tuple | list):
+        return "[" + ", ".join(_shown(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k} = {_shown(v)}" for k, v in value.items()) + "}"
+    return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 if __name__ == "__main__":

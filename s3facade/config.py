@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import tomllib
 from collections.abc import Mapping
@@ -10,6 +11,16 @@ from pathlib import Path
 from typing import Any
 
 from registry.access.principals import User
+from s3facade.config_values import (
+    MIN_SECRET_LENGTH,
+    SECTIONS,
+    SERVER_KEYS,
+    USER_KEYS,
+    ConfigInvalid,
+    Source,
+    checked,
+    from_environment,
+)
 
 # The principal recorded for a request without credentials (never a configurable key).
 ANONYMOUS = "anonymous"
@@ -88,41 +99,112 @@ def load_config(
     overrides: Mapping[str, Any] | None = None,
     env: Mapping[str, str] | None = None,
 ) -> ServerConfig:
+    """Defaults, then the TOML file (`config_file`, else S3FACADE_CONFIG), then the
+    S3FACADE_<KEY> environment twins of its [server] keys, then `overrides` (flags). Every
+    value is checked (ConfigInvalid names the file, line and key)."""
     env = os.environ if env is None else env
-    config = ServerConfig()
-    users: Mapping[str, Any] = {}
-    if config_file is not None:
-        with config_file.open("rb") as f:
-            document = tomllib.load(f)
-        config = _merge(config, document.get("server", {}))
-        config = replace(
-            config,
-            backends=document.get("backends", {}),
-            placement=document.get("placement", {}),
-            retention=tuple(document.get("retention", ())),
-        )
-        users = document.get("users", {})
+    if config_file is None and env.get("S3FACADE_CONFIG"):
+        config_file = Path(env["S3FACADE_CONFIG"])
+    document, source = _read(config_file)
+    config = replace(
+        ServerConfig(),
+        **checked(document.get("server", {}), SERVER_KEYS, "server", source),
+        backends=_table(document, "backends", source),
+        placement=_table(document, "placement", source),
+        retention=tuple(document.get("retention", ())),
+    )
+    config = replace(config, **from_environment(env))
     given = {k: v for k, v in (overrides or {}).items() if v is not None}
     config = _quick_start_upstream(config, {k: given.pop(k) for k in UPSTREAM_FLAGS if k in given})
-    config = _merge(config, given)
-    access_key = env.get("S3FACADE_ACCESS_KEY_ID")
-    secret = env.get("S3FACADE_SECRET_ACCESS_KEY")
-    dev = not (access_key and secret)
-    root_key = DEV_ACCESS_KEY_ID if dev else str(access_key)
-    root_secret = DEV_SECRET_ACCESS_KEY if dev else str(secret)
-    credentials = {root_key: root_secret}
-    directory = {root_key: User(root_key, admin=True, bypass_governance=True)}
-    for user_key, user in users.items():
+    flags = Source("command line")
+    config = replace(config, **checked(given, SERVER_KEYS, "server", flags))
+    credentials, directory, dev = _root_user(env)
+    for user_key, user in _table(document, "users", source).items():
+        table = f"users.{user_key}"
         if user_key == ANONYMOUS:
-            raise ValueError(f"[users.{ANONYMOUS}]: that name is kept for unsigned requests")
-        credentials[user_key] = str(user["secret"])
+            raise ConfigInvalid(source.error("that name is kept for unsigned requests", table))
+        if not isinstance(user, Mapping):
+            raise ConfigInvalid(source.error("expected a table", table))
+        values = checked(user, USER_KEYS, table, source)
+        if "secret" not in values:
+            raise ConfigInvalid(source.error("a user needs a secret", table))
+        if len(values["secret"]) < MIN_SECRET_LENGTH:
+            message = f"a secret needs at least {MIN_SECRET_LENGTH} characters"
+            raise ConfigInvalid(source.error(message, table, "secret"))
+        credentials[user_key] = values["secret"]
         directory[user_key] = User(
             user_key,
-            display_name=str(user.get("display_name", "")),
-            admin=bool(user.get("admin")),
-            bypass_governance=bool(user.get("bypass_governance")),
+            display_name=values.get("display_name", ""),
+            admin=values.get("admin", False),
+            bypass_governance=values.get("bypass_governance", False),
         )
     return replace(config, credentials=credentials, dev_credentials=dev, users=directory)
+
+
+def _read(config_file: Path | None) -> tuple[dict[str, Any], Source]:
+    if config_file is None:
+        return {}, Source("defaults")
+    try:
+        text = config_file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigInvalid(f"{config_file}: cannot be read: {exc}") from None
+    source = Source(str(config_file), text)
+    try:
+        document = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigInvalid(f"{config_file}: not valid TOML: {exc}") from None
+    for section in document:
+        if section not in SECTIONS:
+            known = ", ".join(sorted(SECTIONS))
+            raise ConfigInvalid(source.error(f"unknown section (known: {known})", section))
+    return document, source
+
+
+def _table(document: Mapping[str, Any], section: str, source: Source) -> dict[str, Any]:
+    value = document.get(section, {})
+    if not isinstance(value, dict):
+        raise ConfigInvalid(source.error("expected a table", section))
+    return value
+
+
+def _root_user(env: Mapping[str, str]) -> tuple[dict[str, str], dict[str, User], bool]:
+    """The root credentials from the environment (both or neither; neither: the development
+    keys, which `serve` allows only on loopback)."""
+    access_key = env.get("S3FACADE_ACCESS_KEY_ID")
+    secret = env.get("S3FACADE_SECRET_ACCESS_KEY")
+    if bool(access_key) != bool(secret):
+        raise ConfigInvalid(
+            "set both S3FACADE_ACCESS_KEY_ID and S3FACADE_SECRET_ACCESS_KEY, or neither (then "
+            "the development keys are used, on loopback only)"
+        )
+    if secret and len(secret) < MIN_SECRET_LENGTH:
+        raise ConfigInvalid(
+            f"S3FACADE_SECRET_ACCESS_KEY needs at least {MIN_SECRET_LENGTH} characters"
+        )
+    dev = not access_key
+    root_key = DEV_ACCESS_KEY_ID if dev else str(access_key)
+    root_secret = DEV_SECRET_ACCESS_KEY if dev else str(secret)
+    root = User(root_key, admin=True, bypass_governance=True)
+    return {root_key: root_secret}, {root_key: root}, dev
+
+
+def check_serving(config: ServerConfig) -> None:
+    """What only serving requires: the development keys are published, so they may only
+    guard a server that listens on loopback."""
+    if config.dev_credentials and not _loopback(config.host):
+        raise ConfigInvalid(
+            f"refusing to serve on {config.host} with the development credentials: set "
+            "S3FACADE_ACCESS_KEY_ID and S3FACADE_SECRET_ACCESS_KEY"
+        )
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def _quick_start_upstream(config: ServerConfig, flags: Mapping[str, Any]) -> ServerConfig:
@@ -134,44 +216,3 @@ def _quick_start_upstream(config: ServerConfig, flags: Mapping[str, Any]) -> Ser
     table = {"type": "s3", **{k.removeprefix("upstream_"): v for k, v in flags.items()}}
     backends = {**config.backends, QUICK_START_BACKEND: table}
     return replace(config, backends=backends, placement={"default": QUICK_START_BACKEND})
-
-
-def _merge(config: ServerConfig, values: Mapping[str, Any]) -> ServerConfig:
-    known = {
-        "host",
-        "port",
-        "data_dir",
-        "region",
-        "base_domain",
-        "lifecycle_interval_seconds",
-        "gc_interval_seconds",
-        "test_clock",
-        "sql_timeout_seconds",
-        "sql_memory_mib",
-        "sql_threads",
-        "sql_concurrency",
-        "header_timeout_seconds",
-        "idle_timeout_seconds",
-        "body_timeout_seconds",
-        "max_connections",
-        "anchor_path",
-        "head_signing_key",
-        "head_signing_interval_seconds",
-        "head_trusted_keys",
-        "checkpoint_wal_mib",
-        "scrub_interval_seconds",
-        "scrub_mib_per_second",
-        "space_reserve_mib",
-    }
-    unknown = set(values) - known
-    if unknown:
-        raise ValueError(f"unknown server settings: {', '.join(sorted(unknown))}")
-    changes = dict(values)
-    for name in ("data_dir", "anchor_path", "head_signing_key"):
-        if name in changes:
-            changes[name] = Path(changes[name])
-    if "head_trusted_keys" in changes:
-        changes["head_trusted_keys"] = tuple(str(k) for k in changes["head_trusted_keys"])
-    if "port" in changes:
-        changes["port"] = int(changes["port"])
-    return replace(config, **changes)
