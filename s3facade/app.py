@@ -30,6 +30,7 @@ from registry.gc import run_periodically
 from registry.scrub import Scrubber
 from registry.sql import SqlLimits
 from registry.sweeper import Sweeper
+from s3facade.access_log import AccessRecord
 from s3facade.admin import AdminAPI
 from s3facade.auth import AuthContext, Authenticator, PayloadMode, RequestView
 from s3facade.authorization import RequestAuthorizer, RequestFacts
@@ -81,19 +82,25 @@ class S3Gateway:
         body = RequestBody(receive, headers)
         started = time.perf_counter()
         trace: dict[str, str] = {}
+        record = AccessRecord(request_id, method, headers.get("user-agent", ""), started)
+        error: S3Error | None = None
         try:
             response = await self._handle(scope, body, headers, raw_path, request_id, trace)
         except S3Error as exc:
-            response = self._error(exc, request_id, raw_path, method)
+            error = exc
         except RegistryError as exc:
             if isinstance(exc, StoredBytesDamaged):  # the store's fault: the operator must know
                 log.error("request %s: %s", request_id, exc)
-            response = self._error(s3_error_for(exc), request_id, raw_path, method)
-        except Exception:
-            log.exception("request %s failed", request_id)
-            response = error_response(
-                S3Error("InternalError"), request_id, resource, head=method == "HEAD"
-            )
+            error = s3_error_for(exc)
+        except Exception as exc:
+            # One line; the traceback only for those debugging (--log-level debug).
+            log.error("request %s failed: %s: %s", request_id, type(exc).__name__, exc)
+            log.debug("request %s", request_id, exc_info=True)
+            error = S3Error("InternalError")
+            raw_path = resource.encode()
+        if error is not None:
+            response = self._error(error, request_id, raw_path, method)
+            record.error = error.code
         bucket = trace.get("bucket")
         if bucket is not None and "origin" in headers and method != "OPTIONS":
             response.headers.update(self._cors_headers(bucket, headers, method))
@@ -104,14 +111,20 @@ class S3Gateway:
             response.headers["Connection"] = "close"
         operation = trace.get("operation", "Unrouted")
         self.metrics.observe(operation, response.status_code, time.perf_counter() - started)
+        record.operation, record.status = operation, response.status_code
+        record.principal = trace.get("principal", "-")
+        record.bucket, record.key = trace.get("bucket", ""), trace.get("key", "")
         try:
-            await response(scope, receive, send)
+            await response(scope, receive, record.counting(send))
         except RegistryError as exc:
             # A streamed body failed after its headers went out (registry.integrity: bytes
             # that do not verify). The response must not complete: return without finishing
             # it and uvicorn closes the connection, so the client sees a truncated body. One
             # line here, and uvicorn's own "returned without completing response"; no traceback.
             log.error("request %s: %s; response cut off", request_id, exc)
+            record.error = "ResponseCutOff"
+        record.bytes_in = body.received
+        record.emit()
 
     def _cors_headers(self, bucket: str, headers: Headers, method: str) -> dict[str, str]:
         """A cross-origin request's CORS headers from the bucket's rules (none when no rule
@@ -156,8 +169,11 @@ class S3Gateway:
         trace["operation"] = operation.action.value
         if operation.bucket is not None:
             trace["bucket"] = operation.bucket
+        if operation.key is not None:
+            trace["key"] = operation.key
         client = scope.get("client")
         user = self.users.get(auth.principal) if auth.principal is not None else None
+        trace["principal"] = auth.principal or ANONYMOUS
         provenance = Provenance(
             principal=auth.principal or ANONYMOUS,
             client_address=f"{client[0]}:{client[1]}" if client else "",

@@ -13,6 +13,7 @@ from registry.errors import RegistryError
 from registry.heads import HeadKey, HeadTrust
 from registry.retention import RetentionPolicy
 from s3facade import commands as registry_commands
+from s3facade.access_log import LOG_FORMATS, configure_logging
 from s3facade.app import build_app
 from s3facade.config import ServerConfig, check_serving, load_config
 from s3facade.config_values import SERVER_KEYS, ConfigInvalid
@@ -74,8 +75,10 @@ def serve(args: argparse.Namespace) -> int:
             "upstream_bucket": args.upstream_bucket,
             "upstream_region": args.upstream_region,
             "upstream_prefix": args.upstream_prefix,
+            "log_format": args.log_format,
         },
     )
+    configure_logging(args.log_level, config.log_format)
     check_serving(config)
     if config.dev_credentials:
         key = config.root_access_key_id
@@ -94,7 +97,7 @@ def serve(args: argparse.Namespace) -> int:
         file=sys.stderr,
         flush=True,
     )
-    serve_app(app, config, log_level=args.log_level, access_log=args.log_level == "debug")
+    serve_app(app, config, log_level=args.log_level)
     return 0
 
 
@@ -107,7 +110,13 @@ def main(argv: list[str] | None = None) -> int:
     serve_parser.add_argument("--data-dir", type=Path, default=None, help="data dir (./data)")
     serve_parser.add_argument("--config", type=Path, default=None, help="TOML config file")
     serve_parser.add_argument(
-        "--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"]
+        "--log-level",
+        default="info",
+        choices=["critical", "error", "warning", "info", "debug"],
+        help="info (the default) logs a line per request; debug adds tracebacks",
+    )
+    serve_parser.add_argument(
+        "--log-format", choices=LOG_FORMATS, default=None, help="text (default) or json lines"
     )
     serve_parser.add_argument(
         "--accept-log-loss",

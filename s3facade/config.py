@@ -76,6 +76,7 @@ class ServerConfig:
     scrub_interval_seconds: float = 86400.0  # a full pass at most this often; 0 turns it off
     scrub_mib_per_second: float = 16.0
     space_reserve_mib: int = 64
+    log_format: str = "text"  # or "json": one object per line (s3facade.access_log)
 
     @property
     def head_key_file(self) -> Path:

@@ -89,6 +89,8 @@ def _strings(value: Any) -> tuple[str, ...]:
 
 
 STRING = Kind("a string", _string, _string)
+
+
 def _path(value: Any) -> Path:
     return value if isinstance(value, Path) else Path(_string(value))
 
@@ -100,6 +102,17 @@ STRINGS = Kind(
     _strings,
     lambda text: tuple(part.strip() for part in text.split(",") if part.strip()),
 )
+
+
+def _choice(*choices: str) -> Kind:
+    def check(value: Any) -> str:
+        if value not in choices:
+            raise ValueError(f"expected one of {', '.join(choices)}, got {value!r}")
+        return str(value)
+
+    return Kind(f"one of {', '.join(choices)}", check, check)
+
+
 PORT = _integer(1, 65535)
 POSITIVE = _integer(1)
 NON_NEGATIVE = _integer(0)
@@ -132,6 +145,7 @@ SERVER_KEYS: Mapping[str, Kind] = {
     "scrub_interval_seconds": INTERVAL,
     "scrub_mib_per_second": SECONDS,
     "space_reserve_mib": NON_NEGATIVE,
+    "log_format": _choice("text", "json"),
 }
 USER_KEYS: Mapping[str, Kind] = {
     "secret": STRING,

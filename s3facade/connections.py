@@ -263,7 +263,7 @@ def raise_descriptor_limit() -> int:
     return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
 
 
-def serve_app(app: ASGIApp, config: ServerConfig, *, log_level: str, access_log: bool) -> None:
+def serve_app(app: ASGIApp, config: ServerConfig, *, log_level: str) -> None:
     """Run `app` on uvicorn with the connection limits of `config` (what `uvicorn.run`
     does, with `GuardedHttpProtocol`), until a signal stops it."""
     limit = raise_descriptor_limit()
@@ -284,8 +284,9 @@ def serve_app(app: ASGIApp, config: ServerConfig, *, log_level: str, access_log:
             host=config.host,
             port=config.port,
             log_level=log_level,
+            log_config=None,  # s3facade.access_log configured logging, uvicorn's included
             server_header=False,
-            access_log=access_log,
+            access_log=False,  # s3facade.access_log writes a richer line per request
             # Our idle timer is the one that counts; uvicorn's own (after a response,
             # cancelled by any byte) agrees with it.
             timeout_keep_alive=math.ceil(config.idle_timeout_seconds),

@@ -36,6 +36,7 @@ class RequestBody:
     _auth: AuthContext | None = None
     trailers: dict[str, str] = field(default_factory=dict)
     finished: bool = False  # the whole body has been received
+    received: int = 0  # bytes of the body received so far (framing included)
     _reader: AwsChunkedReader | None = None
 
     def authenticated(self, auth: AuthContext) -> RequestBody:
@@ -110,6 +111,7 @@ class RequestBody:
                 self.finished = True
             if chunk:
                 received += len(chunk)
+                self.received = received
                 # Only the chunked-transfer case can exceed a declared size; stop it early.
                 if received > MAX_OBJECT_SIZE + (1 << 20) * 64:
                     raise S3Error("EntityTooLarge")
