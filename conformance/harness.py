@@ -302,8 +302,11 @@ def run_tool(
     timeout: float = 120.0,
     cwd: Path | None = None,
     check: bool = True,
+    stdin: bytes | None = None,
 ) -> Ran:
-    """Run a client with a time-out; a non-zero exit (when check) raises StepFailure."""
+    """Run a client with a time-out; a non-zero exit (when check) raises StepFailure.
+
+    stdin, when given, reaches the client through a pipe (not seekable, as from a shell)."""
     if not Path(args[0]).is_file():
         raise StepFailure(f"client not found: {args[0]}")
     try:
@@ -311,7 +314,8 @@ def run_tool(
             list(args),
             env=dict(env),
             cwd=cwd,
-            stdin=subprocess.DEVNULL,
+            stdin=subprocess.DEVNULL if stdin is None else None,  # input= makes its own pipe
+            input=stdin,
             capture_output=True,
             timeout=timeout,
         )

@@ -1,6 +1,7 @@
 """Run unchanged real S3 clients against a live s3facade server and report each step.
 
-    .venv/bin/python -m conformance.run [--client aws-cli|rclone|boto3 ...] [--keep] [--verbose]
+    .venv/bin/python -m conformance.run [--client aws-cli|aws-cli-v2|rclone|boto3|restic ...]
+                                        [--keep] [--verbose]
     python conformance/run.py ...        (re-runs itself under the repository's .venv if needed)
 
 Starts `s3facade serve` on a free loopback port over a temporary data dir, runs every
@@ -44,12 +45,20 @@ from conformance.harness import (
     exceptions_in,
 )
 from conformance.steps_aws_cli import AwsCliSteps
+from conformance.steps_aws_cli_v2 import AwsCliV2Steps
 from conformance.steps_boto3 import Boto3Steps
 from conformance.steps_rclone import RcloneSteps
+from conformance.steps_restic import ResticSteps
 from conformance.workload import Workload
 from tests.conftest import ACCESS_KEY, REGION, SECRET_KEY, RunningServer
 
-CLIENTS: dict[str, Any] = {"aws-cli": AwsCliSteps, "rclone": RcloneSteps, "boto3": Boto3Steps}
+CLIENTS: dict[str, Any] = {
+    "aws-cli": AwsCliSteps,
+    "aws-cli-v2": AwsCliV2Steps,
+    "rclone": RcloneSteps,
+    "boto3": Boto3Steps,
+    "restic": ResticSteps,
+}
 
 
 def main(argv: list[str] | None = None, out: TextIO | None = None) -> int:

@@ -76,6 +76,8 @@ def serve(args: argparse.Namespace) -> int:
             "upstream_region": args.upstream_region,
             "upstream_prefix": args.upstream_prefix,
             "log_format": args.log_format,
+            "tls_cert": args.tls_cert,
+            "tls_key": args.tls_key,
         },
     )
     configure_logging(args.log_level, config.log_format)
@@ -93,7 +95,8 @@ def serve(args: argparse.Namespace) -> int:
     registry = open_registry(config, accept_log_loss=args.accept_log_loss, load_views=False)
     app = build_app(config, registry)
     print(
-        f"s3facade serving http://{config.host}:{config.port} (data dir {config.data_dir})",
+        f"s3facade serving {config.scheme}://{config.host}:{config.port} "
+        f"(data dir {config.data_dir})",
         file=sys.stderr,
         flush=True,
     )
@@ -118,6 +121,8 @@ def main(argv: list[str] | None = None) -> int:
     serve_parser.add_argument(
         "--log-format", choices=LOG_FORMATS, default=None, help="text (default) or json lines"
     )
+    serve_parser.add_argument("--tls-cert", type=Path, help="serve HTTPS: PEM certificate chain")
+    serve_parser.add_argument("--tls-key", type=Path, help="serve HTTPS: the PEM private key")
     serve_parser.add_argument(
         "--accept-log-loss",
         action="store_true",

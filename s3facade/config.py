@@ -77,6 +77,13 @@ class ServerConfig:
     scrub_mib_per_second: float = 16.0
     space_reserve_mib: int = 64
     log_format: str = "text"  # or "json": one object per line (s3facade.access_log)
+    # HTTPS: a PEM certificate (chain) and its private key; both or neither.
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+
+    @property
+    def scheme(self) -> str:
+        return "https" if self.tls_cert is not None else "http"
 
     @property
     def head_key_file(self) -> Path:
@@ -191,7 +198,12 @@ def _root_user(env: Mapping[str, str]) -> tuple[dict[str, str], dict[str, User],
 
 def check_serving(config: ServerConfig) -> None:
     """What only serving requires: the development keys are published, so they may only
-    guard a server that listens on loopback."""
+    guard a server that listens on loopback; TLS needs its certificate and key, readable."""
+    if (config.tls_cert is None) != (config.tls_key is None):
+        raise ConfigInvalid("set both tls_cert and tls_key (--tls-cert, --tls-key), or neither")
+    for path in (config.tls_cert, config.tls_key):
+        if path is not None and not path.is_file():
+            raise ConfigInvalid(f"TLS: {path} is not a readable file")
     if config.dev_credentials and not _loopback(config.host):
         raise ConfigInvalid(
             f"refusing to serve on {config.host} with the development credentials: set "

@@ -146,6 +146,8 @@ SERVER_KEYS: Mapping[str, Kind] = {
     "scrub_mib_per_second": SECONDS,
     "space_reserve_mib": NON_NEGATIVE,
     "log_format": _choice("text", "json"),
+    "tls_cert": PATH,
+    "tls_key": PATH,
 }
 USER_KEYS: Mapping[str, Kind] = {
     "secret": STRING,

@@ -285,6 +285,8 @@ def serve_app(app: ASGIApp, config: ServerConfig, *, log_level: str) -> None:
             port=config.port,
             log_level=log_level,
             log_config=None,  # s3facade.access_log configured logging, uvicorn's included
+            ssl_certfile=config.tls_cert,
+            ssl_keyfile=config.tls_key,
             server_header=False,
             access_log=False,  # s3facade.access_log writes a richer line per request
             # Our idle timer is the one that counts; uvicorn's own (after a response,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import os
 import signal
+import ssl
 import subprocess
 import sys
 import time
@@ -43,10 +44,12 @@ class RunningServer:
     process: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
     extra_args: list[str] = field(default_factory=list)
+    ca_file: Path | None = None  # set: the server speaks HTTPS with a certificate it signed
 
     @property
     def endpoint(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        scheme = "https" if self.ca_file is not None else "http"
+        return f"{scheme}://127.0.0.1:{self.port}"
 
     def start(self) -> RunningServer:
         env = {
@@ -71,7 +74,11 @@ class RunningServer:
             if self.process.poll() is not None:
                 raise RuntimeError(f"server exited: {self.log_path.read_text()}")
             try:
-                if httpx.get(f"{self.endpoint}/-/health", timeout=1).status_code == 200:
+                verify: ssl.SSLContext | bool = True
+                if self.ca_file is not None:
+                    verify = ssl.create_default_context(cafile=str(self.ca_file))
+                health = httpx.get(f"{self.endpoint}/-/health", timeout=1, verify=verify)
+                if health.status_code == 200:
                     return self
             except httpx.TransportError:
                 time.sleep(0.05)
@@ -89,12 +96,14 @@ class RunningServer:
         self.process = None
 
     def client(self, **config: Any) -> Any:
-        return s3_client(self.endpoint, **config)
+        return s3_client(self.endpoint, ca_file=self.ca_file, **config)
 
 
-def s3_client(endpoint: str, **config: Any) -> Any:
+def s3_client(endpoint: str, ca_file: Path | None = None, **config: Any) -> Any:
     """boto3 with its default settings (checksums, retries, addressing) unless told."""
     kwargs: dict[str, Any] = {}
+    if ca_file is not None:
+        kwargs["verify"] = str(ca_file)
     if config:
         from botocore.config import Config
 

@@ -1,4 +1,5 @@
-"""The conformance suite (conformance/run.py): real aws cli, rclone and boto3, unchanged.
+"""The conformance suite (conformance/run.py): real aws cli v1 and v2, rclone, restic and
+boto3, unchanged.
 
 Runs the suite as a subprocess (it starts its own server) and prints its report, so a
 failing step shows up as its `FAIL <client>: <step>: <reason>` line in pytest's output.
