@@ -44,7 +44,7 @@ class Step:
     run: Callable[[], None]
     needs: tuple[str, ...] = ()  # steps of the same client that must have passed
     timeout: float = 180.0
-    # request shapes (see request_shape) the client must have sent, so that a step named
+    # requests ("<METHOD> <S3 operation>") the client must have sent, so that a step named
     # "multipart" fails rather than passes if the client took another path
     sends: tuple[str, ...] = ()
 
@@ -196,14 +196,17 @@ def one_line(text: str, limit: int = 500) -> str:
 
 # --------------------------------------------------------------------------- the server log
 
-CREATE_MULTIPART_UPLOAD = "POST /{bucket}/{key}?uploads"
+CREATE_MULTIPART_UPLOAD = "POST CreateMultipartUpload"
 
-_ACCESS_LINE = re.compile(r'"(?P<method>[A-Z]+) (?P<target>\S+) HTTP/[0-9.]+" (?P<status>\d{3})')
-_KEPT_VALUES = frozenset({"x-id", "list-type"})  # query values worth showing; others are data
+# The server's access-log line (s3facade.access_log, text format).
+_ACCESS_LINE = re.compile(
+    r"s3facade\.access: .*?\bmethod=(?P<method>[A-Z]+)\b.*?\boperation=(?P<operation>\S+)"
+    r".*?\bstatus=(?P<status>\d{3})"
+)
 
 
 class ServerLog:
-    """The server's uvicorn access log (written when it runs with --log-level debug)."""
+    """The server's log: its access lines, and the tracebacks it writes at debug level."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -226,7 +229,7 @@ class ServerLog:
 def responses_in(logged: str) -> list[tuple[int, str]]:
     """(status, request shape) of every response in a piece of the access log."""
     return [
-        (int(match["status"]), request_shape(match["method"], match["target"]))
+        (int(match["status"]), f"{match['method']} {match['operation']}")
         for match in _ACCESS_LINE.finditer(logged)
     ]
 
@@ -240,18 +243,6 @@ def exceptions_in(logged: str) -> list[str]:
             following = (text for text in lines[index + 1 :] if text and not text[0].isspace())
             found.append(one_line(next(following, "(truncated traceback)"), 300))
     return found
-
-
-def request_shape(method: str, target: str) -> str:
-    """`PUT /b/some/key?partNumber=3&uploadId=x` -> `PUT /{bucket}/{key}?partNumber&uploadId`."""
-    path, _, query = target.partition("?")
-    bucket, slash, key = path.lstrip("/").partition("/")
-    shape = "/" if not bucket else "/{bucket}" + ("/{key}" if slash and key else "")
-    params = []
-    for item in query.split("&") if query else []:
-        name, _, value = item.partition("=")
-        params.append(f"{name}={value}" if name in _KEPT_VALUES else name)
-    return f"{method} {shape}" + ("?" + "&".join(params) if params else "")
 
 
 # --------------------------------------------------------------------------- tools and processes

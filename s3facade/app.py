@@ -203,6 +203,7 @@ class S3Gateway:
             body=body.authenticated(auth),
             user=user,
             facts=facts,
+            trace=trace,
         )
         access = self._context.access
         await access.authorize(operation, user, facts, provenance, headers)

@@ -173,6 +173,9 @@ class S3Request:
     body: RequestBody
     user: User | None  # None: anonymous
     facts: Mapping[str, Sequence[str]]  # policy condition keys (authorization.RequestFacts)
+    # What the access log shows of the request (principal, operation, bucket, key); a
+    # handler that learns more (a POST form's signer) says so here.
+    trace: dict[str, str] = field(default_factory=dict)
 
     @property
     def bucket(self) -> str:

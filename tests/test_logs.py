@@ -80,3 +80,15 @@ def test_text_lines_have_times_and_fields(tmp_path: Path) -> None:
     for field in ("operation=GetObject", "bucket=no-such-bucket", "status=404",
                   "error=NoSuchBucket", "principal=anonymous"):  # fmt: skip
         assert field in line, line
+
+
+def test_a_form_upload_is_logged_as_its_signer(json_server: RunningServer) -> None:
+    s3 = json_server.client()
+    s3.create_bucket(Bucket="forms")
+    form = s3.generate_presigned_post(Bucket="forms", Key="f")
+    reply = httpx.post(form["url"], data=form["fields"], files={"file": ("f", b"form body")})
+    assert reply.status_code == 204, reply.text
+    [line] = access_lines(json_server, reply.headers["x-amz-request-id"])
+    assert (line["principal"], line["operation"], line["bucket"]) == (
+        ACCESS_KEY, "PostObject", "forms",
+    )  # fmt: skip

@@ -68,6 +68,7 @@ async def post_object(req: S3Request, server: ServerContext) -> Response:
         )
     user = server.users.get(signer) if signer is not None else None
     provenance = replace(req.provenance, principal=signer or ANONYMOUS)
+    req.trace["principal"] = provenance.principal
     form_headers = _form_headers(fields)
     await server.access.require(user, "s3:PutObject", req.bucket, key, req.facts, provenance)
     spec = object_spec(form_headers)
