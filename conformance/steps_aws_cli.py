@@ -32,7 +32,40 @@ MPU = CREATE_MULTIPART_UPLOAD
 AWS_CLI_PART_SIZE = 8 * MiB  # multipart_chunksize default of the aws cli's s3 commands
 
 
-class AwsCliSteps:
+class AwsCliBucket:
+    """What the aws cli v1 and v2 steps share: the bucket they work in, emptied and removed
+    with the cli itself (and by force after the run)."""
+
+    ctx: RunContext
+    bucket: str
+    url: str  # s3://<bucket>
+    objects: dict[str, int]  # key -> size of what the steps stored
+
+    def cli(self, *args: str, timeout: float = 120.0) -> Ran:
+        raise NotImplementedError
+
+    def cleanup(self) -> None:
+        force_delete_bucket(self.ctx, self.bucket)
+
+    def rm_recursive(self) -> None:
+        ran = self.cli("s3", "rm", "--recursive", self.url, timeout=180)
+        deleted = {line.removeprefix("delete: ") for line in transfer_lines(ran.stdout, "delete:")}
+        missing = sorted(key for key in self.objects if f"{self.url}/{key}" not in deleted)
+        if missing:
+            raise StepFailure(f"{len(missing)} stored keys not deleted, e.g. {missing[:3]}")
+        left = self.cli("s3", "ls", "--recursive", self.url).stdout
+        expect_equal(output_lines(left), [], "s3 ls --recursive after s3 rm --recursive")
+        self.objects.clear()
+
+    def rb(self) -> None:
+        ran = self.cli("s3", "rb", self.url)
+        expect_in(f"remove_bucket: {self.bucket}", ran.stdout, "s3 rb output")
+        buckets = [line.split()[-1] for line in output_lines(self.cli("s3", "ls").stdout)]
+        if self.bucket in buckets:
+            raise StepFailure("the bucket is still listed after s3 rb")
+
+
+class AwsCliSteps(AwsCliBucket):
     client = "aws cli"
 
     def __init__(self, ctx: RunContext, files: Workload) -> None:
@@ -97,9 +130,6 @@ class AwsCliSteps:
             Step("s3 rm --recursive", self.rm_recursive, needs=(mb,)),
             Step("s3 rb", self.rb, needs=(mb,)),
         ]
-
-    def cleanup(self) -> None:
-        force_delete_bucket(self.ctx, self.bucket)
 
     def cli(self, *args: str, timeout: float = 120.0, cwd: Path | None = None) -> Ran:
         return run_tool(
@@ -220,23 +250,6 @@ class AwsCliSteps:
         expect_in(f"copy: {source} to {target}", ran.stdout, "s3 cp output")
         self.objects[self.huge_copy_key] = self.files.huge.stat().st_size
         self._download(self.huge_copy_key, self.files.huge, timeout=240)
-
-    def rm_recursive(self) -> None:
-        ran = self.cli("s3", "rm", "--recursive", self.url, timeout=180)
-        deleted = {line.removeprefix("delete: ") for line in transfer_lines(ran.stdout, "delete:")}
-        missing = sorted(key for key in self.objects if f"{self.url}/{key}" not in deleted)
-        if missing:
-            raise StepFailure(f"{len(missing)} stored keys not deleted, e.g. {missing[:3]}")
-        left = self.cli("s3", "ls", "--recursive", self.url).stdout
-        expect_equal(output_lines(left), [], "s3 ls --recursive after s3 rm --recursive")
-        self.objects.clear()
-
-    def rb(self) -> None:
-        ran = self.cli("s3", "rb", self.url)
-        expect_in(f"remove_bucket: {self.bucket}", ran.stdout, "s3 rb output")
-        buckets = [line.split()[-1] for line in output_lines(self.cli("s3", "ls").stdout)]
-        if self.bucket in buckets:
-            raise StepFailure("the bucket is still listed after s3 rb")
 
     # ------------------------------------------------------------------ helpers
 

@@ -35,11 +35,9 @@ from conformance.harness import (
     expect_same_names,
     md5_etag,
     multipart_etag,
-    output_lines,
     run_tool,
 )
-from conformance.steps_aws_cli import expect_in, parse_ls, transfer_lines
-from conformance.steps_boto3 import force_delete_bucket
+from conformance.steps_aws_cli import AwsCliBucket, expect_in, parse_ls, transfer_lines
 from conformance.workload import TREE_FILES, UNICODE_NAME, Workload, tree_digests
 from tests.debian_packages import ensure_installed
 
@@ -86,7 +84,7 @@ def composite_checksum(algorithm: str, parts: list[bytes]) -> str:
     return f"{checksum_b64(algorithm, digests)}-{len(parts)}"
 
 
-class AwsCliV2Steps:
+class AwsCliV2Steps(AwsCliBucket):
     client = "aws-cli-v2"
 
     def __init__(self, ctx: RunContext, files: Workload) -> None:
@@ -211,9 +209,6 @@ class AwsCliV2Steps:
             Step("s3 rm --recursive", self.rm_recursive, needs=(mb,)),
             Step("s3 rb", self.rb, needs=(mb,)),
         ]
-
-    def cleanup(self) -> None:
-        force_delete_bucket(self.ctx, self.bucket)
 
     def cli(
         self,
@@ -598,23 +593,6 @@ class AwsCliV2Steps:
         )  # fmt: skip
         self.objects[key] = self.files.small.stat().st_size
         expect_equal(self._tags(key), {"tier": "cold", "kind": "test run"}, "get-object-tagging")
-
-    def rm_recursive(self) -> None:
-        ran = self.cli("s3", "rm", "--recursive", self.url, timeout=180)
-        deleted = {line.removeprefix("delete: ") for line in transfer_lines(ran.stdout, "delete:")}
-        missing = sorted(key for key in self.objects if f"{self.url}/{key}" not in deleted)
-        if missing:
-            raise StepFailure(f"{len(missing)} stored keys not deleted, e.g. {missing[:3]}")
-        left = self.cli("s3", "ls", "--recursive", self.url).stdout
-        expect_equal(output_lines(left), [], "s3 ls --recursive after s3 rm --recursive")
-        self.objects.clear()
-
-    def rb(self) -> None:
-        ran = self.cli("s3", "rb", self.url)
-        expect_in(f"remove_bucket: {self.bucket}", ran.stdout, "s3 rb output")
-        buckets = [line.split()[-1] for line in output_lines(self.cli("s3", "ls").stdout)]
-        if self.bucket in buckets:
-            raise StepFailure("the bucket is still listed after s3 rb")
 
     # ------------------------------------------------------------------ helpers
 
