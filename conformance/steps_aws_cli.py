@@ -32,6 +32,20 @@ MPU = CREATE_MULTIPART_UPLOAD
 AWS_CLI_PART_SIZE = 8 * MiB  # multipart_chunksize default of the aws cli's s3 commands
 
 
+def cli_env(ctx: RunContext) -> dict[str, str]:
+    """The aws cli's environment: the run's credentials, and no file or instance metadata
+    that could lend it others."""
+    return {
+        **base_env(ctx.home),
+        "AWS_ACCESS_KEY_ID": ctx.access_key,
+        "AWS_SECRET_ACCESS_KEY": ctx.secret_key,
+        "AWS_DEFAULT_REGION": ctx.region,
+        "AWS_CONFIG_FILE": "/dev/null",
+        "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
+        "AWS_EC2_METADATA_DISABLED": "true",
+    }
+
+
 class AwsCliBucket:
     """What the aws cli v1 and v2 steps share: the bucket they work in, emptied and removed
     with the cli itself (and by force after the run)."""
@@ -77,15 +91,7 @@ class AwsCliSteps(AwsCliBucket):
         self.url = f"s3://{self.bucket}"
         self.out = ctx.work / "aws-cli"
         self.out.mkdir(parents=True, exist_ok=True)
-        self.env = {
-            **base_env(ctx.home),
-            "AWS_ACCESS_KEY_ID": ctx.access_key,
-            "AWS_SECRET_ACCESS_KEY": ctx.secret_key,
-            "AWS_DEFAULT_REGION": ctx.region,
-            "AWS_CONFIG_FILE": "/dev/null",
-            "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
-            "AWS_EC2_METADATA_DISABLED": "true",
-        }
+        self.env = cli_env(ctx)
         self.unicode_key = f"unicode/{UNICODE_NAME}"
         self.huge_key = f"huge/{files.huge.name}"
         self.copy_key = f"copies/{UNICODE_NAME}"

@@ -28,7 +28,6 @@ from conformance.harness import (
     RunContext,
     Step,
     StepFailure,
-    base_env,
     error_summary,
     expect_equal,
     expect_same,
@@ -37,7 +36,7 @@ from conformance.harness import (
     multipart_etag,
     run_tool,
 )
-from conformance.steps_aws_cli import AwsCliBucket, expect_in, parse_ls, transfer_lines
+from conformance.steps_aws_cli import AwsCliBucket, cli_env, expect_in, parse_ls, transfer_lines
 from conformance.workload import TREE_FILES, UNICODE_NAME, Workload, tree_digests
 from tests.debian_packages import ensure_installed
 
@@ -95,16 +94,8 @@ class AwsCliV2Steps(AwsCliBucket):
         self.url = f"s3://{self.bucket}"
         self.out = ctx.work / "aws-cli-v2"
         self.out.mkdir(parents=True, exist_ok=True)
-        self.env = {
-            **base_env(ctx.home),
-            "AWS_ACCESS_KEY_ID": ctx.access_key,
-            "AWS_SECRET_ACCESS_KEY": ctx.secret_key,
-            "AWS_DEFAULT_REGION": ctx.region,
-            "AWS_CONFIG_FILE": "/dev/null",
-            "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
-            "AWS_EC2_METADATA_DISABLED": "true",
-            "AWS_PAGER": "",  # v2 pipes output through a pager unless told not to
-        }
+        # v2 pipes output through a pager unless told not to
+        self.env = {**cli_env(ctx), "AWS_PAGER": ""}
         version = run_tool([self.aws, "--version"], self.env, timeout=30).stdout.strip()
         if not version.startswith("aws-cli/2."):
             raise RuntimeError(f"{self.aws} is not aws cli v2: {version!r}")
