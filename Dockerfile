@@ -4,6 +4,8 @@
 FROM python:3.11-slim-bookworm
 
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1
+# Every setting has an S3FACADE_<KEY> twin (README, Configuration): `docker run -e` changes any.
+ENV S3FACADE_HOST=0.0.0.0 S3FACADE_PORT=9000 S3FACADE_DATA_DIR=/srv/s3facade/data
 WORKDIR /app
 
 COPY pyproject.toml constraints.txt README.md ./
@@ -17,7 +19,9 @@ RUN pip install -c constraints.txt . \
 USER s3facade
 VOLUME ["/srv/s3facade"]
 EXPOSE 9000
-HEALTHCHECK --interval=10s --timeout=3s CMD python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:9000/-/health')"
+# Ready, not just alive: /-/ready answers 503 until the views caught up with the log (and when
+# a backend is down), which urlopen turns into a failing exit status.
+HEALTHCHECK --interval=10s --timeout=3s --start-period=30s CMD python -c "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/-/ready' % os.environ['S3FACADE_PORT'])"
 # Set S3FACADE_ACCESS_KEY_ID and S3FACADE_SECRET_ACCESS_KEY (secret: 8 characters or more):
 # without them the server refuses to listen beyond loopback.
-ENTRYPOINT ["s3facade", "serve", "--host", "0.0.0.0", "--port", "9000", "--data-dir", "/srv/s3facade/data"]
+ENTRYPOINT ["s3facade", "serve"]
