@@ -94,13 +94,11 @@ def serve(args: argparse.Namespace) -> int:
         )
     registry = open_registry(config, accept_log_loss=args.accept_log_loss, load_views=False)
     app = build_app(config, registry)
-    print(
+    listening = (
         f"s3facade serving {config.scheme}://{config.host}:{config.port} "
-        f"(data dir {config.data_dir})",
-        file=sys.stderr,
-        flush=True,
+        f"(data dir {config.data_dir})"
     )
-    serve_app(app, config, log_level=args.log_level)
+    serve_app(app, config, log_level=args.log_level, announce=listening)
     return 0
 
 

@@ -32,6 +32,7 @@ import logging
 import math
 import resource
 import secrets
+import socket
 import sys
 import time
 from collections.abc import Callable
@@ -263,9 +264,22 @@ def raise_descriptor_limit() -> int:
     return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
 
 
-def serve_app(app: ASGIApp, config: ServerConfig, *, log_level: str) -> None:
+class _AnnouncingServer(uvicorn.Server):
+    """Says it serves once its socket is bound, not before (a busy port must not be
+    announced as served)."""
+
+    announce = ""
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.started and self.announce:
+            print(self.announce, file=sys.stderr, flush=True)
+
+
+def serve_app(app: ASGIApp, config: ServerConfig, *, log_level: str, announce: str = "") -> None:
     """Run `app` on uvicorn with the connection limits of `config` (what `uvicorn.run`
-    does, with `GuardedHttpProtocol`), until a signal stops it."""
+    does, with `GuardedHttpProtocol`), until a signal stops it; `announce` is printed once
+    it listens."""
     limit = raise_descriptor_limit()
     shown = "unlimited" if limit == resource.RLIM_INFINITY else str(limit)
     log.info("descriptor limit (RLIMIT_NOFILE): %s", shown)
@@ -278,7 +292,7 @@ def serve_app(app: ASGIApp, config: ServerConfig, *, log_level: str) -> None:
             DESCRIPTOR_MARGIN,
             limit,
         )
-    server = uvicorn.Server(
+    server = _AnnouncingServer(
         uvicorn.Config(
             app,
             host=config.host,
@@ -296,6 +310,7 @@ def serve_app(app: ASGIApp, config: ServerConfig, *, log_level: str) -> None:
             ws="none",  # an upgraded connection would leave these limits behind
         )
     )
+    server.announce = announce
     with contextlib.suppress(KeyboardInterrupt):  # uvicorn re-raises the SIGINT it stopped on
         server.run()
     if not server.started:

@@ -4,6 +4,7 @@ neither, and the published development keys never guard a server beyond loopback
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -111,3 +112,14 @@ def test_the_readme_lists_every_setting_with_its_environment_twin() -> None:
     readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
     missing = [key for key in SERVER_KEYS if f"`{env_name(key)}` | `{key}`" not in readme]
     assert not missing, missing
+
+
+def test_a_busy_port_is_not_announced_as_served(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        busy = run_cli("serve", "--port", port, "--data-dir", str(tmp_path / "d"), env=ROOT)
+    assert busy.returncode != 0
+    assert "address already in use" in busy.stderr
+    assert "s3facade serving" not in busy.stderr
