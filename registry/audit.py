@@ -82,8 +82,10 @@ def log_events(
     since: datetime | None = None,
     bucket: str | None = None,
     limit: int = 1000,
+    newest: bool = False,
 ) -> list[CommittedEvent]:
-    return log.store.recent(since=since, bucket=bucket, limit=limit)
+    """Events at or after `since`: the first `limit`, or with `newest` the last, newest first."""
+    return log.store.recent(since=since, bucket=bucket, limit=limit, newest=newest)
 
 
 def export_parquet(log: EventLog, directory: Path) -> Path:

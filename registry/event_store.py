@@ -230,9 +230,10 @@ class EventStore:
         )
 
     def recent(
-        self, *, since: datetime | None, bucket: str | None, limit: int
+        self, *, since: datetime | None, bucket: str | None, limit: int, newest: bool = False
     ) -> list[CommittedEvent]:
-        """The first `limit` events at or after `since`, of one bucket or all."""
+        """The first `limit` events at or after `since`, of one bucket or all; with `newest`,
+        the last `limit` of them, newest first."""
         clauses, params = ["TRUE"], list[object]()
         if since is not None:
             clauses.append("time >= ?")
@@ -241,7 +242,9 @@ class EventStore:
             clauses.append("bucket = ?")
             params.append(bucket)
         params.append(int(limit))
-        return list(self._events(f"WHERE {' AND '.join(clauses)} ORDER BY seq LIMIT ?", params))
+        order = "seq DESC" if newest else "seq"
+        where = " AND ".join(clauses)
+        return list(self._events(f"WHERE {where} ORDER BY {order} LIMIT ?", params))
 
     def blobs_named_after(self, seq: int) -> set[BlobId]:
         """Every blob a write after event `seq` names."""

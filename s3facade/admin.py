@@ -188,9 +188,13 @@ class AdminAPI:
         except ValueError:
             raise S3Error("InvalidArgument", "since must be an ISO 8601 time") from None
         limit = _bounded_int(params.get("limit", "1000"), "limit", 1, MAX_LOG_EVENTS)
+        order = params.get("order", "oldest")
+        if order not in ("oldest", "newest"):
+            raise S3Error("InvalidArgument", "order must be oldest or newest")
         log = self._registry.log
+        bucket, newest = params.get("bucket"), order == "newest"
         events = await self._query(
-            lambda: log_events(log, since=since, bucket=params.get("bucket"), limit=limit)
+            lambda: log_events(log, since=since, bucket=bucket, limit=limit, newest=newest)
         )
         return JSONResponse({"events": [event_dict(e) for e in events]})
 

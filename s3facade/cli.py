@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -102,8 +104,10 @@ def serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
+    """The `s3facade` command line: every command and option, each with its help."""
     parser = argparse.ArgumentParser(prog="s3facade", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"s3facade {version()}")
     commands = parser.add_subparsers(dest="command", required=True)
     serve_parser = commands.add_parser("serve", help="run the S3 gateway")
     serve_parser.add_argument("--host", default=None, help="listen address (127.0.0.1)")
@@ -148,6 +152,11 @@ def main(argv: list[str] | None = None) -> int:
     check.add_argument("file", type=Path, nargs="?", help="TOML config file (S3FACADE_CONFIG)")
     check.set_defaults(run=config_check)
     registry_commands.register(commands, open_offline)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level.upper() if hasattr(args, "log_level") else "INFO")
     try:
@@ -155,12 +164,25 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigInvalid as exc:  # for every command: the message says where and what
         print(f"s3facade {args.command}: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        # The reader went away (`... | head`): stop quietly, and keep Python's exit-time
+        # flush of stdout from raising again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
     except (ConfigError, ValueError, OSError, RegistryError) as exc:  # log in use...
         if args.command != "serve":
             raise
         print(f"s3facade serve: {exc}", file=sys.stderr)
         return 2
     return result
+
+
+def version() -> str:
+    """The installed distribution's version."""
+    try:
+        return importlib.metadata.version("s3facade")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown (not installed)"
 
 
 def port_number(text: str) -> int:

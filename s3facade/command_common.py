@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -71,7 +72,13 @@ def emit(args: argparse.Namespace, data: Any, render: Callable[[Any, Console], N
     if args.json:
         print(json.dumps(data, indent=2, sort_keys=True, default=str))
     else:
-        render(data, Console())
+        render(data, console())
+
+
+def console() -> Console:
+    """A terminal's width on a terminal; piped, wide enough that no table is cut or wrapped
+    (rich would otherwise assume 80 columns)."""
+    return Console() if sys.stdout.isatty() else Console(width=10_000)
 
 
 def open_bare_log(data_dir: Path) -> EventLog:

@@ -118,13 +118,19 @@ def provenance(args: argparse.Namespace, open_registry: OpenRegistry) -> int:
 def log(args: argparse.Namespace, open_registry: OpenRegistry) -> int:
     since = datetime.fromisoformat(args.since) if args.since else None
     if args.endpoint:
-        params = {"limit": str(args.limit)}
+        params = {"limit": str(args.limit), "order": "oldest" if args.oldest else "newest"}
         params |= {"since": args.since} if args.since else {}
         params |= {"bucket": args.bucket} if args.bucket else {}
         data = AdminClient(args.endpoint).json("GET", "/-/admin/log", params)
     else:
         with offline(args, open_registry) as registry:
-            events = log_events(registry.log, since=since, bucket=args.bucket, limit=args.limit)
+            events = log_events(
+                registry.log,
+                since=since,
+                bucket=args.bucket,
+                limit=args.limit,
+                newest=not args.oldest,
+            )
             data = {"events": [event_dict(e) for e in events]}
     emit(args, data, lambda d, c: c.print(_event_rows(d["events"], "event log")))
     return 0
@@ -249,16 +255,21 @@ def register(commands: Any, open_registry: OpenRegistry) -> None:
 
     parser = add("provenance", provenance, "an object's full history")
     parser.add_argument("url", help="s3://bucket/key")
-    parser.add_argument("--version-id", default=None)
-    parser = add("log", log, "the event log")
-    parser.add_argument("--since", help="ISO time, UTC")
-    parser.add_argument("--bucket")
-    parser.add_argument("--limit", type=int, default=1000)
+    parser.add_argument("--version-id", default=None, help="one version (default: the current)")
+    parser = add("log", log, "the event log, newest first")
+    parser.add_argument("--since", help="only events at or after this ISO time, UTC")
+    parser.add_argument("--bucket", help="only this bucket's events")
+    parser.add_argument("--limit", type=int, default=1000, help="at most this many (1000)")
+    parser.add_argument(
+        "--oldest", action="store_true", help="the oldest events first (from --since)"
+    )
     parser = add("sql", sql, "read-only SQL over the log and its views")
-    parser.add_argument("query")
+    parser.add_argument(
+        "query", help='one SELECT, e.g. "SELECT type, count(*) FROM events GROUP BY 1"'
+    )
     parser = add("export", export, "the whole log as Parquet")
-    parser.add_argument("--format", choices=["parquet"], default="parquet")
-    parser.add_argument("directory")
+    parser.add_argument("--format", choices=["parquet"], default="parquet", help="(parquet)")
+    parser.add_argument("directory", help="where events.parquet is written")
     parser = add("attest", attest, "an in-toto statement for an object")
     parser.add_argument("url", help="s3://bucket/key")
     parser = add("verify", verify, "check the hash chain, signed heads, anchor and every blob")
