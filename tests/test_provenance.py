@@ -162,7 +162,9 @@ def test_copy_records_its_source(session: Any) -> None:
 def test_log_sql_verify_rebuild_against_the_running_server(session: Any) -> None:
     endpoint = session["server"].endpoint
     events = cli_json("log", "--endpoint", endpoint, "--bucket", "releases")["events"]
-    assert [e["seq"] for e in events] == sorted(e["seq"] for e in events)
+    assert [e["seq"] for e in events] == sorted((e["seq"] for e in events), reverse=True)
+    oldest = cli_json("log", "--endpoint", endpoint, "--bucket", "releases", "--oldest")
+    assert [e["seq"] for e in oldest["events"]] == sorted(e["seq"] for e in events)
     assert {"BucketCreated", "ObjectWritten", "ObjectRead"} <= {e["type"] for e in events}
     result = cli_json(
         "sql",
