@@ -9,11 +9,11 @@ import urllib.request
 from typing import Any
 from urllib.parse import quote, urlencode
 
+import botocore.session
 from botocore.auth import S3SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
-
-from s3facade.config import DEV_ACCESS_KEY_ID, DEV_SECRET_ACCESS_KEY
+from botocore.exceptions import ProfileNotFound
 
 
 class AdminError(Exception):
@@ -29,6 +29,29 @@ class AdminError(Exception):
 UPKEEP_TIMEOUT = 24 * 3600.0
 
 
+def find_credentials(profile: str | None = None) -> tuple[str, str]:
+    """The server's own variables (S3FACADE_ACCESS_KEY_ID / _SECRET_ACCESS_KEY), else the
+    aws cli's chain: AWS_* variables, then ~/.aws credentials and config (`profile`, else
+    AWS_PROFILE, else default). Never the development keys unasked: without any, AdminError."""
+    access_key = os.environ.get("S3FACADE_ACCESS_KEY_ID")
+    secret = os.environ.get("S3FACADE_SECRET_ACCESS_KEY")
+    if access_key and secret and profile is None:
+        return access_key, secret
+    try:
+        found = botocore.session.Session(profile=profile).get_credentials()
+    except ProfileNotFound as exc:
+        raise AdminError(0, "NoCredentials", str(exc)) from None
+    if found is None:
+        raise AdminError(
+            0,
+            "NoCredentials",
+            "no credentials: set S3FACADE_ACCESS_KEY_ID and S3FACADE_SECRET_ACCESS_KEY (or "
+            "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY), or name a profile with --profile",
+        )
+    frozen = found.get_frozen_credentials()
+    return frozen.access_key, frozen.secret_key
+
+
 class AdminClient:
     def __init__(
         self,
@@ -36,19 +59,12 @@ class AdminClient:
         region: str = "us-east-1",
         credentials: tuple[str, str] | None = None,
         timeout: float = 600,
+        profile: str | None = None,
     ) -> None:
         self._endpoint = endpoint.rstrip("/")
         self._timeout = timeout
         self._region = region
-        # The server's own variables first, then the AWS ones every S3 user has set.
-        access_key, secret = credentials or (
-            os.environ.get("S3FACADE_ACCESS_KEY_ID")
-            or os.environ.get("AWS_ACCESS_KEY_ID")
-            or DEV_ACCESS_KEY_ID,
-            os.environ.get("S3FACADE_SECRET_ACCESS_KEY")
-            or os.environ.get("AWS_SECRET_ACCESS_KEY")
-            or DEV_SECRET_ACCESS_KEY,
-        )
+        access_key, secret = credentials or find_credentials(profile)
         self._credentials = Credentials(access_key, secret)
 
     def request(

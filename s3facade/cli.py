@@ -159,6 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level.upper() if hasattr(args, "log_level") else "INFO")
+    logging.getLogger("botocore").setLevel(logging.WARNING)  # "credentials found in ..."
     try:
         result: int = args.run(args)
     except ConfigInvalid as exc:  # for every command: the message says where and what

@@ -17,6 +17,7 @@ from registry import Registry
 from registry.errors import CorruptLog, LogInUse, LogUntrusted
 from registry.log import EventLog
 from registry.registry import LOG_FILE, open_log_read_only
+from s3facade.admin_client import AdminClient
 from s3facade.config import load_config
 
 OpenRegistry = Callable[[argparse.Namespace], Registry]
@@ -28,10 +29,21 @@ class CommandError(Exception):
 
 def add_source_arguments(parser: argparse.ArgumentParser) -> None:
     where = parser.add_mutually_exclusive_group()
-    where.add_argument("--endpoint", help="a running server (credentials from the env)")
+    where.add_argument(
+        "--endpoint",
+        help="a running server's URL; credentials: S3FACADE_ACCESS_KEY_ID/_SECRET_ACCESS_KEY, "
+        "else the aws cli's (AWS_* variables, ~/.aws)",
+    )
+    parser.add_argument("--profile", help="with --endpoint: this ~/.aws profile's credentials")
     where.add_argument("--data-dir", type=Path, default=Path("./data"), help="offline data dir")
     parser.add_argument("--config", type=Path, default=None, help="TOML config (offline)")
     parser.add_argument("--json", action="store_true", help="machine-readable output")
+
+
+def admin_client(args: argparse.Namespace, timeout: float = 600) -> AdminClient:
+    """The running server `--endpoint` names, with the credentials of `--profile` or the
+    environment (admin_client.find_credentials)."""
+    return AdminClient(args.endpoint, timeout=timeout, profile=args.profile)
 
 
 def parse_s3_url(url: str) -> tuple[str, str]:

@@ -31,11 +31,12 @@ from registry.errors import NoSuchBucket, NoSuchKey
 from registry.registry import LOG_FILE
 from registry.sql import SqlError, SqlLimits, SqlSandbox
 from s3facade.admin import retention_of
-from s3facade.admin_client import AdminClient, AdminError, object_path
+from s3facade.admin_client import AdminError, object_path
 from s3facade.command_common import (
     CommandError,
     OpenRegistry,
     add_source_arguments,
+    admin_client,
     emit,
     offline,
     parse_s3_url,
@@ -86,9 +87,7 @@ def provenance(args: argparse.Namespace, open_registry: OpenRegistry) -> int:
     bucket, key = parse_s3_url(args.url)
     if args.endpoint:
         params = {"version-id": args.version_id} if args.version_id else None
-        data = AdminClient(args.endpoint).json(
-            "GET", object_path("/-/provenance", bucket, key), params
-        )
+        data = admin_client(args).json("GET", object_path("/-/provenance", bucket, key), params)
     else:
         with offline(args, open_registry) as registry:
             history = object_history(registry.log, bucket, key, args.version_id)
@@ -121,7 +120,7 @@ def log(args: argparse.Namespace, open_registry: OpenRegistry) -> int:
         params = {"limit": str(args.limit), "order": "oldest" if args.oldest else "newest"}
         params |= {"since": args.since} if args.since else {}
         params |= {"bucket": args.bucket} if args.bucket else {}
-        data = AdminClient(args.endpoint).json("GET", "/-/admin/log", params)
+        data = admin_client(args).json("GET", "/-/admin/log", params)
     else:
         with offline(args, open_registry) as registry:
             events = log_events(
@@ -138,7 +137,7 @@ def log(args: argparse.Namespace, open_registry: OpenRegistry) -> int:
 
 def sql(args: argparse.Namespace, open_registry: OpenRegistry) -> int:
     if args.endpoint:
-        data = AdminClient(args.endpoint).json("POST", "/-/admin/sql", body=args.query.encode())
+        data = admin_client(args).json("POST", "/-/admin/sql", body=args.query.encode())
     else:
         data = json.loads(asyncio.run(_sql_offline(args)))
 
@@ -181,7 +180,7 @@ def export(args: argparse.Namespace, open_registry: OpenRegistry) -> int:
     target = Path(args.directory) / "events.parquet"
     if args.endpoint:
         target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(AdminClient(args.endpoint).request("GET", "/-/admin/export"))
+        target.write_bytes(admin_client(args).request("GET", "/-/admin/export"))
     else:
         with offline(args, open_registry) as registry:
             target = export_parquet(registry.log, Path(args.directory))
@@ -192,7 +191,7 @@ def export(args: argparse.Namespace, open_registry: OpenRegistry) -> int:
 def attest(args: argparse.Namespace, open_registry: OpenRegistry) -> int:
     bucket, key = parse_s3_url(args.url)
     if args.endpoint:
-        data = AdminClient(args.endpoint).json("GET", object_path("/-/admin/attest", bucket, key))
+        data = admin_client(args).json("GET", object_path("/-/admin/attest", bucket, key))
     else:
         with offline(args, open_registry) as registry:
             data = attestation(object_history(registry.log, bucket, key))
@@ -203,9 +202,7 @@ def attest(args: argparse.Namespace, open_registry: OpenRegistry) -> int:
 def retention(args: argparse.Namespace, open_registry: OpenRegistry) -> int:
     bucket, key = parse_s3_url(args.url)
     if args.endpoint:
-        data = AdminClient(args.endpoint).json(
-            "GET", object_path("/-/admin/retention", bucket, key)
-        )
+        data = admin_client(args).json("GET", object_path("/-/admin/retention", bucket, key))
     else:
         with offline(args, open_registry) as registry:
             try:
@@ -264,9 +261,7 @@ def register(commands: Any, open_registry: OpenRegistry) -> None:
         "--oldest", action="store_true", help="the oldest events first (from --since)"
     )
     parser = add("sql", sql, "read-only SQL over the log and its views")
-    parser.add_argument(
-        "query", help='one SELECT, e.g. "SELECT type, count(*) FROM events GROUP BY 1"'
-    )
+    parser.add_argument("query", help="one read-only query (tables: docs/provenance.md)")
     parser = add("export", export, "the whole log as Parquet")
     parser.add_argument("--format", choices=["parquet"], default="parquet", help="(parquet)")
     parser.add_argument("directory", help="where events.parquet is written")

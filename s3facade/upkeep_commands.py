@@ -29,10 +29,11 @@ from registry.verify import (
     parse_head,
 )
 from registry.views import Views
-from s3facade.admin_client import UPKEEP_TIMEOUT, AdminClient
+from s3facade.admin_client import UPKEEP_TIMEOUT
 from s3facade.command_common import (
     CommandError,
     OpenRegistry,
+    admin_client,
     emit,
     offline,
     open_bare_log,
@@ -132,7 +133,7 @@ def _on_server(
     status line on a terminal meanwhile."""
     waiting = Console(stderr=True).status(doing)
     with waiting if not getattr(args, "json", False) and sys.stderr.isatty() else nullcontext():
-        return AdminClient(args.endpoint, timeout=UPKEEP_TIMEOUT).json("POST", path, params)
+        return admin_client(args, UPKEEP_TIMEOUT).json("POST", path, params)
 
 
 def rebuild(args: argparse.Namespace, open_registry: OpenRegistry) -> int:

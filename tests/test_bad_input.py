@@ -129,7 +129,7 @@ def snapshot(s3: Any, server: RunningServer, bucket: str) -> Snapshot:
     return Snapshot(objects, buckets, blob_names(server))
 
 
-def wait_no_staging(server: RunningServer, timeout: float = 3.0) -> None:
+def wait_no_staging(server: RunningServer, timeout: float = 10.0) -> None:
     """A refused or cut-off upload leaves no staging file behind."""
     deadline = time.monotonic() + timeout
     while staging_files(server) and time.monotonic() < deadline:

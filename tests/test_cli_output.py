@@ -15,6 +15,7 @@ from backends import BackendSet
 from backends.local import LocalCAS
 from registry import ObjectSpec, Provenance, Registry
 from s3facade.cli import build_parser
+from tests.conftest import ACCESS_KEY, SECRET_KEY, RunningServer
 
 WHO = Provenance("AKIDCLI", "127.0.0.1:1", "cli-test/1.0", "CLI")
 
@@ -95,3 +96,30 @@ def test_piped_tables_are_not_cut_and_a_closed_pipe_is_quiet(tmp_path: Path) -> 
         stderr = process.stderr.read().decode()
         process.wait(60)
     assert "Traceback" not in stderr and "BrokenPipeError" not in stderr, stderr
+
+
+def test_endpoint_credentials_come_from_the_aws_chain_never_the_dev_keys(
+    server: RunningServer, tmp_path: Path
+) -> None:
+    home = tmp_path / "home"
+    (home / ".aws").mkdir(parents=True)
+    (home / ".aws" / "credentials").write_text(
+        f"[facade]\naws_access_key_id = {ACCESS_KEY}\naws_secret_access_key = {SECRET_KEY}\n"
+    )
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(home)}
+
+    def log(*more: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "s3facade", "log", "--endpoint", server.endpoint, "--json",
+             "--limit", "1", *more],
+            env=env, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+
+    profiled = log("--profile", "facade")
+    assert profiled.returncode == 0, profiled.stderr
+    assert "events" in json.loads(profiled.stdout)
+    none = log()
+    assert none.returncode == 2 and "NoCredentials" in none.stderr
+    assert "Traceback" not in none.stderr
+    env.update(AWS_ACCESS_KEY_ID=ACCESS_KEY, AWS_SECRET_ACCESS_KEY=SECRET_KEY)
+    assert log().returncode == 0
