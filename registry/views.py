@@ -532,7 +532,7 @@ def _is_live(path: Path) -> bool:
     """Whether a generation's file holds whole views: not one a rebuild or verify was still
     filling when it stopped, nor a damaged file."""
     try:
-        connection = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True)
+        connection = sqlite3.connect(f"{path.absolute().as_uri()}?mode=ro", uri=True)
         try:
             row = connection.execute("SELECT 1 FROM meta WHERE name = 'building'").fetchone()
         finally:

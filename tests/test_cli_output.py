@@ -123,3 +123,15 @@ def test_endpoint_credentials_come_from_the_aws_chain_never_the_dev_keys(
     assert "Traceback" not in none.stderr
     env.update(AWS_ACCESS_KEY_ID=ACCESS_KEY, AWS_SECRET_ACCESS_KEY=SECRET_KEY)
     assert log().returncode == 0
+
+
+def test_offline_commands_take_the_default_relative_data_dir(tmp_path: Path) -> None:
+    """`./data` (the default, as `make serve` leaves it) works from the directory above."""
+    filled(tmp_path / "data", 1)
+    for command in (["log", "--json"], ["verify", "--json"]):
+        ran = subprocess.run(
+            [sys.executable, "-m", "s3facade", *command],
+            cwd=tmp_path, capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert ran.returncode == 0, ran.stderr
+        assert "Traceback" not in ran.stderr
