@@ -47,8 +47,8 @@ def cli_env(ctx: RunContext) -> dict[str, str]:
 
 
 class AwsCliBucket:
-    """What the aws cli v1 and v2 steps share: the bucket they work in, emptied and removed
-    with the cli itself (and by force after the run)."""
+    """What the aws cli v1 and v2 steps share: the bucket they work in, made, emptied and
+    removed with the cli itself (and by force after the run), and s3api's JSON."""
 
     ctx: RunContext
     bucket: str
@@ -60,6 +60,15 @@ class AwsCliBucket:
 
     def cleanup(self) -> None:
         force_delete_bucket(self.ctx, self.bucket)
+
+    def s3api(self, *args: str, timeout: float = 120.0) -> Any:
+        ran = self.cli("s3api", *args, "--output", "json", timeout=timeout)
+        return json.loads(ran.stdout) if ran.stdout.strip() else {}
+
+    def mb(self) -> None:
+        ran = self.cli("s3", "mb", self.url)
+        expect_in(f"make_bucket: {self.bucket}", ran.stdout, "s3 mb output")
+        expect_in(self.bucket, self.cli("s3", "ls").stdout, "s3 ls of buckets")
 
     def rm_recursive(self) -> None:
         ran = self.cli("s3", "rm", "--recursive", self.url, timeout=180)
@@ -145,16 +154,7 @@ class AwsCliSteps(AwsCliBucket):
             cwd=cwd,
         )
 
-    def s3api(self, *args: str) -> Any:
-        ran = self.cli("s3api", *args, "--output", "json")
-        return json.loads(ran.stdout) if ran.stdout.strip() else {}
-
     # ------------------------------------------------------------------ steps
-
-    def mb(self) -> None:
-        ran = self.cli("s3", "mb", self.url)
-        expect_in(f"make_bucket: {self.bucket}", ran.stdout, "s3 mb output")
-        expect_in(self.bucket, self.cli("s3", "ls").stdout, "s3 ls of buckets")
 
     def cp_up_small(self) -> None:
         self._upload(self.files.small, "small.bin")

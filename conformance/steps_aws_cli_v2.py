@@ -17,7 +17,6 @@ import time
 import zlib
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import httpx
 
@@ -216,16 +215,7 @@ class AwsCliV2Steps(AwsCliBucket):
             stdin=stdin,
         )
 
-    def s3api(self, *args: str, timeout: float = 120.0) -> Any:
-        ran = self.cli("s3api", *args, "--output", "json", timeout=timeout)
-        return json.loads(ran.stdout) if ran.stdout.strip() else {}
-
     # ------------------------------------------------------------------ steps
-
-    def mb(self) -> None:
-        ran = self.cli("s3", "mb", self.url)
-        expect_in(f"make_bucket: {self.bucket}", ran.stdout, "s3 mb output")
-        expect_in(self.bucket, self.cli("s3", "ls").stdout, "s3 ls of buckets")
 
     def put_crc32(self) -> None:
         self._put_with_checksum("CRC32", self.files.medium, "checksums/crc32-12MiB.bin")
