@@ -188,10 +188,13 @@ class S3Request:
         return self.operation.key
 
 
-def int_param(req: S3Request, name: str, default: int, maximum: int, *, minimum: int = 0) -> int:
-    """An integer query parameter (max-keys, max-parts, max-buckets...): below `minimum` or
-    not a number is InvalidArgument, above `maximum` is capped, as AWS does."""
-    text = req.query.get(name, str(default))
+def int_param(
+    req: S3Request, name: str, default: int, maximum: int, *, minimum: int = 0, header: bool = False
+) -> int:
+    """An integer query parameter (max-keys, max-parts, max-buckets...), or with `header` a
+    header (x-amz-max-parts): below `minimum` or not a number is InvalidArgument, above
+    `maximum` is capped, as AWS does."""
+    text = (req.headers if header else req.query).get(name, str(default))
     try:
         value = int(text)
     except ValueError:

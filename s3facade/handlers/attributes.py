@@ -8,7 +8,7 @@ from starlette.responses import Response
 from s3facade.context import ServerContext
 from s3facade.errors import S3Error
 from s3facade.handlers.versioning import requested_version, version_headers
-from s3facade.request import S3Request
+from s3facade.request import S3Request, int_param
 from s3facade.responses import http_date, xml_response
 from s3facade.xml import Document, add
 
@@ -29,23 +29,10 @@ def _asked(req: S3Request) -> set[str]:
     return names
 
 
-def _header_int(req: S3Request, name: str, default: int, maximum: int) -> int:
-    text = req.headers.get(name)
-    if text is None:
-        return default
-    if not text.strip().isdigit():
-        raise S3Error(
-            "InvalidArgument",
-            f"Invalid value for {name}: {text}",
-            extra={"ArgumentName": name, "ArgumentValue": text},
-        )
-    return min(int(text), maximum)
-
-
 async def get_object_attributes(req: S3Request, server: ServerContext) -> Response:
     asked = _asked(req)
-    max_parts = _header_int(req, "x-amz-max-parts", MAX_PARTS, MAX_PARTS)
-    marker = _header_int(req, "x-amz-part-number-marker", 0, 10_000)
+    max_parts = int_param(req, "x-amz-max-parts", MAX_PARTS, MAX_PARTS, header=True)
+    marker = int_param(req, "x-amz-part-number-marker", 0, 10_000, header=True)
     version = server.registry.head_object(req.bucket, req.key, requested_version(req))
     bucket = server.registry.bucket(req.bucket)
     doc = Document("GetObjectAttributesResponse")
