@@ -130,6 +130,9 @@ class AccessDenied(Payload):
     action: str  # the IAM action, e.g. s3:GetObject
     resource: str  # its ARN
     reason: str
+    # Refusals of the same principal left unrecorded since its previous AccessDenied event
+    # (past its recording budget, s3facade.authorization.DenialBudget): counted, not lost.
+    suppressed: int | None = field(default=None, metadata=EXTRA)
 
 
 # -- objects ---------------------------------------------------------------------------------

@@ -51,8 +51,10 @@ class AccessRecord:
 
 def _text(fields: dict[str, object]) -> str:
     def shown(value: object) -> str:
+        # Keys are the client's: a newline or an "x=y" in one must not forge a line or field.
         text = str(value) if value not in ("", None) else "-"
-        return json.dumps(text) if any(c in text for c in ' "=') else text
+        plain = text.isprintable() and not any(c in text for c in ' "=')
+        return text if plain else json.dumps(text, ensure_ascii=False)
 
     return " ".join(f"{name}={shown(value)}" for name, value in fields.items())
 

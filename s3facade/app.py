@@ -60,7 +60,9 @@ class S3Gateway:
             registry=registry,
             region=config.region,
             users=self.users,
-            access=RequestAuthorizer(registry, self.metrics.anonymous_denied.inc),
+            access=RequestAuthorizer(
+                registry, self.metrics.anonymous_denied.inc, self.metrics.unrecorded_denied.inc
+            ),
             credentials=config.credentials,
         )
         credentials = dict(config.credentials)

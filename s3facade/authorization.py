@@ -8,6 +8,7 @@ anonymous requests are only counted (metrics), so nobody can flood the log unsig
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime
 from urllib.parse import parse_qsl
@@ -34,6 +35,14 @@ BYPASS_GOVERNANCE = "s3:BypassGovernanceRetention"
 # lists the caller's buckets; CreateBucket of a taken name is BucketAlreadyExists).
 _OWN = frozenset({Action.LIST_BUCKETS, Action.CREATE_BUCKET})
 _COPIES = frozenset({Action.COPY_OBJECT, Action.UPLOAD_PART_COPY})
+# A write that asks for a lock in its headers also needs the right to set that lock, as on
+# AWS: a grant to write must not let anyone make data undeletable until 2999.
+_LOCKING_WRITES = frozenset({Action.PUT_OBJECT, Action.COPY_OBJECT, Action.CREATE_MULTIPART_UPLOAD})
+_LOCK_HEADERS = (
+    ("x-amz-object-lock-mode", "s3:PutObjectRetention"),
+    ("x-amz-object-lock-retain-until-date", "s3:PutObjectRetention"),
+    ("x-amz-object-lock-legal-hold", "s3:PutObjectLegalHold"),
+)
 _READS = frozenset({"s3:GetObject", "s3:GetObjectVersion"})
 # Authorised by the handler, which learns from the body the keys (DeleteObjects: one check
 # per key) or the signer and key (a POST form's signature and key fields).
@@ -139,10 +148,40 @@ class RequestFacts(Mapping[str, Sequence[str]]):
         return str(max(0, (moment - self._now).days))
 
 
+class DenialBudget:
+    """How many refusals of one principal are recorded in the log: a burst, then a steady
+    rate. A signed user with no right to write must not be able to grow the log (and fill
+    the disk) at request speed by asking for what it may not do; past the budget its
+    refusals are counted, and the count goes into its next recorded refusal."""
+
+    def __init__(self, burst: float = 100, per_second: float = 1) -> None:
+        self._burst, self._rate = burst, per_second
+        self._tokens: dict[str, tuple[float, float]] = {}  # principal -> (tokens, at)
+
+    def take(self, principal: str) -> bool:
+        now = time.monotonic()
+        tokens, at = self._tokens.get(principal, (self._burst, now))
+        tokens = min(self._burst, tokens + (now - at) * self._rate)
+        if tokens < 1:
+            self._tokens[principal] = (tokens, now)
+            return False
+        self._tokens[principal] = (tokens - 1, now)
+        return True
+
+
 class RequestAuthorizer:
-    def __init__(self, registry: Registry, on_anonymous_denial: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        registry: Registry,
+        on_anonymous_denial: Callable[[], None],
+        on_unrecorded_denial: Callable[[], None] = lambda: None,
+        budget: DenialBudget | None = None,
+    ) -> None:
         self._registry = registry
         self._on_anonymous_denial = on_anonymous_denial
+        self._on_unrecorded_denial = on_unrecorded_denial
+        self._budget = budget or DenialBudget()
+        self._unrecorded: dict[str, int] = {}  # principal -> refusals since its last event
 
     def bucket_access(self, bucket: str) -> BucketAccess | None:
         try:
@@ -169,6 +208,10 @@ class RequestAuthorizer:
         permission, bucket, key = operation.permission, operation.bucket, operation.key
         version = facts_version(facts)
         await self.require(user, permission, bucket, key, facts, provenance, version)
+        if operation.action in _LOCKING_WRITES:
+            asked = dict.fromkeys(right for name, right in _LOCK_HEADERS if name in headers)
+            for right in asked:
+                await self.require(user, right, bucket, key, facts, provenance)
         if operation.action in _COPIES:
             source_bucket, source_key, version = parse_copy_source(headers["x-amz-copy-source"])
             reading = "s3:GetObjectVersion" if version is not None else "s3:GetObject"
@@ -185,8 +228,11 @@ class RequestAuthorizer:
         version_id: str | None = None,
     ) -> None:
         decision = self.decide(user, permission, bucket, key, facts, version_id)
-        if decision is not None and not decision.allowed:
-            await self._refuse(user, permission, bucket, key, decision.reason, provenance)
+        if decision is None or decision.allowed:
+            return
+        if decision.not_found is not None:
+            raise decision.not_found  # answered here: the handler never runs ungranted
+        await self._refuse(user, permission, bucket, key, decision.reason, provenance)
 
     def decide(
         self,
@@ -207,23 +253,18 @@ class RequestAuthorizer:
         decision = decide(check, access)
         if decision.allowed or key is None or permission not in OBJECT_ACL_ACTIONS:
             return decision
-        target = self._object_access(bucket, key, version_id)
-        if target is not None:
-            return decide(check, access, target)
-        if permission in _READS and not decision.explicit:
-            # No such object: with s3:ListBucket the handler answers NoSuchKey (404), as
-            # AWS does; without it, 403, so nobody learns which keys exist.
-            listing = decide(AccessCheck(user, "s3:ListBucket", bucket, None, facts), access)
-            if listing.allowed:
-                return Decision(True, "no such object; the caller may list the bucket")
-        return decision
-
-    def _object_access(self, bucket: str, key: str, version_id: str | None) -> ObjectAccess | None:
         try:
             version = self._registry.head_object(bucket, key, version_id)
-        except RegistryError:
-            return None  # no such object (or version): the handler says which
-        return ObjectAccess(self._registry.object_acl(version), version.owner)
+        except RegistryError as missing:
+            if permission in _READS and not decision.explicit:
+                # No such object: with s3:ListBucket the caller learns so (404), as on AWS;
+                # without it, 403, so nobody learns which keys exist.
+                listing = decide(AccessCheck(user, "s3:ListBucket", bucket, None, facts), access)
+                if listing.allowed:
+                    return Decision(False, "no such object", not_found=missing)
+            return decision
+        target = ObjectAccess(self._registry.object_acl(version), version.owner)
+        return decide(check, access, target)
 
     async def _refuse(
         self,
@@ -236,9 +277,15 @@ class RequestAuthorizer:
     ) -> None:
         if user is None:
             self._on_anonymous_denial()
+        elif not self._budget.take(user.access_key):
+            self._unrecorded[user.access_key] = self._unrecorded.get(user.access_key, 0) + 1
+            self._on_unrecorded_denial()
         else:
+            suppressed = self._unrecorded.pop(user.access_key, 0)
             try:
-                await self._registry.record_denial(bucket, key, permission, reason, provenance)
+                await self._registry.record_denial(
+                    bucket, key, permission, reason, provenance, suppressed
+                )
             except RegistryError as exc:  # a full disk must not turn a 403 into a 500
                 log.warning("request %s: denial not recorded: %s", provenance.request_id, exc)
         raise S3Error("AccessDenied")

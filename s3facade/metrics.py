@@ -83,6 +83,11 @@ class Metrics:
             "Anonymous requests refused for lack of permission",
             registry=self.collectors,
         )
+        self.unrecorded_denied = Counter(
+            "s3facade_denials_unrecorded",
+            "Signed requests refused past their principal's budget of recorded refusals",
+            registry=self.collectors,
+        )
         self.collectors.register(RegistryState(registry))
 
     def observe(self, operation: str, status: int, seconds: float) -> None:

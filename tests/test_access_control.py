@@ -5,6 +5,7 @@ and refused requests kept as evidence."""
 from __future__ import annotations
 
 import json
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -162,6 +163,7 @@ def test_policy_documents_round_trip_and_bad_ones_are_malformed(users: Clients) 
         policy(bucket, {"Action": "s3:GetObject", "Resource": "arn:aws:s3:::other-bucket/*"}),
         policy(bucket, {"Action": "ec2:RunInstances"}),
         policy(bucket, {"Action": "s3:GetObject", "Condition": {"Bogus": {"aws:SourceIp": "1"}}}),
+        policy(bucket, *({"Sid": f"s{n}", "Action": "s3:GetObject"} for n in range(300))),
     ):
         denied(lambda bad=bad: users.alice.put_bucket_policy(Bucket=bucket, Policy=bad),
                "MalformedPolicy", 400)  # fmt: skip
@@ -367,6 +369,31 @@ def test_owners_bypass_governance_on_their_own_buckets_others_need_a_grant(
         users.bob.head_object(Bucket=bucket, Key="k", VersionId=version)
 
 
+def test_a_grant_to_write_is_no_grant_to_lock(users: Clients) -> None:
+    """Lock headers on a write need s3:PutObjectRetention / s3:PutObjectLegalHold too:
+    otherwise a grantee could make the owner's bucket hold its data until 2999."""
+    bucket = users.bucket(users.alice, ObjectLockEnabledForBucket=True)
+    grant = {"Principal": {"AWS": BOB.arn}, "Action": ["s3:PutObject"]}
+    users.alice.put_bucket_policy(Bucket=bucket, Policy=policy(bucket, grant))
+    forever = datetime(2999, 1, 1, tzinfo=UTC)
+    lock = {"ObjectLockMode": "COMPLIANCE", "ObjectLockRetainUntilDate": forever}
+    denied(lambda: users.bob.put_object(Bucket=bucket, Key="k", Body=b"v", **lock))
+    denied(lambda: users.bob.put_object(Bucket=bucket, Key="k", Body=b"v",
+                                         ObjectLockLegalHoldStatus="ON"))  # fmt: skip
+    denied(lambda: users.bob.create_multipart_upload(Bucket=bucket, Key="m", **lock))
+    assert users.alice.list_objects_v2(Bucket=bucket)["KeyCount"] == 0  # nothing written
+    users.bob.put_object(Bucket=bucket, Key="plain", Body=b"v")  # writing is granted
+    soon = datetime.now(UTC) + timedelta(days=1)
+    grant["Action"] = ["s3:PutObject", "s3:PutObjectRetention"]
+    users.alice.put_bucket_policy(Bucket=bucket, Policy=policy(bucket, grant))
+    users.bob.put_object(Bucket=bucket, Key="locked", Body=b"v", ObjectLockMode="GOVERNANCE",
+                         ObjectLockRetainUntilDate=soon)  # fmt: skip
+    assert (
+        users.alice.get_object_retention(Bucket=bucket, Key="locked")["Retention"]["Mode"]
+        == "GOVERNANCE"
+    )
+
+
 def test_compliance_is_never_bypassed_even_by_the_owner(users: Clients) -> None:
     bucket = users.bucket(users.bob, ObjectLockEnabledForBucket=True)
     until = datetime.now(UTC) + timedelta(days=1)
@@ -404,3 +431,24 @@ def test_delete_objects_refuses_key_by_key(users: Clients) -> None:
     assert [(e["Key"], e["Code"]) for e in result["Errors"]] == [("alice/1", "AccessDenied")]
     keys = [o["Key"] for o in users.alice.list_objects_v2(Bucket=bucket)["Contents"]]
     assert keys == ["alice/1"]
+
+
+def test_a_flood_of_refusals_is_counted_not_written_one_by_one(users: Clients) -> None:
+    """A signed user with no right to write cannot grow the log at request speed: past its
+    budget, its refusals are counted, and the count lands in its next recorded refusal."""
+    bucket = users.bucket(users.alice)
+    keys = [{"Key": f"k{n}"} for n in range(1000)]
+    result = users.bob.delete_objects(Bucket=bucket, Delete={"Objects": keys, "Quiet": True})
+    assert len(result["Errors"]) == 1000
+    assert {e["Code"] for e in result["Errors"]} == {"AccessDenied"}
+    time.sleep(1.1)  # the budget refills (one a second)
+    denied(lambda: users.bob.get_object(Bucket=bucket, Key="one-more"))
+    admin = AdminClient(users.server.endpoint, credentials=(ACCESS_KEY, SECRET_KEY))
+    events = admin.json("GET", "/-/admin/log", {"bucket": bucket})["events"]
+    refusals = [e["data"] for e in events if e["type"] == "AccessDenied"]
+    assert 1 < len(refusals) < 500, len(refusals)  # the burst (less what earlier tests used)
+    assert refusals[-1]["resource"].endswith("/one-more")
+    unrecorded = sum(refusal.get("suppressed", 0) for refusal in refusals)
+    assert len(refusals) + unrecorded == 1001  # every refusal is accounted for
+    metrics = httpx.get(f"{users.server.endpoint}/-/metrics").text
+    assert f"s3facade_denials_unrecorded_total {float(unrecorded)}" in metrics

@@ -67,6 +67,8 @@ def test_each_request_is_one_json_line(json_server: RunningServer) -> None:
 def test_text_lines_have_times_and_fields(tmp_path: Path) -> None:
     server = started(tmp_path)
     try:
+        forged = "k%0A2026-01-01T00:00:00.000Z"  # a newline, then what starts a line
+        httpx.get(f"{server.endpoint}/no-such-bucket/{forged}")
         missing = httpx.get(f"{server.endpoint}/no-such-bucket/k")
         request_id = missing.headers["x-amz-request-id"]
         assert server.log_path is not None
@@ -80,6 +82,11 @@ def test_text_lines_have_times_and_fields(tmp_path: Path) -> None:
     for field in ("operation=GetObject", "bucket=no-such-bucket", "status=404",
                   "error=NoSuchBucket", "principal=anonymous"):  # fmt: skip
         assert field in line, line
+    # A key with a newline stays inside its own line, quoted.
+    assert server.log_path is not None
+    logged = server.log_path.read_text().splitlines()
+    assert not any(x.startswith("2026-01-01T00:00:00.000Z") for x in logged)
+    assert any('key="k\\n2026-01-01' in x for x in logged), logged[-5:]
 
 
 def test_a_form_upload_is_logged_as_its_signer(json_server: RunningServer) -> None:

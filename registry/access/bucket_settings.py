@@ -93,12 +93,23 @@ class AccessSettings(VersionSettings):
         )
 
     async def record_denial(
-        self, bucket: str, key: str | None, action: str, reason: str, provenance: Provenance
+        self,
+        bucket: str,
+        key: str | None,
+        action: str,
+        reason: str,
+        provenance: Provenance,
+        suppressed: int = 0,
     ) -> None:
-        """An authenticated request refused for lack of permission, as evidence."""
+        """An authenticated request refused for lack of permission, as evidence; and how
+        many of the principal's refusals before it went unrecorded."""
         resource = f"arn:aws:s3:::{bucket}" + (f"/{key}" if key is not None else "")
         denied = AccessDenied(
-            **provenance.as_dict(), action=action, resource=resource, reason=reason
+            **provenance.as_dict(),
+            action=action,
+            resource=resource,
+            reason=reason,
+            suppressed=suppressed or None,
         )
         await self._log.append([denied.event(bucket, key)])
 

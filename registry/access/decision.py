@@ -17,6 +17,7 @@ from registry.access.acl import PUBLIC_GROUPS, AccessControlList, Grant, Permiss
 from registry.access.policy import Effect, PolicyRequest
 from registry.access.principals import User
 from registry.access.settings import BucketAccess
+from registry.errors import RegistryError
 
 # The root user of the bucket's account keeps these even when the policy denies them, so a
 # policy that locks everyone out can still be replaced.
@@ -75,6 +76,9 @@ class Decision:
     allowed: bool
     reason: str
     explicit: bool = False  # refused by a Deny statement (no other grant can lift it)
+    # Refused for want of the object, to a caller who may list the bucket: answered with this
+    # error (NoSuchKey, NoSuchVersion: 404) instead of AccessDenied, as AWS answers.
+    not_found: RegistryError | None = None
 
 
 def decide(

@@ -23,7 +23,9 @@ from s3facade.request import S3Request
 from s3facade.responses import xml_response
 from s3facade.xml import Document, add, child_text, children, parse
 
-MAX_POLICY_BYTES = 20 * 1024
+# Read past the policy's 20 KiB limit, so that a larger one gets AWS's MalformedPolicy
+# ("Policy exceeds the maximum allowed document size") from the policy's own check.
+MAX_POLICY_BODY = 64 * 1024
 _PUBLIC_ACCESS_BLOCK = (
     ("BlockPublicAcls", "block_public_acls"),
     ("IgnorePublicAcls", "ignore_public_acls"),
@@ -124,7 +126,7 @@ async def get_bucket_policy(req: S3Request, server: ServerContext) -> Response:
 
 async def put_bucket_policy(req: S3Request, server: ServerContext) -> Response:
     server.registry.bucket(req.bucket)  # NoSuchBucket before any complaint about the body
-    body = await req.body.read(MAX_POLICY_BYTES + 1)
+    body = await req.body.read(MAX_POLICY_BODY)
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
