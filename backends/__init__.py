@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from fnmatch import fnmatchcase
 
-from backends.base import (
+from s3facade.backends.base import (
     BackendError,
     BackendFull,
     BackendHealth,

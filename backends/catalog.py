@@ -32,10 +32,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from backends import BackendSet, StorageBackend
-from backends.local import LocalCAS
-from backends.retry import RetryPolicy
-from backends.upstream import MiB, UpstreamCAS, UpstreamConfig
+from s3facade.backends import BackendSet, StorageBackend
+from s3facade.backends.local import LocalCAS
+from s3facade.backends.retry import RetryPolicy
+from s3facade.backends.upstream import MiB, UpstreamCAS, UpstreamConfig
 
 __all__ = [
     "ACCESS_KEY_ENV",

@@ -55,7 +55,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
-from backends.base import (
+from s3facade.backends.base import (
     BackendError,
     BackendFull,
     BackendHealth,
@@ -72,7 +72,7 @@ from backends.base import (
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-    from backends.base import StorageBackend
+    from s3facade.backends.base import StorageBackend
 
 __all__ = ["BLOCK_SIZE", "LocalCAS"]
 

@@ -21,9 +21,15 @@ from urllib.parse import urlsplit
 import httpx
 from lxml import etree
 
-from backends.base import BackendError, BackendFull, BackendUnavailable
-from backends.retry import RetryPolicy, is_retryable
-from backends.signing import EMPTY_SHA256, UNSIGNED_PAYLOAD, Signer, canonical_query, uri_encode
+from s3facade.backends.base import BackendError, BackendFull, BackendUnavailable
+from s3facade.backends.retry import RetryPolicy, is_retryable
+from s3facade.backends.signing import (
+    EMPTY_SHA256,
+    UNSIGNED_PAYLOAD,
+    Signer,
+    canonical_query,
+    uri_encode,
+)
 
 __all__ = ["Endpoint", "ObjectHead", "S3Client", "UpstreamError"]
 

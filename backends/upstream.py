@@ -69,7 +69,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from backends.base import (
+from s3facade.backends.base import (
     BackendError,
     BackendHealth,
     BlobNotFound,
@@ -79,13 +79,13 @@ from backends.base import (
     StagedBlob,
     check_digest,
 )
-from backends.retry import RetryPolicy
-from backends.s3client import AddressingStyle, Endpoint, S3Client, UpstreamError
-from backends.signing import Signer
-from backends.upstream_staging import Upload
+from s3facade.backends.retry import RetryPolicy
+from s3facade.backends.s3client import AddressingStyle, Endpoint, S3Client, UpstreamError
+from s3facade.backends.signing import Signer
+from s3facade.backends.upstream_staging import Upload
 
 if TYPE_CHECKING:
-    from backends.base import StorageBackend
+    from s3facade.backends.base import StorageBackend
 
 __all__ = ["UpstreamCAS", "UpstreamConfig"]
 

@@ -10,15 +10,15 @@ import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from backends.base import BackendError, BlobReceipt, Hasher, StagedBlob
-from backends.signing import UNSIGNED_PAYLOAD
+from s3facade.backends.base import BackendError, BlobReceipt, Hasher, StagedBlob
+from s3facade.backends.signing import UNSIGNED_PAYLOAD
 
 if TYPE_CHECKING:
-    from backends.upstream import UpstreamCAS
+    from s3facade.backends.upstream import UpstreamCAS
 
 __all__ = ["BLOCK_SIZE", "Upload"]
 
-logger = logging.getLogger("backends.upstream")
+logger = logging.getLogger("s3facade.backends.upstream")
 
 BLOCK_SIZE = 1 << 20  # bytes gathered before one hashing hop to a worker thread
 _PARTS_PER_DOUBLING = 1000  # parts double in size after every 1000 (S3 allows 10000)

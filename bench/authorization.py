@@ -27,13 +27,13 @@ from datetime import UTC
 from pathlib import Path
 from typing import Any
 
-from backends import BackendSet
-from backends.local import LocalCAS
-from registry import ObjectSpec, Provenance, Registry
-from registry.access.acl import canned_acl
-from registry.access.principals import User
-from registry.access.settings import BucketSetting
 from s3facade.authorization import RequestAuthorizer, RequestFacts
+from s3facade.backends import BackendSet
+from s3facade.backends.local import LocalCAS
+from s3facade.registry import ObjectSpec, Provenance, Registry
+from s3facade.registry.access.acl import canned_acl
+from s3facade.registry.access.principals import User
+from s3facade.registry.access.settings import BucketSetting
 
 OWNER = User("AKIDBENCHOWNER000001")
 GUEST = User("AKIDBENCHGUEST000002")

@@ -20,13 +20,13 @@ import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-from backends import BackendSet
-from backends.local import LocalCAS
-from registry import ObjectSpec, Provenance, Registry
-from registry.anchor import LogAnchor
-from registry.events import GENESIS_HASH, Event, EventType
-from registry.log import MAX_BATCH, EventLog
-from registry.payloads import ObjectWritten
+from s3facade.backends import BackendSet
+from s3facade.backends.local import LocalCAS
+from s3facade.registry import ObjectSpec, Provenance, Registry
+from s3facade.registry.anchor import LogAnchor
+from s3facade.registry.events import GENESIS_HASH, Event, EventType
+from s3facade.registry.log import MAX_BATCH, EventLog
+from s3facade.registry.payloads import ObjectWritten
 
 WHO = Provenance("bench", "127.0.0.1:1", "bench/1.0", "BENCH")
 

@@ -21,10 +21,10 @@ from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
-from registry.events import Event, EventType
-from registry.log import EventLog
-from registry.sql import SqlLimits, SqlSandbox
-from registry.sql_mirror import EventMirror
+from s3facade.registry.events import Event, EventType
+from s3facade.registry.log import EventLog
+from s3facade.registry.sql import SqlLimits, SqlSandbox
+from s3facade.registry.sql_mirror import EventMirror
 
 
 def write_event(n: int) -> Event:

@@ -1,7 +1,7 @@
 """The domain: events, the log, views, provenance. Knows nothing of HTTP or how bytes are kept."""
 
-from registry.core import UploadCheck
-from registry.model import (
+from s3facade.registry.core import UploadCheck
+from s3facade.registry.model import (
     NULL_VERSION,
     Bucket,
     CompletedPart,
@@ -13,7 +13,7 @@ from registry.model import (
     UploadPart,
     WriteCondition,
 )
-from registry.registry import Registry
+from s3facade.registry.registry import Registry
 
 __all__ = [
     "NULL_VERSION",

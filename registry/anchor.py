@@ -26,7 +26,7 @@ import secrets
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from registry.errors import RegistryError
+from s3facade.registry.errors import RegistryError
 
 SLOT_SIZE = 512
 SLOTS = 2

@@ -13,9 +13,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from registry.event_store import OBJECT_WRITES
-from registry.events import CommittedEvent, EventType
-from registry.log import EventLog
+from s3facade.registry.event_store import OBJECT_WRITES
+from s3facade.registry.events import CommittedEvent, EventType
+from s3facade.registry.log import EventLog
 
 
 def event_dict(event: CommittedEvent) -> dict[str, Any]:

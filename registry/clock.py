@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from registry.events import utc_now
+from s3facade.registry.events import utc_now
 
 
 class Clock:

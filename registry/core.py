@@ -17,9 +17,9 @@ from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import TypeVar
 
-from backends import BackendSet, BlobReceipt, ByteRange, StorageBackend
-from registry.clock import Clock
-from registry.errors import (
+from s3facade.backends import BackendSet, BlobReceipt, ByteRange, StorageBackend
+from s3facade.registry.clock import Clock
+from s3facade.registry.errors import (
     ConditionalRequestConflict,
     DeleteMarkerFound,
     NoSuchBucket,
@@ -28,11 +28,11 @@ from registry.errors import (
     ObjectLocked,
     PreconditionFailed,
 )
-from registry.heads import HeadSigner
-from registry.integrity import IntegrityLedger, open_version
-from registry.locks import LockTable, SharedLockTable
-from registry.log import EventLog
-from registry.model import (
+from s3facade.registry.heads import HeadSigner
+from s3facade.registry.integrity import IntegrityLedger, open_version
+from s3facade.registry.locks import LockTable, SharedLockTable
+from s3facade.registry.log import EventLog
+from s3facade.registry.model import (
     NULL_VERSION,
     Bucket,
     Lock,
@@ -40,12 +40,12 @@ from registry.model import (
     ObjectVersion,
     WriteCondition,
 )
-from registry.names import check_key
-from registry.payloads import Stored
-from registry.retention import RetentionPolicy, resolve_lock
-from registry.space import SpaceReserve
-from registry.view_checks import ViewChecks
-from registry.views import Views
+from s3facade.registry.names import check_key
+from s3facade.registry.payloads import Stored
+from s3facade.registry.retention import RetentionPolicy, resolve_lock
+from s3facade.registry.space import SpaceReserve
+from s3facade.registry.view_checks import ViewChecks
+from s3facade.registry.views import Views
 
 _S = TypeVar("_S", bound=Stored)
 UNCONDITIONAL = WriteCondition()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from registry.model import ObjectVersion
+    from s3facade.registry.model import ObjectVersion
 
 
 class RegistryError(Exception):

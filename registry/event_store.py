@@ -21,8 +21,8 @@ from typing import Any, cast
 
 import duckdb
 
-from registry.errors import CorruptLog
-from registry.events import GENESIS_HASH, CommittedEvent, EventType
+from s3facade.registry.errors import CorruptLog
+from s3facade.registry.events import GENESIS_HASH, CommittedEvent, EventType
 
 # One definition of the table; registry.sql_worker's copy is tested against it.
 EVENT_COLUMNS: tuple[tuple[str, str], ...] = (

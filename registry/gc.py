@@ -48,16 +48,16 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from backends import BackendError
-from registry.errors import LogUntrusted
-from registry.event_store import BlobId
-from registry.events import EventType
-from registry.model import Provenance
-from registry.payloads import BlobsCollected
+from s3facade.backends import BackendError
+from s3facade.registry.errors import LogUntrusted
+from s3facade.registry.event_store import BlobId
+from s3facade.registry.events import EventType
+from s3facade.registry.model import Provenance
+from s3facade.registry.payloads import BlobsCollected
 
 if TYPE_CHECKING:
-    from registry.core import RegistryCore
-    from registry.log import EventLog
+    from s3facade.registry.core import RegistryCore
+    from s3facade.registry.log import EventLog
 
 logger = logging.getLogger(__name__)
 

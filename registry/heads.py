@@ -30,10 +30,10 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from registry.errors import RegistryError
-from registry.events import Event, EventType
-from registry.log import EventLog
-from registry.payloads import LogHeadSigned
+from s3facade.registry.errors import RegistryError
+from s3facade.registry.events import Event, EventType
+from s3facade.registry.log import EventLog
+from s3facade.registry.payloads import LogHeadSigned
 
 logger = logging.getLogger(__name__)
 

@@ -32,14 +32,20 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from backends import BackendUnavailable, BlobDamaged, BlobNotFound, ByteRange, StorageBackend
-from registry import payloads
-from registry.errors import NoSuchKey, StorageUnavailable, StoredBytesDamaged
-from registry.event_store import BlobId
-from registry.model import ObjectVersion, Provenance
+from s3facade.backends import (
+    BackendUnavailable,
+    BlobDamaged,
+    BlobNotFound,
+    ByteRange,
+    StorageBackend,
+)
+from s3facade.registry import payloads
+from s3facade.registry.errors import NoSuchKey, StorageUnavailable, StoredBytesDamaged
+from s3facade.registry.event_store import BlobId
+from s3facade.registry.model import ObjectVersion, Provenance
 
 if TYPE_CHECKING:
-    from registry.log import EventLog
+    from s3facade.registry.log import EventLog
 
 logger = logging.getLogger(__name__)
 

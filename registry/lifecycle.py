@@ -33,18 +33,18 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from registry.errors import NoSuchBucket, RegistryError
-from registry.model import (
+from s3facade.registry.errors import NoSuchBucket, RegistryError
+from s3facade.registry.model import (
     NULL_VERSION,
     Bucket,
     MultipartUpload,
     ObjectVersion,
     Versioning,
 )
-from registry.retention import RetentionPolicy, matching_policy
+from s3facade.registry.retention import RetentionPolicy, matching_policy
 
 if TYPE_CHECKING:
-    from registry.views import ViewReader
+    from s3facade.registry.views import ViewReader
 
 log = logging.getLogger(__name__)
 _T = TypeVar("_T")

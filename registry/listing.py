@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from registry.model import (
+from s3facade.registry.model import (
     ListedObject,
     ListingPage,
     MultipartUpload,
@@ -23,7 +23,7 @@ from registry.model import (
     UploadsPage,
     VersionsPage,
 )
-from registry.view_rows import (
+from s3facade.registry.view_rows import (
     LISTED_COLUMNS,
     UPLOAD_COLUMNS,
     VERSION_COLUMNS,

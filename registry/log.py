@@ -27,11 +27,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Protocol, TypeVar
 
-from registry.anchor import LogAnchor
-from registry.event_store import EventStore, StoreError, row_of
-from registry.events import CommittedEvent, Event, seal, utc_now
-from registry.payloads import check_conforms
-from registry.space import SpaceReserve
+from s3facade.registry.anchor import LogAnchor
+from s3facade.registry.event_store import EventStore, StoreError, row_of
+from s3facade.registry.events import CommittedEvent, Event, seal, utc_now
+from s3facade.registry.payloads import check_conforms
+from s3facade.registry.space import SpaceReserve
 
 log = logging.getLogger(__name__)
 _T = TypeVar("_T")

@@ -31,14 +31,14 @@ from typing import Any, TypeVar
 
 import duckdb
 
-from backends import BackendSet
-from registry.anchor import AnchorDamaged, AnchorRecord, LogAnchor
-from registry.errors import LogInUse, LogUntrusted
-from registry.events import GENESIS_HASH, Event, EventType, chain_hash
-from registry.gc import DigestListing
-from registry.heads import SIGNING_GRACE, HeadTrust, signature_problem
-from registry.log import CHECKPOINT_WAL_BYTES, MAX_BATCH, EventLog
-from registry.payloads import LogAnchorCreated, LogLossAccepted
+from s3facade.backends import BackendSet
+from s3facade.registry.anchor import AnchorDamaged, AnchorRecord, LogAnchor
+from s3facade.registry.errors import LogInUse, LogUntrusted
+from s3facade.registry.events import GENESIS_HASH, Event, EventType, chain_hash
+from s3facade.registry.gc import DigestListing
+from s3facade.registry.heads import SIGNING_GRACE, HeadTrust, signature_problem
+from s3facade.registry.log import CHECKPOINT_WAL_BYTES, MAX_BATCH, EventLog
+from s3facade.registry.payloads import LogAnchorCreated, LogLossAccepted
 
 logger = logging.getLogger(__name__)
 _T = TypeVar("_T")

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, NamedTuple
 
-from registry.provenance import attached_provenance, parse_user_agent
+from s3facade.registry.provenance import attached_provenance, parse_user_agent
 
 # S3's version id of every object in a bucket that never had versioning enabled.
 NULL_VERSION = "null"

@@ -14,17 +14,17 @@ import time
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Mapping, Sequence
 from typing import Any
 
-from backends import BlobReceipt, ByteRange, Hasher
-from registry.core import RegistryCore
-from registry.errors import (
+from s3facade.backends import BlobReceipt, ByteRange, Hasher
+from s3facade.registry.core import RegistryCore
+from s3facade.registry.errors import (
     EntityTooSmall,
     InvalidPart,
     InvalidPartOrder,
     NoSuchUpload,
 )
-from registry.events import EventType
-from registry.locks import SharedLockTable
-from registry.model import (
+from s3facade.registry.events import EventType
+from s3facade.registry.locks import SharedLockTable
+from s3facade.registry.model import (
     CompletedPart,
     Lock,
     MultipartUpload,
@@ -36,13 +36,13 @@ from registry.model import (
     UploadsPage,
     WriteCondition,
 )
-from registry.payloads import (
+from s3facade.registry.payloads import (
     MultipartUploadAborted,
     MultipartUploadCompleted,
     MultipartUploadCreated,
     PartUploaded,
 )
-from registry.staging import stored_blob
+from s3facade.registry.staging import stored_blob
 
 MIN_PART_SIZE = 5 * 1024 * 1024  # every part but the last
 MAX_PART_NUMBER = 10_000

@@ -12,7 +12,7 @@ from __future__ import annotations
 import ipaddress
 import re
 
-from registry.errors import InvalidBucketName, KeyTooLong
+from s3facade.registry.errors import InvalidBucketName, KeyTooLong
 
 MAX_KEY_BYTES = 1024
 _BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")

@@ -16,8 +16,8 @@ from collections.abc import Mapping
 from dataclasses import MISSING, dataclass, field, fields
 from typing import Any, ClassVar, TypeVar
 
-from registry.errors import CorruptLog
-from registry.events import CommittedEvent, Event, EventType
+from s3facade.registry.errors import CorruptLog
+from s3facade.registry.events import CommittedEvent, Event, EventType
 
 SCHEMA = 1
 _P = TypeVar("_P", bound="Payload")

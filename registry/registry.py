@@ -23,18 +23,18 @@ from typing import Any
 
 import duckdb
 
-from backends import (
+from s3facade.backends import (
     BackendSet,
     BlobReceipt,
     ByteRange,
     Hasher,
     StorageBackend,
 )
-from registry.access.bucket_settings import AccessSettings
-from registry.anchor import default_anchor_path
-from registry.clock import Clock
-from registry.core import UNCONDITIONAL, UploadCheck
-from registry.errors import (
+from s3facade.registry.access.bucket_settings import AccessSettings
+from s3facade.registry.anchor import default_anchor_path
+from s3facade.registry.clock import Clock
+from s3facade.registry.core import UNCONDITIONAL, UploadCheck
+from s3facade.registry.errors import (
     BucketAlreadyExists,
     BucketAlreadyOwnedByYou,
     BucketNotEmpty,
@@ -43,10 +43,10 @@ from registry.errors import (
     NoSuchKey,
     ObjectLocked,
 )
-from registry.heads import HeadSigner, HeadTrust
-from registry.log import CHECKPOINT_WAL_BYTES, MAX_BATCH, EventLog
-from registry.log_check import open_checked_log
-from registry.model import (
+from s3facade.registry.heads import HeadSigner, HeadTrust
+from s3facade.registry.log import CHECKPOINT_WAL_BYTES, MAX_BATCH, EventLog
+from s3facade.registry.log_check import open_checked_log
+from s3facade.registry.model import (
     NULL_VERSION,
     Bucket,
     DeleteOutcome,
@@ -57,9 +57,9 @@ from registry.model import (
     Provenance,
     WriteCondition,
 )
-from registry.multipart import MultipartUploads
-from registry.names import check_bucket_name
-from registry.payloads import (
+from s3facade.registry.multipart import MultipartUploads
+from s3facade.registry.names import check_bucket_name
+from s3facade.registry.payloads import (
     BucketCreated,
     BucketDeleted,
     DeleteMarkerPlaced,
@@ -67,10 +67,10 @@ from registry.payloads import (
     ObjectRead,
     ObjectWritten,
 )
-from registry.retention import RetentionPolicy
-from registry.space import SpaceReserve, local_roots
-from registry.staging import stored_blob
-from registry.views import Views
+from s3facade.registry.retention import RetentionPolicy
+from s3facade.registry.space import SpaceReserve, local_roots
+from s3facade.registry.staging import stored_blob
+from s3facade.registry.views import Views
 
 logger = logging.getLogger(__name__)
 

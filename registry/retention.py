@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from registry.errors import ObjectLockNotEnabled, RetentionDenied
-from registry.model import Bucket, Lock, LockMode, ObjectSpec, ObjectVersion
+from s3facade.registry.errors import ObjectLockNotEnabled, RetentionDenied
+from s3facade.registry.model import Bucket, Lock, LockMode, ObjectSpec, ObjectVersion
 
 
 @dataclass(frozen=True)

@@ -38,21 +38,21 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from backends import BackendError, BlobDamaged, BlobNotFound, StorageBackend
-from registry.event_store import BlobId
-from registry.events import EventType
-from registry.integrity import (
+from s3facade.backends import BackendError, BlobDamaged, BlobNotFound, StorageBackend
+from s3facade.registry.event_store import BlobId
+from s3facade.registry.events import EventType
+from s3facade.registry.integrity import (
     INTEGRITY_PRINCIPAL,
     MISSING,
     Damage,
     StreamDigest,
 )
-from registry.model import Provenance
-from registry.payloads import ScrubPassCompleted
+from s3facade.registry.model import Provenance
+from s3facade.registry.payloads import ScrubPassCompleted
 
 if TYPE_CHECKING:
-    from registry.core import RegistryCore
-    from registry.log import EventLog
+    from s3facade.registry.core import RegistryCore
+    from s3facade.registry.log import EventLog
 
 logger = logging.getLogger(__name__)
 

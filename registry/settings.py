@@ -8,10 +8,10 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from registry.core import RegistryCore
-from registry.errors import InvalidBucketState, ObjectLockNotEnabled
-from registry.lifecycle import parse_rules
-from registry.model import (
+from s3facade.registry.core import RegistryCore
+from s3facade.registry.errors import InvalidBucketState, ObjectLockNotEnabled
+from s3facade.registry.lifecycle import parse_rules
+from s3facade.registry.model import (
     DefaultRetention,
     LockMode,
     ObjectVersion,
@@ -19,7 +19,7 @@ from registry.model import (
     Versioning,
     VersionsPage,
 )
-from registry.payloads import (
+from s3facade.registry.payloads import (
     BucketLifecycleSet,
     BucketObjectLockConfigured,
     BucketTagsSet,
@@ -29,7 +29,7 @@ from registry.payloads import (
     ObjectTagsSet,
     Payload,
 )
-from registry.retention import check_retention_change
+from s3facade.registry.retention import check_retention_change
 
 
 class VersionSettings(RegistryCore):

@@ -19,7 +19,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
-from registry.errors import StorageFull
+from s3facade.registry.errors import StorageFull
 
 logger = logging.getLogger(__name__)
 

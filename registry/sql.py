@@ -28,8 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
-from registry.event_store import EVENT_COLUMNS, USER_VIEWS
-from registry.sql_mirror import Checkout, EventMirror
+from s3facade.registry.event_store import EVENT_COLUMNS, USER_VIEWS
+from s3facade.registry.sql_mirror import Checkout, EventMirror
 
 log = logging.getLogger(__name__)
 _T = TypeVar("_T")

@@ -23,8 +23,8 @@ from pathlib import Path
 
 import duckdb
 
-from registry.event_store import MEMORY_MIB
-from registry.log import EventLog
+from s3facade.registry.event_store import MEMORY_MIB
+from s3facade.registry.log import EventLog
 
 log = logging.getLogger(__name__)
 

@@ -11,10 +11,10 @@ from __future__ import annotations
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 
-from backends import BackendFull, BackendUnavailable, BlobReceipt, Hasher, StorageBackend
-from registry.errors import StorageFull, StorageUnavailable
-from registry.locks import SharedLockTable
-from registry.space import SpaceReserve
+from s3facade.backends import BackendFull, BackendUnavailable, BlobReceipt, Hasher, StorageBackend
+from s3facade.registry.errors import StorageFull, StorageUnavailable
+from s3facade.registry.locks import SharedLockTable
+from s3facade.registry.space import SpaceReserve
 
 # Called once the bytes are staged, before they become visible; returns the checksums to
 # record. Raising refuses the upload and nothing is stored.

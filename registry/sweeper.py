@@ -17,12 +17,18 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from weakref import WeakKeyDictionary
 
-from registry.errors import NoSuchBucket, NoSuchKey, NoSuchUpload, ObjectLocked, PreconditionFailed
-from registry.lifecycle import Action, Status, Step, plan
-from registry.model import Provenance, WriteCondition
+from s3facade.registry.errors import (
+    NoSuchBucket,
+    NoSuchKey,
+    NoSuchUpload,
+    ObjectLocked,
+    PreconditionFailed,
+)
+from s3facade.registry.lifecycle import Action, Status, Step, plan
+from s3facade.registry.model import Provenance, WriteCondition
 
 if TYPE_CHECKING:
-    from registry.registry import Registry
+    from s3facade.registry.registry import Registry
 
 log = logging.getLogger(__name__)
 

@@ -21,10 +21,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from registry.anchor import AnchorRecord
-from registry.events import GENESIS_HASH
-from registry.log import EventLog
-from registry.verify import (
+from s3facade.registry.anchor import AnchorRecord
+from s3facade.registry.events import GENESIS_HASH
+from s3facade.registry.log import EventLog
+from s3facade.registry.verify import (
     Finding,
     HeadAudit,
     VerifyReport,
@@ -35,7 +35,7 @@ from registry.verify import (
 )
 
 if TYPE_CHECKING:
-    from registry.core import RegistryCore
+    from s3facade.registry.core import RegistryCore
 
 Progress = Callable[[int], None]
 _PRIME = 1000  # events before the verified point that signed heads after it may name

@@ -24,10 +24,10 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from backends import BackendError, BackendSet
-from registry.anchor import AnchorRecord
-from registry.events import GENESIS_HASH, CommittedEvent, EventType, chain_hash
-from registry.heads import SIGNING_GRACE, signature_problem
+from s3facade.backends import BackendError, BackendSet
+from s3facade.registry.anchor import AnchorRecord
+from s3facade.registry.events import GENESIS_HASH, CommittedEvent, EventType, chain_hash
+from s3facade.registry.heads import SIGNING_GRACE, signature_problem
 
 Progress = Callable[[int], None]  # called with the number of items just done
 

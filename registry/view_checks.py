@@ -18,11 +18,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from registry.errors import LogUntrusted
-from registry.log import EventLog
-from registry.model import Provenance
-from registry.payloads import ViewsRebuilt
-from registry.views import Views, drop
+from s3facade.registry.errors import LogUntrusted
+from s3facade.registry.log import EventLog
+from s3facade.registry.model import Provenance
+from s3facade.registry.payloads import ViewsRebuilt
+from s3facade.registry.views import Views, drop
 
 
 @dataclass(frozen=True)

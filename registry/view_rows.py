@@ -12,8 +12,8 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from registry.events import to_microseconds
-from registry.model import (
+from s3facade.registry.events import to_microseconds
+from s3facade.registry.model import (
     Bucket,
     DefaultRetention,
     ListedObject,

@@ -33,11 +33,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, assert_never
 
-from registry import listing
-from registry.errors import CorruptLog
-from registry.events import GENESIS_HASH, CommittedEvent, EventType
-from registry.log import EventLog
-from registry.model import (
+from s3facade.registry import listing
+from s3facade.registry.errors import CorruptLog
+from s3facade.registry.events import GENESIS_HASH, CommittedEvent, EventType
+from s3facade.registry.log import EventLog
+from s3facade.registry.model import (
     NULL_VERSION,
     Bucket,
     DefaultRetention,
@@ -52,7 +52,7 @@ from registry.model import (
     Versioning,
     VersionsPage,
 )
-from registry.payloads import (
+from s3facade.registry.payloads import (
     AccessDenied,
     BlobDamaged,
     BlobsCollected,
@@ -83,7 +83,7 @@ from registry.payloads import (
     ViewsRebuilt,
     payload_of,
 )
-from registry.view_rows import (
+from s3facade.registry.view_rows import (
     BUCKET_COLUMNS,
     FINGERPRINT_QUERIES,
     PART_COLUMNS,

@@ -11,7 +11,8 @@ from collections.abc import Callable, Mapping
 
 from lxml import etree
 
-from registry.access.acl import (
+from s3facade.errors import S3Error
+from s3facade.registry.access.acl import (
     CANNED_ACLS,
     GROUPS,
     MAX_GRANTS,
@@ -21,7 +22,6 @@ from registry.access.acl import (
     Permission,
     canned_acl,
 )
-from s3facade.errors import S3Error
 from s3facade.xml import S3_NS, Document, add, child_text, children, local_name, parse
 
 XSI_NS = "http://www.w3.org/2001/XMLSchema-instance"

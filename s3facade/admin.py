@@ -25,8 +25,11 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
 
-from registry import Provenance, Registry
-from registry.audit import (
+from s3facade.auth import Authenticator, RequestView
+from s3facade.domain_errors import s3_error_for
+from s3facade.errors import S3Error
+from s3facade.registry import Provenance, Registry
+from s3facade.registry.audit import (
     NoHistory,
     attestation,
     event_dict,
@@ -34,17 +37,14 @@ from registry.audit import (
     log_events,
     object_history,
 )
-from registry.errors import LogUntrusted, NoSuchKey, RegistryError
-from registry.gc import collect_garbage
-from registry.scrub import Scrubber, ScrubBusy
-from registry.sql import SqlError, SqlLimits, SqlSandbox
-from registry.sql_mirror import EventMirror
-from registry.sweeper import run as run_lifecycle
-from registry.verification import VerifiedPoint, record_verified, verify_log, verify_stored
-from registry.verify import HeadAudit, VerifyReport, parse_head
-from s3facade.auth import Authenticator, RequestView
-from s3facade.domain_errors import s3_error_for
-from s3facade.errors import S3Error
+from s3facade.registry.errors import LogUntrusted, NoSuchKey, RegistryError
+from s3facade.registry.gc import collect_garbage
+from s3facade.registry.scrub import Scrubber, ScrubBusy
+from s3facade.registry.sql import SqlError, SqlLimits, SqlSandbox
+from s3facade.registry.sql_mirror import EventMirror
+from s3facade.registry.sweeper import run as run_lifecycle
+from s3facade.registry.verification import VerifiedPoint, record_verified, verify_log, verify_stored
+from s3facade.registry.verify import HeadAudit, VerifyReport, parse_head
 from s3facade.request import check_payload_hash
 
 Endpoint = Callable[[Request], Awaitable[Response]]

@@ -23,13 +23,6 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from registry import Provenance, Registry
-from registry.access.principals import UserDirectory
-from registry.errors import NoSuchKey, RegistryError, StoredBytesDamaged
-from registry.gc import run_periodically
-from registry.scrub import Scrubber
-from registry.sql import SqlLimits
-from registry.sweeper import Sweeper
 from s3facade.access_log import AccessRecord
 from s3facade.admin import AdminAPI
 from s3facade.auth import AuthContext, Authenticator, PayloadMode, RequestView
@@ -42,6 +35,13 @@ from s3facade.errors import S3Error
 from s3facade.handlers import HANDLERS
 from s3facade.metrics import CONTENT_TYPE, Metrics
 from s3facade.operations import Operation, parse_operation, resolve_address
+from s3facade.registry import Provenance, Registry
+from s3facade.registry.access.principals import UserDirectory
+from s3facade.registry.errors import NoSuchKey, RegistryError, StoredBytesDamaged
+from s3facade.registry.gc import run_periodically
+from s3facade.registry.scrub import Scrubber
+from s3facade.registry.sql import SqlLimits
+from s3facade.registry.sweeper import Sweeper
 from s3facade.request import RequestBody, S3Request
 from s3facade.responses import error_response
 

@@ -13,19 +13,19 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime
 from urllib.parse import parse_qsl
 
-from registry import Provenance, Registry
-from registry.access.decision import (
+from s3facade.errors import S3Error
+from s3facade.operations import Action, Operation
+from s3facade.registry import Provenance, Registry
+from s3facade.registry.access.decision import (
     OBJECT_ACL_ACTIONS,
     AccessCheck,
     Decision,
     ObjectAccess,
     decide,
 )
-from registry.access.principals import User
-from registry.access.settings import BucketAccess
-from registry.errors import NoSuchBucket, RegistryError
-from s3facade.errors import S3Error
-from s3facade.operations import Action, Operation
+from s3facade.registry.access.principals import User
+from s3facade.registry.access.settings import BucketAccess
+from s3facade.registry.errors import NoSuchBucket, RegistryError
 from s3facade.request import parse_copy_source
 
 log = logging.getLogger("s3facade")

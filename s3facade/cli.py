@@ -9,17 +9,17 @@ import os
 import sys
 from pathlib import Path
 
-from backends.catalog import ConfigError, build_backend_set
-from registry import Registry
-from registry.errors import RegistryError
-from registry.heads import HeadKey, HeadTrust
-from registry.retention import RetentionPolicy
 from s3facade import commands as registry_commands
 from s3facade.access_log import LOG_FORMATS, configure_logging
 from s3facade.app import build_app
+from s3facade.backends.catalog import ConfigError, build_backend_set
 from s3facade.config import ServerConfig, check_serving, load_config
 from s3facade.config_values import SERVER_KEYS, ConfigInvalid
 from s3facade.connections import serve_app
+from s3facade.registry import Registry
+from s3facade.registry.errors import RegistryError
+from s3facade.registry.heads import HeadKey, HeadTrust
+from s3facade.registry.retention import RetentionPolicy
 
 log = logging.getLogger("s3facade")
 

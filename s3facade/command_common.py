@@ -13,12 +13,12 @@ from typing import Any
 
 from rich.console import Console
 
-from registry import Registry
-from registry.errors import CorruptLog, LogInUse, LogUntrusted
-from registry.log import EventLog
-from registry.registry import LOG_FILE, open_log_read_only
 from s3facade.admin_client import AdminClient
 from s3facade.config import load_config
+from s3facade.registry import Registry
+from s3facade.registry.errors import CorruptLog, LogInUse, LogUntrusted
+from s3facade.registry.log import EventLog
+from s3facade.registry.registry import LOG_FILE, open_log_read_only
 
 OpenRegistry = Callable[[argparse.Namespace], Registry]
 

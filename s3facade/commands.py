@@ -20,16 +20,6 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from registry.audit import (
-    attestation,
-    event_dict,
-    export_parquet,
-    log_events,
-    object_history,
-)
-from registry.errors import NoSuchBucket, NoSuchKey
-from registry.registry import LOG_FILE
-from registry.sql import SqlError, SqlLimits, SqlSandbox
 from s3facade.admin import retention_of
 from s3facade.admin_client import AdminError, object_path
 from s3facade.command_common import (
@@ -42,6 +32,16 @@ from s3facade.command_common import (
     parse_s3_url,
 )
 from s3facade.config import load_config
+from s3facade.registry.audit import (
+    attestation,
+    event_dict,
+    export_parquet,
+    log_events,
+    object_history,
+)
+from s3facade.registry.errors import NoSuchBucket, NoSuchKey
+from s3facade.registry.registry import LOG_FILE
+from s3facade.registry.sql import SqlError, SqlLimits, SqlSandbox
 from s3facade.upkeep_commands import gc, lifecycle_run, rebuild, verify
 
 

@@ -7,9 +7,9 @@ from email.utils import parsedate_to_datetime
 
 from starlette.datastructures import Headers
 
-from backends import ByteRange
-from registry import ObjectVersion
+from s3facade.backends import ByteRange
 from s3facade.errors import S3Error
+from s3facade.registry import ObjectVersion
 
 
 class NotModified(Exception):

@@ -10,7 +10,6 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from registry.access.principals import User
 from s3facade.config_values import (
     MIN_SECRET_LENGTH,
     SECTIONS,
@@ -21,6 +20,7 @@ from s3facade.config_values import (
     checked,
     from_environment,
 )
+from s3facade.registry.access.principals import User
 
 # The principal recorded for a request without credentials (never a configurable key).
 ANONYMOUS = "anonymous"

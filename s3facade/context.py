@@ -6,9 +6,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from registry import Registry
-from registry.access.principals import UserDirectory
 from s3facade.authorization import BYPASS_GOVERNANCE, RequestAuthorizer
+from s3facade.registry import Registry
+from s3facade.registry.access.principals import UserDirectory
 from s3facade.request import S3Request
 
 BYPASS_HEADER = "x-amz-bypass-governance-retention"

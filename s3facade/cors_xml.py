@@ -8,14 +8,14 @@ from collections.abc import Iterator
 
 from lxml import etree
 
-from registry.access.cors import (
+from s3facade.errors import S3Error
+from s3facade.registry.access.cors import (
     MAX_RULES,
     METHODS,
     CorsConfiguration,
     CorsRule,
     InvalidCorsConfiguration,
 )
-from s3facade.errors import S3Error
 from s3facade.xml import Document, add, local_name, parse
 
 # Every CORS answer varies with these request headers, so a cache must key on them.

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from registry import ObjectVersion, lifecycle
-from registry import errors as domain
-from registry.access.acl import InvalidCannedAcl
-from registry.access.bucket_settings import AclInForce, AclsDisabled, PublicAccessBlocked
-from registry.access.cors import InvalidCorsConfiguration
-from registry.access.policy import MalformedPolicy
 from s3facade.errors import S3Error
+from s3facade.registry import ObjectVersion, lifecycle
+from s3facade.registry import errors as domain
+from s3facade.registry.access.acl import InvalidCannedAcl
+from s3facade.registry.access.bucket_settings import AclInForce, AclsDisabled, PublicAccessBlocked
+from s3facade.registry.access.cors import InvalidCorsConfiguration
+from s3facade.registry.access.policy import MalformedPolicy
 from s3facade.responses import http_date
 
 # error class -> (S3 code, message or None for the table's default)

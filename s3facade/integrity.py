@@ -12,7 +12,7 @@ import hmac
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from backends import BlobReceipt, Hasher
+from s3facade.backends import BlobReceipt, Hasher
 from s3facade.checksums import (
     ALGORITHMS,
     DEFAULT_ALGORITHM,

@@ -15,12 +15,12 @@ from urllib.parse import unquote
 from starlette.datastructures import Headers
 from starlette.types import Receive
 
-from registry import Provenance
-from registry.access.principals import User
 from s3facade.auth import AuthContext, PayloadMode
 from s3facade.aws_chunked import AwsChunkedReader, is_aws_chunked
 from s3facade.errors import S3Error
 from s3facade.operations import Operation
+from s3facade.registry import Provenance
+from s3facade.registry.access.principals import User
 
 MAX_OBJECT_SIZE = 5 * 1024**3  # a single PUT; larger objects need multipart
 

@@ -14,22 +14,8 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
-from backends.catalog import build_backend_set
-from registry import Registry
-from registry.anchor import AnchorDamaged, LogAnchor, default_anchor_path
-from registry.errors import CorruptLog, NoSuchBucket
-from registry.gc import collect, plan_collection
-from registry.heads import HeadKey
-from registry.sweeper import run as run_lifecycle
-from registry.verification import VerifiedPoint, record_verified, verify_log, verify_stored
-from registry.verify import (
-    Finding,
-    HeadAudit,
-    VerifyReport,
-    parse_head,
-)
-from registry.views import Views
 from s3facade.admin_client import UPKEEP_TIMEOUT
+from s3facade.backends.catalog import build_backend_set
 from s3facade.command_common import (
     CommandError,
     OpenRegistry,
@@ -40,6 +26,20 @@ from s3facade.command_common import (
     open_writable,
 )
 from s3facade.config import load_config
+from s3facade.registry import Registry
+from s3facade.registry.anchor import AnchorDamaged, LogAnchor, default_anchor_path
+from s3facade.registry.errors import CorruptLog, NoSuchBucket
+from s3facade.registry.gc import collect, plan_collection
+from s3facade.registry.heads import HeadKey
+from s3facade.registry.sweeper import run as run_lifecycle
+from s3facade.registry.verification import VerifiedPoint, record_verified, verify_log, verify_stored
+from s3facade.registry.verify import (
+    Finding,
+    HeadAudit,
+    VerifyReport,
+    parse_head,
+)
+from s3facade.registry.views import Views
 
 
 def verify(args: argparse.Namespace, open_registry: OpenRegistry) -> int:

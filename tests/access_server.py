@@ -13,7 +13,7 @@ import pytest
 from botocore import UNSIGNED
 from botocore.config import Config
 
-from registry.access.principals import User
+from s3facade.registry.access.principals import User
 from tests.conftest import REGION, RunningServer
 
 ALICE = User("AKIDALICE00000000001", display_name="Alice")

@@ -14,7 +14,14 @@ from botocore.session import get_session
 from lxml import etree
 from starlette.datastructures import Headers
 
-from registry.access.acl import (
+from s3facade.acl_xml import (
+    XSI_NS,
+    acl_from_headers,
+    parse_access_control_policy,
+    render_access_control_policy,
+)
+from s3facade.errors import S3Error
+from s3facade.registry.access.acl import (
     ALL_USERS,
     AUTHENTICATED_USERS,
     CANNED_ACLS,
@@ -27,15 +34,8 @@ from registry.access.acl import (
     canned_acl,
     private_acl,
 )
-from registry.access.principals import canonical_user_id
-from registry.errors import RegistryError
-from s3facade.acl_xml import (
-    XSI_NS,
-    acl_from_headers,
-    parse_access_control_policy,
-    render_access_control_policy,
-)
-from s3facade.errors import S3Error
+from s3facade.registry.access.principals import canonical_user_id
+from s3facade.registry.errors import RegistryError
 from s3facade.xml import S3_NS
 
 OWNER = canonical_user_id("AKIDOWNER")

@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 
-from registry.access.acl import ALL_USERS, AUTHENTICATED_USERS
+from s3facade.registry.access.acl import ALL_USERS, AUTHENTICATED_USERS
 from tests.access_server import (
     ALICE,
     BOB,

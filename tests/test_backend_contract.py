@@ -14,15 +14,15 @@ from typing import TypeVar
 
 import pytest
 
-from backends.base import (
+from s3facade.backends.base import (
     BackendError,
     BlobNotFound,
     ByteRange,
     InvalidDigest,
     StorageBackend,
 )
-from backends.local import LocalCAS
-from backends.upstream import UpstreamCAS
+from s3facade.backends.local import LocalCAS
+from s3facade.backends.upstream import UpstreamCAS
 from tests.upstream_services import Upstream
 
 T = TypeVar("T")

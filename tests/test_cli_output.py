@@ -11,10 +11,10 @@ import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-from backends import BackendSet
-from backends.local import LocalCAS
-from registry import ObjectSpec, Provenance, Registry
+from s3facade.backends import BackendSet
+from s3facade.backends.local import LocalCAS
 from s3facade.cli import build_parser
+from s3facade.registry import ObjectSpec, Provenance, Registry
 from tests.conftest import ACCESS_KEY, SECRET_KEY, RunningServer
 
 WHO = Provenance("AKIDCLI", "127.0.0.1:1", "cli-test/1.0", "CLI")

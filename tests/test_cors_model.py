@@ -8,12 +8,6 @@ import json
 
 import pytest
 
-from registry.access.cors import (
-    CorsConfiguration,
-    CorsRule,
-    InvalidCorsConfiguration,
-    wildcard_match,
-)
 from s3facade.cors_xml import (
     NO_ORIGIN,
     NOT_ENABLED,
@@ -25,6 +19,12 @@ from s3facade.cors_xml import (
     requested_headers,
 )
 from s3facade.errors import ERROR_TABLE, S3Error
+from s3facade.registry.access.cors import (
+    CorsConfiguration,
+    CorsRule,
+    InvalidCorsConfiguration,
+    wildcard_match,
+)
 
 NOT_ALLOWED = ERROR_TABLE["AccessForbidden"][1]
 SITE = "https://www.example.com"

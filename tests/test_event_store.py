@@ -8,11 +8,11 @@ from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 
-from backends import BackendSet
-from backends.local import LocalCAS
-from registry import ObjectSpec, Provenance, Registry
-from registry.event_store import COLUMNS, EVENT_COLUMNS, SCHEMA, EventStore
-from registry.events import EventType
+from s3facade.backends import BackendSet
+from s3facade.backends.local import LocalCAS
+from s3facade.registry import ObjectSpec, Provenance, Registry
+from s3facade.registry.event_store import COLUMNS, EVENT_COLUMNS, SCHEMA, EventStore
+from s3facade.registry.events import EventType
 
 ROOT = Path(__file__).resolve().parent.parent
 WHO = Provenance("AKIDTEST", "127.0.0.1:5555", "aws-cli/2.0 Python/3.11", "REQ1")

@@ -21,9 +21,9 @@ from typing import Any
 
 import pytest
 
-from backends import BackendSet, BlobReceipt, Hasher, StagedBlob
-from backends.local import LocalCAS
-from registry import (
+from s3facade.backends import BackendSet, BlobReceipt, Hasher, StagedBlob
+from s3facade.backends.local import LocalCAS
+from s3facade.registry import (
     CompletedPart,
     ObjectSpec,
     ObjectVersion,
@@ -31,11 +31,11 @@ from registry import (
     Registry,
     WriteCondition,
 )
-from registry.errors import NoSuchKey, ObjectLocked
-from registry.events import EventType
-from registry.gc import GC_PRINCIPAL, collect_garbage
-from registry.model import DefaultRetention, LockMode, Versioning
-from registry.multipart import MIN_PART_SIZE
+from s3facade.registry.errors import NoSuchKey, ObjectLocked
+from s3facade.registry.events import EventType
+from s3facade.registry.gc import GC_PRINCIPAL, collect_garbage
+from s3facade.registry.model import DefaultRetention, LockMode, Versioning
+from s3facade.registry.multipart import MIN_PART_SIZE
 from tests.clients import cli, cli_json
 from tests.conftest import RunningServer
 from tests.upstream_services import config_file

@@ -11,10 +11,10 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
-from backends import BackendSet
-from backends.local import LocalCAS
-from registry import ObjectSpec, Provenance, Registry
-from registry.model import Versioning
+from s3facade.backends import BackendSet
+from s3facade.backends.local import LocalCAS
+from s3facade.registry import ObjectSpec, Provenance, Registry
+from s3facade.registry.model import Versioning
 
 WHO = Provenance("AKIDTEST", "127.0.0.1:1", "test", "REQ")
 ALPHABET = ["a", "b", "/", "-", "é", "\U0001f600", "z"]

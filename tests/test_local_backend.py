@@ -16,8 +16,8 @@ from typing import TypeVar
 
 import pytest
 
-from backends import local
-from backends.base import (
+from s3facade.backends import local
+from s3facade.backends.base import (
     BackendError,
     BackendFull,
     BackendUnavailable,
@@ -27,7 +27,7 @@ from backends.base import (
     InvalidDigest,
     StorageBackend,
 )
-from backends.local import BLOCK_SIZE, LocalCAS
+from s3facade.backends.local import BLOCK_SIZE, LocalCAS
 
 T = TypeVar("T")
 MiB = 1 << 20

@@ -63,7 +63,7 @@ def log_files(data_dir: Path) -> list[Path]:
 
 def rewrite_log(db: Path, edit: Edit) -> None:
     """What an attacker with the data dir does: edit events, then recompute every hash."""
-    from registry.events import GENESIS_HASH, canonical_encoding, chain_hash
+    from s3facade.registry.events import GENESIS_HASH, canonical_encoding, chain_hash
 
     con = duckdb.connect(str(db))
     columns = ["seq", "time", "type", "bucket", "key", "data", "prev_hash", "hash"]
@@ -344,11 +344,11 @@ def test_a_rebuild_that_finds_a_difference_changes_nothing_and_blocks_gc(tmp_pat
     import asyncio
     import sqlite3
 
-    from backends import BackendSet
-    from backends.local import LocalCAS
-    from registry import ObjectSpec, Provenance, Registry
-    from registry.errors import LogUntrusted
-    from registry.gc import collect_garbage
+    from s3facade.backends import BackendSet
+    from s3facade.backends.local import LocalCAS
+    from s3facade.registry import ObjectSpec, Provenance, Registry
+    from s3facade.registry.errors import LogUntrusted
+    from s3facade.registry.gc import collect_garbage
 
     who = Provenance("AKIDADMIN", "127.0.0.1:1", "test", "REQ")
 

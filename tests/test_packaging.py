@@ -5,6 +5,9 @@ systemd unit example runs commands that exist."""
 
 from __future__ import annotations
 
+import ast
+import importlib.metadata
+import importlib.util
 import json
 import os
 import re
@@ -107,3 +110,45 @@ def test_the_systemd_unit_runs_commands_that_exist() -> None:
 def test_the_license_is_the_one_pyproject_names() -> None:
     assert 'license = { text = "Apache-2.0" }' in (ROOT / "pyproject.toml").read_text()
     assert "Apache License" in (ROOT / "LICENSE").read_text()[:200]
+
+
+def test_the_distribution_installs_one_top_level_package() -> None:
+    """`registry` and `backends` are generic names another distribution could also install:
+    the folders stay at the top of the checkout but import as s3facade.registry and
+    s3facade.backends (symlinks inside s3facade/, followed when the wheel is built)."""
+    top_level = importlib.metadata.distribution("s3facade").read_text("top_level.txt")
+    assert (top_level or "").split() == ["s3facade"]
+    for layer in ("registry", "backends"):
+        link = ROOT / "s3facade" / layer
+        assert link.is_symlink() and link.resolve() == ROOT / layer
+        spec = importlib.util.find_spec(f"s3facade.{layer}")
+        assert spec is not None and spec.origin is not None
+        assert Path(spec.origin).resolve() == ROOT / layer / "__init__.py"
+
+
+def imported_modules(path: Path) -> set[str]:
+    modules: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            modules.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            modules.add(node.module)
+    return modules
+
+
+def test_imports_point_inward() -> None:
+    """protocol -> registry -> backends' protocol types; never the reverse, and no module
+    imports the folders by their old top-level names."""
+    allowed = {
+        "registry": ("s3facade.registry", "s3facade.backends"),
+        "backends": ("s3facade.backends",),
+    }
+    for layer, inward in allowed.items():
+        for path in (ROOT / layer).rglob("*.py"):
+            ours = {m for m in imported_modules(path) if m.split(".")[0] == "s3facade"}
+            outward = {m for m in ours if not m.startswith(inward)}
+            assert not outward, f"{path.relative_to(ROOT)} imports {outward}"
+    for folder in ("s3facade", "registry", "backends", "tests", "conformance", "bench"):
+        for path in (ROOT / folder).rglob("*.py"):
+            old = {m for m in imported_modules(path) if m.split(".")[0] in allowed}
+            assert not old, f"{path.relative_to(ROOT)} imports {old} by the old name"

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from registry.errors import CorruptLog
-from registry.event_store import USER_VIEWS
-from registry.events import CommittedEvent, EventType
-from registry.payloads import PAYLOADS, ObjectRead, check_conforms, event_table, payload_of
+from s3facade.registry.errors import CorruptLog
+from s3facade.registry.event_store import USER_VIEWS
+from s3facade.registry.events import CommittedEvent, EventType
+from s3facade.registry.payloads import PAYLOADS, ObjectRead, check_conforms, event_table, payload_of
 
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "provenance.md"
 

@@ -10,14 +10,14 @@ from typing import Any
 
 import pytest
 
-from registry.access.policy import (
+from s3facade.registry.access.policy import (
     SUPPORTED_KEYS,
     BucketPolicy,
     Effect,
     MalformedPolicy,
     PolicyRequest,
 )
-from registry.access.principals import User
+from s3facade.registry.access.principals import User
 
 BUCKET = "photos"
 BUCKET_ARN = f"arn:aws:s3:::{BUCKET}"

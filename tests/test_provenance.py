@@ -281,7 +281,7 @@ def test_verify_detects_reordered_events(stopped: Path, tmp_path: Path) -> None:
 def test_verify_detects_a_rewritten_event_with_recomputed_hash(
     stopped: Path, tmp_path: Path
 ) -> None:
-    from registry.events import canonical_encoding, chain_hash
+    from s3facade.registry.events import canonical_encoding, chain_hash
 
     data = tampered_copy(stopped, tmp_path)
     db = duckdb.connect(str(data / "registry.duckdb"))

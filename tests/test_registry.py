@@ -11,11 +11,11 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from backends import BackendSet, ByteRange
-from backends.local import LocalCAS
-from registry import ObjectSpec, Provenance, Registry, WriteCondition
-from registry.errors import BucketNotEmpty, NoSuchBucket, PreconditionFailed
-from registry.events import GENESIS_HASH, EventType, chain_hash
+from s3facade.backends import BackendSet, ByteRange
+from s3facade.backends.local import LocalCAS
+from s3facade.registry import ObjectSpec, Provenance, Registry, WriteCondition
+from s3facade.registry.errors import BucketNotEmpty, NoSuchBucket, PreconditionFailed
+from s3facade.registry.events import GENESIS_HASH, EventType, chain_hash
 
 WHO = Provenance("AKIDTEST", "127.0.0.1:5555", "aws-cli/2.0 Python/3.11", "REQ1")
 

@@ -18,12 +18,12 @@ from typing import Any
 
 import pytest
 
-from backends import BackendSet
-from backends.local import LocalCAS
-from registry import ObjectSpec, Provenance, Registry
-from registry.model import DefaultRetention, Lock, LockMode
-from registry.retention import RetentionPolicy
 from s3facade.admin_client import AdminClient
+from s3facade.backends import BackendSet
+from s3facade.backends.local import LocalCAS
+from s3facade.registry import ObjectSpec, Provenance, Registry
+from s3facade.registry.model import DefaultRetention, Lock, LockMode
+from s3facade.registry.retention import RetentionPolicy
 from tests.clients import cli
 from tests.conftest import ACCESS_KEY, SECRET_KEY, RunningServer
 

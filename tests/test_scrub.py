@@ -13,13 +13,13 @@ from typing import Any
 
 import pytest
 
-from backends import BackendSet
-from backends.local import LocalCAS
-from registry import ObjectSpec, ObjectVersion, Provenance, Registry
-from registry.errors import NoSuchKey, StoredBytesDamaged
-from registry.events import EventType
-from registry.scrub import Scrubber
 from s3facade.admin_client import AdminError
+from s3facade.backends import BackendSet
+from s3facade.backends.local import LocalCAS
+from s3facade.registry import ObjectSpec, ObjectVersion, Provenance, Registry
+from s3facade.registry.errors import NoSuchKey, StoredBytesDamaged
+from s3facade.registry.events import EventType
+from s3facade.registry.scrub import Scrubber
 from tests.conftest import RunningServer
 from tests.integrity_helpers import (
     MiB,

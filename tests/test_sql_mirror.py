@@ -15,11 +15,11 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from registry.events import Event, EventType
-from registry.log import EventLog
-from registry.payloads import ObjectWritten
-from registry.sql import SqlLimits, SqlSandbox
-from registry.sql_mirror import MAX_SEGMENTS, EventMirror
+from s3facade.registry.events import Event, EventType
+from s3facade.registry.log import EventLog
+from s3facade.registry.payloads import ObjectWritten
+from s3facade.registry.sql import SqlLimits, SqlSandbox
+from s3facade.registry.sql_mirror import MAX_SEGMENTS, EventMirror
 
 
 @pytest.fixture

@@ -549,8 +549,8 @@ def test_without_the_statement_checks_nothing_changes_either(
 ) -> None:
     import hashlib
 
-    from registry import sql_worker
-    from registry.event_store import EVENT_COLUMNS, USER_VIEWS
+    from s3facade.registry import sql_worker
+    from s3facade.registry.event_store import EVENT_COLUMNS, USER_VIEWS
 
     data_dir, _ = stopped
     mirror = data_dir / "sql-mirror"

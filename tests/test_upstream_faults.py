@@ -16,10 +16,10 @@ from typing import Any, TypeVar
 import httpx
 import pytest
 
-from backends.base import BackendUnavailable, ByteRange
-from backends.retry import RetryPolicy
-from backends.s3client import S3Client, UpstreamError
-from backends.upstream import UpstreamCAS
+from s3facade.backends.base import BackendUnavailable, ByteRange
+from s3facade.backends.retry import RetryPolicy
+from s3facade.backends.s3client import S3Client, UpstreamError
+from s3facade.backends.upstream import UpstreamCAS
 from tests.upstream_services import Fault, FaultProxy, Upstream
 
 T = TypeVar("T")

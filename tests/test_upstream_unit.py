@@ -12,13 +12,13 @@ from botocore.auth import S3SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
-from backends import BackendSet
-from backends.catalog import ConfigError, build_backend_set, upstream_config
-from backends.local import LocalCAS
-from backends.retry import Backoff, RetryPolicy, is_retryable
-from backends.s3client import Endpoint
-from backends.signing import EMPTY_SHA256, Signer, canonical_query, uri_encode
-from backends.upstream import MiB, UpstreamCAS, UpstreamConfig
+from s3facade.backends import BackendSet
+from s3facade.backends.catalog import ConfigError, build_backend_set, upstream_config
+from s3facade.backends.local import LocalCAS
+from s3facade.backends.retry import Backoff, RetryPolicy, is_retryable
+from s3facade.backends.s3client import Endpoint
+from s3facade.backends.signing import EMPTY_SHA256, Signer, canonical_query, uri_encode
+from s3facade.backends.upstream import MiB, UpstreamCAS, UpstreamConfig
 from s3facade.config import load_config
 from tests.upstream_services import config_file
 

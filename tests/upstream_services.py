@@ -29,8 +29,8 @@ import httpx
 import pytest
 from botocore.config import Config
 
-from backends.retry import RetryPolicy
-from backends.upstream import UpstreamCAS, UpstreamConfig
+from s3facade.backends.retry import RetryPolicy
+from s3facade.backends.upstream import UpstreamCAS, UpstreamConfig
 
 UPSTREAM_BUCKET = "s3facade-upstream"
 REPO = Path(__file__).resolve().parent.parent

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from registry.errors import RegistryError
+from s3facade.registry.errors import RegistryError
 
 
 class Permission(StrEnum):

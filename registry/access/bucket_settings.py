@@ -5,14 +5,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from registry.access.acl import AccessControlList, Permission, private_acl
-from registry.access.policy import BucketPolicy
-from registry.access.principals import canonical_user_id
-from registry.access.settings import BucketAccess, BucketSetting, ObjectOwnership
-from registry.errors import RegistryError
-from registry.model import ObjectVersion, Provenance
-from registry.payloads import AccessDenied, BucketAccessSet, ObjectAclSet
-from registry.settings import VersionSettings
+from s3facade.registry.access.acl import AccessControlList, Permission, private_acl
+from s3facade.registry.access.policy import BucketPolicy
+from s3facade.registry.access.principals import canonical_user_id
+from s3facade.registry.access.settings import BucketAccess, BucketSetting, ObjectOwnership
+from s3facade.registry.errors import RegistryError
+from s3facade.registry.model import ObjectVersion, Provenance
+from s3facade.registry.payloads import AccessDenied, BucketAccessSet, ObjectAclSet
+from s3facade.registry.settings import VersionSettings
 
 
 class PublicAccessBlocked(RegistryError):

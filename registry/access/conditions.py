@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from registry.errors import RegistryError
+from s3facade.registry.errors import RegistryError
 
 # AWS's MalformedPolicy messages for the condition block and the document's JSON.
 INVALID_JSON = "This policy contains invalid Json"

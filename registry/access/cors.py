@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from registry.errors import RegistryError
+from s3facade.registry.errors import RegistryError
 
 METHODS = ("GET", "PUT", "POST", "DELETE", "HEAD")  # AllowedMethod's only values
 MAX_RULES = 100

@@ -13,11 +13,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from registry.access.acl import PUBLIC_GROUPS, AccessControlList, Grant, Permission
-from registry.access.policy import Effect, PolicyRequest
-from registry.access.principals import User
-from registry.access.settings import BucketAccess
-from registry.errors import RegistryError
+from s3facade.registry.access.acl import PUBLIC_GROUPS, AccessControlList, Grant, Permission
+from s3facade.registry.access.policy import Effect, PolicyRequest
+from s3facade.registry.access.principals import User
+from s3facade.registry.access.settings import BucketAccess
+from s3facade.registry.errors import RegistryError
 
 # The root user of the bucket's account keeps these even when the policy denies them, so a
 # policy that locks everyone out can still be replaced.

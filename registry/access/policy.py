@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 
-from registry.access.conditions import (
+from s3facade.registry.access.conditions import (
     INVALID_JSON,
     Condition,
     MalformedPolicy,
@@ -23,7 +23,7 @@ from registry.access.conditions import (
     compile_glob,
     parse_conditions,
 )
-from registry.access.principals import User
+from s3facade.registry.access.principals import User
 
 __all__ = ["SUPPORTED_KEYS", "BucketPolicy", "Effect", "MalformedPolicy", "PolicyRequest"]
 

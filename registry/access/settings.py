@@ -9,10 +9,10 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from registry.access.acl import AccessControlList, private_acl
-from registry.access.cors import CorsConfiguration
-from registry.access.policy import BucketPolicy
-from registry.access.principals import canonical_user_id
+from s3facade.registry.access.acl import AccessControlList, private_acl
+from s3facade.registry.access.cors import CorsConfiguration
+from s3facade.registry.access.policy import BucketPolicy
+from s3facade.registry.access.principals import canonical_user_id
 
 
 @functools.lru_cache(maxsize=1024)  # read on every request to the bucket; parsed once

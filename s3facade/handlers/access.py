@@ -9,9 +9,6 @@ from typing import Any
 
 from starlette.responses import Response
 
-from registry.access.acl import AccessControlList, private_acl
-from registry.access.principals import canonical_user_id
-from registry.access.settings import BucketSetting, PublicAccessBlock
 from s3facade.acl_xml import acl_from_headers, parse_access_control_policy
 from s3facade.acl_xml import render_access_control_policy as render_acl
 from s3facade.context import ServerContext
@@ -19,6 +16,9 @@ from s3facade.errors import S3Error
 from s3facade.handlers.buckets import parse_ownership
 from s3facade.handlers.versioning import requested_version, version_headers
 from s3facade.integrity import require_integrity
+from s3facade.registry.access.acl import AccessControlList, private_acl
+from s3facade.registry.access.principals import canonical_user_id
+from s3facade.registry.access.settings import BucketSetting, PublicAccessBlock
 from s3facade.request import S3Request
 from s3facade.responses import xml_response
 from s3facade.xml import Document, add, child_text, children, parse

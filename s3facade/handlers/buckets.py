@@ -5,15 +5,15 @@ from __future__ import annotations
 from lxml import etree
 from starlette.responses import Response
 
-from registry.access.acl import private_acl
-from registry.access.principals import canonical_user_id
-from registry.access.settings import BucketSetting, ObjectOwnership
-from registry.errors import BucketAlreadyOwnedByYou
-from registry.names import check_bucket_name
 from s3facade.acl_xml import acl_from_headers
 from s3facade.context import ServerContext
 from s3facade.continuation import decode_token, encode_token
 from s3facade.errors import S3Error
+from s3facade.registry.access.acl import private_acl
+from s3facade.registry.access.principals import canonical_user_id
+from s3facade.registry.access.settings import BucketSetting, ObjectOwnership
+from s3facade.registry.errors import BucketAlreadyOwnedByYou
+from s3facade.registry.names import check_bucket_name
 from s3facade.request import S3Request, int_param
 from s3facade.responses import xml_response
 from s3facade.xml import Document, add, child_text, iso8601, parse

@@ -6,8 +6,6 @@ from dataclasses import replace
 
 from starlette.responses import Response
 
-from registry import ObjectSpec, ObjectVersion
-from registry.names import check_key
 from s3facade.conditional import NotModified, check_read_conditions
 from s3facade.context import ServerContext
 from s3facade.errors import S3Error
@@ -15,6 +13,8 @@ from s3facade.handlers.access import requested_acl
 from s3facade.handlers.object_lock import lock_request
 from s3facade.handlers.objects import object_spec, parse_tagging, write_condition
 from s3facade.handlers.versioning import new_version_headers
+from s3facade.registry import ObjectSpec, ObjectVersion
+from s3facade.registry.names import check_key
 from s3facade.request import S3Request, parse_copy_source
 from s3facade.responses import xml_response
 from s3facade.xml import Document, add, iso8601

@@ -6,12 +6,12 @@ from __future__ import annotations
 
 from starlette.responses import Response
 
-from registry.access.settings import BucketSetting
 from s3facade.context import ServerContext
 from s3facade.cors_xml import parse_cors_configuration, preflight_headers
 from s3facade.cors_xml import render_cors_configuration as render_cors
 from s3facade.errors import S3Error
 from s3facade.integrity import require_integrity
+from s3facade.registry.access.settings import BucketSetting
 from s3facade.request import S3Request
 from s3facade.responses import xml_response
 

@@ -15,11 +15,11 @@ from typing import Any
 from lxml import etree
 from starlette.responses import Response
 
-from registry.lifecycle import InvalidLifecycle, rules_of
 from s3facade.context import ServerContext
 from s3facade.domain_errors import s3_error_for
 from s3facade.errors import S3Error
 from s3facade.integrity import require_integrity
+from s3facade.registry.lifecycle import InvalidLifecycle, rules_of
 from s3facade.request import S3Request
 from s3facade.responses import xml_response
 from s3facade.xml import Document, add, children, iso8601, local_name, parse

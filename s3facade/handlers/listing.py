@@ -9,13 +9,13 @@ from collections.abc import Callable
 from lxml import etree
 from starlette.responses import Response
 
-from registry import ListingPage
-from registry.access.principals import canonical_user_id
-from registry.model import ListedObject
 from s3facade.context import ServerContext
 from s3facade.continuation import decode_token, encode_token
 from s3facade.errors import S3Error
 from s3facade.handlers.buckets import add_owner
+from s3facade.registry import ListingPage
+from s3facade.registry.access.principals import canonical_user_id
+from s3facade.registry.model import ListedObject
 from s3facade.request import S3Request, int_param
 from s3facade.responses import xml_response
 from s3facade.xml import S3_NS, Document, add, iso8601, set_text, url_encode

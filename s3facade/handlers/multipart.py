@@ -9,10 +9,7 @@ from dataclasses import replace
 
 from starlette.responses import Response, StreamingResponse
 
-from backends import BlobReceipt
-from registry import CompletedPart, MultipartUpload, ObjectVersion, UploadPart
-from registry.errors import NoSuchUpload, RegistryError
-from registry.names import check_key
+from s3facade.backends import BlobReceipt
 from s3facade.checksums import (
     ALGORITHMS,
     DEFAULT_ALGORITHM,
@@ -33,6 +30,9 @@ from s3facade.handlers.object_lock import lock_request
 from s3facade.handlers.objects import object_spec, write_condition
 from s3facade.handlers.versioning import new_version_headers
 from s3facade.integrity import UploadIntegrity
+from s3facade.registry import CompletedPart, MultipartUpload, ObjectVersion, UploadPart
+from s3facade.registry.errors import NoSuchUpload, RegistryError
+from s3facade.registry.names import check_key
 from s3facade.request import S3Request, int_param
 from s3facade.responses import error_xml, xml_response
 from s3facade.xml import Document, add, child_text, children, iso8601, parse

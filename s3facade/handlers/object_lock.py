@@ -7,12 +7,12 @@ from datetime import UTC, datetime
 from starlette.datastructures import Headers
 from starlette.responses import Response
 
-from registry import ObjectVersion
-from registry.model import DefaultRetention, Lock, LockMode
 from s3facade.context import ServerContext
 from s3facade.errors import S3Error
 from s3facade.handlers.versioning import requested_version, version_headers
 from s3facade.integrity import require_integrity
+from s3facade.registry import ObjectVersion
+from s3facade.registry.model import DefaultRetention, Lock, LockMode
 from s3facade.request import S3Request
 from s3facade.responses import xml_response
 from s3facade.xml import Document, add, child_text, children, parse

@@ -8,10 +8,6 @@ from urllib.parse import parse_qsl
 from starlette.datastructures import Headers
 from starlette.responses import Response
 
-from registry import Bucket, ObjectSpec, ObjectVersion, WriteCondition
-from registry.errors import RegistryError
-from registry.model import DeleteOutcome
-from registry.names import check_key
 from s3facade.conditional import unquote_etag
 from s3facade.context import ServerContext
 from s3facade.domain_errors import s3_error_for
@@ -20,6 +16,10 @@ from s3facade.handlers.access import requested_acl
 from s3facade.handlers.object_lock import lock_request
 from s3facade.handlers.versioning import new_version_headers, requested_version
 from s3facade.integrity import UploadIntegrity, require_integrity
+from s3facade.registry import Bucket, ObjectSpec, ObjectVersion, WriteCondition
+from s3facade.registry.errors import RegistryError
+from s3facade.registry.model import DeleteOutcome
+from s3facade.registry.names import check_key
 from s3facade.request import S3Request
 from s3facade.responses import xml_response
 from s3facade.xml import Document, add, child_text, children, parse

@@ -16,7 +16,6 @@ from urllib.parse import quote, urlencode, urlsplit, urlunsplit
 from starlette.datastructures import Headers
 from starlette.responses import Response
 
-from registry.names import check_key
 from s3facade.config import ANONYMOUS
 from s3facade.context import ServerContext
 from s3facade.errors import S3Error
@@ -33,6 +32,7 @@ from s3facade.post_policy import (
     parse_post_policy,
     post_signer,
 )
+from s3facade.registry.names import check_key
 from s3facade.request import S3Request
 from s3facade.responses import xml_response
 from s3facade.xml import Document, add

@@ -7,13 +7,13 @@ from typing import Any
 
 from starlette.responses import Response, StreamingResponse
 
-from backends import ByteRange
-from registry import ObjectVersion
+from s3facade.backends import ByteRange
 from s3facade.conditional import NotModified, check_read_conditions, parse_range
 from s3facade.context import ServerContext
 from s3facade.errors import S3Error
 from s3facade.handlers.object_lock import lock_headers
 from s3facade.handlers.versioning import requested_version, version_headers
+from s3facade.registry import ObjectVersion
 from s3facade.request import S3Request
 from s3facade.responses import http_date
 

@@ -9,14 +9,14 @@ from collections.abc import Callable
 from lxml import etree
 from starlette.responses import Response
 
-from registry import Bucket, ObjectVersion
-from registry.access.principals import canonical_user_id
-from registry.model import Versioning
 from s3facade.context import ServerContext
 from s3facade.errors import S3Error
 from s3facade.handlers.buckets import add_owner
 from s3facade.handlers.listing import encoder, max_keys_param
 from s3facade.integrity import require_integrity
+from s3facade.registry import Bucket, ObjectVersion
+from s3facade.registry.access.principals import canonical_user_id
+from s3facade.registry.model import Versioning
 from s3facade.request import S3Request
 from s3facade.responses import xml_response
 from s3facade.xml import S3_NS, Document, add, child_text, iso8601, parse, set_text
