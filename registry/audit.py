@@ -11,11 +11,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from s3facade.registry.errors import NoSuchKey
 from s3facade.registry.event_store import OBJECT_WRITES
 from s3facade.registry.events import CommittedEvent, EventType
 from s3facade.registry.log import EventLog
+
+if TYPE_CHECKING:
+    from s3facade.registry.registry import Registry
 
 
 def event_dict(event: CommittedEvent) -> dict[str, Any]:
@@ -152,3 +156,39 @@ def attestation(history: ObjectHistory) -> dict[str, Any]:
             "reads": len(summary["reads"]),
         },
     }
+
+
+def effective_retention(registry: Registry, bucket: str, key: str) -> dict[str, Any]:
+    """The effective retention of every version of a key, newest first, as JSON: what
+    `s3facade retention` shows. "protected" is judged by the registry's clock."""
+    registry.bucket(bucket)  # NoSuchBucket
+    versions = registry.views.versions(bucket, key)
+    if not versions:
+        raise NoSuchKey(key)
+    now = registry.clock()
+    return {
+        "bucket": bucket,
+        "key": key,
+        "now": _utc_iso(now),
+        "versions": [
+            {
+                "version_id": version.version_id,
+                "is_latest": index == 0,
+                "delete_marker": version.delete_marker,
+                "last_modified": _utc_iso(version.last_modified),
+                "size": version.size,
+                "sha256": version.sha256 or None,
+                "lock_mode": version.lock_mode.value if version.lock_mode else None,
+                "retain_until": _utc_iso(version.retain_until) if version.retain_until else None,
+                "legal_hold": version.legal_hold,
+                "protected": version.protected(now),
+                "retention_source": version.retention_source,
+                "retention_policy": version.retention_policy,
+            }
+            for index, version in enumerate(versions)
+        ],
+    }
+
+
+def _utc_iso(time: datetime) -> str:
+    return time.isoformat() + "Z"  # the registry keeps naive UTC

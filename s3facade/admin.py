@@ -32,12 +32,13 @@ from s3facade.registry import Provenance, Registry
 from s3facade.registry.audit import (
     NoHistory,
     attestation,
+    effective_retention,
     event_dict,
     export_parquet,
     log_events,
     object_history,
 )
-from s3facade.registry.errors import LogUntrusted, NoSuchKey, RegistryError
+from s3facade.registry.errors import LogUntrusted, RegistryError
 from s3facade.registry.gc import collect_garbage
 from s3facade.registry.scrub import Scrubber, ScrubBusy
 from s3facade.registry.sql import SqlError, SqlLimits, SqlSandbox
@@ -304,7 +305,7 @@ class AdminAPI:
 
     async def retention(self, request: Request) -> Response:
         bucket, key = self._object(request)
-        return JSONResponse(retention_of(self._registry, bucket, key))
+        return JSONResponse(effective_retention(self._registry, bucket, key))
 
     async def lifecycle_run(self, request: Request) -> Response:
         """Apply the lifecycle rules now (`?dry-run=true`: plan only; `?bucket=`: one bucket)."""
@@ -322,46 +323,10 @@ class AdminAPI:
         return JSONResponse({"now": self._registry.clock().isoformat() + "Z"})
 
 
-def retention_of(registry: Registry, bucket: str, key: str) -> dict[str, Any]:
-    """The effective retention of every version of a key, newest first, as JSON: what
-    `s3facade retention` shows. "protected" is judged by the registry's clock."""
-    registry.bucket(bucket)  # NoSuchBucket
-    versions = registry.views.versions(bucket, key)
-    if not versions:
-        raise NoSuchKey(key)
-    now = registry.clock()
-    return {
-        "bucket": bucket,
-        "key": key,
-        "now": _iso(now),
-        "versions": [
-            {
-                "version_id": version.version_id,
-                "is_latest": index == 0,
-                "delete_marker": version.delete_marker,
-                "last_modified": _iso(version.last_modified),
-                "size": version.size,
-                "sha256": version.sha256 or None,
-                "lock_mode": version.lock_mode.value if version.lock_mode else None,
-                "retain_until": _iso(version.retain_until) if version.retain_until else None,
-                "legal_hold": version.legal_hold,
-                "protected": version.protected(now),
-                "retention_source": version.retention_source,
-                "retention_policy": version.retention_policy,
-            }
-            for index, version in enumerate(versions)
-        ],
-    }
-
-
 def _bounded_int(text: str, name: str, low: int, high: int) -> int:
     if not text.isdigit() or not low <= int(text) <= high:
         raise S3Error("InvalidArgument", f"{name} must be an integer from {low} to {high}")
     return int(text)
-
-
-def _iso(time: datetime) -> str:
-    return time.isoformat() + "Z"  # the registry keeps naive UTC
 
 
 def _remove_tree(directory: Path) -> None:

@@ -20,7 +20,6 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from s3facade.admin import retention_of
 from s3facade.admin_client import AdminError, object_path
 from s3facade.command_common import (
     CommandError,
@@ -34,6 +33,7 @@ from s3facade.command_common import (
 from s3facade.config import load_config
 from s3facade.registry.audit import (
     attestation,
+    effective_retention,
     event_dict,
     export_parquet,
     log_events,
@@ -206,7 +206,7 @@ def retention(args: argparse.Namespace, open_registry: OpenRegistry) -> int:
     else:
         with offline(args, open_registry) as registry:
             try:
-                data = retention_of(registry, bucket, key)
+                data = effective_retention(registry, bucket, key)
             except NoSuchBucket:
                 raise CommandError(f"no bucket {bucket!r}") from None
             except NoSuchKey:
