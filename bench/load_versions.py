@@ -25,10 +25,10 @@ import zlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-from s3facade.cli import open_registry
 from s3facade.config import load_config
 from s3facade.registry import ObjectSpec, Provenance, Registry
 from s3facade.registry.registry import object_written
+from s3facade.workspace import open_registry
 
 BUCKET = "scale"
 BODY = b"scale test body\n"

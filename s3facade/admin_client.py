@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import urllib.error
 import urllib.request
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -14,6 +16,10 @@ from botocore.auth import S3SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 from botocore.exceptions import ProfileNotFound
+
+from s3facade.command_progress import STREAM_TYPE
+
+Params = Mapping[str, str | Sequence[str]]
 
 
 class AdminError(Exception):
@@ -68,22 +74,57 @@ class AdminClient:
         self._credentials = Credentials(access_key, secret)
 
     def request(
+        self, method: str, path: str, params: Params | None = None, body: bytes = b""
+    ) -> bytes:
+        with self._open(method, path, params, body) as response:
+            try:
+                data: bytes = response.read()
+            except (OSError, http.client.HTTPException) as exc:
+                raise AdminError(0, "Unreachable", f"{self._endpoint}: {exc}") from None
+            return data
+
+    def stream(
         self,
         method: str,
         path: str,
-        params: dict[str, str] | None = None,
-        body: bytes = b"",
-    ) -> bytes:
-        query = f"?{urlencode(params)}" if params else ""
+        params: Params | None,
+        body: bytes,
+        on_progress: Callable[[list[dict[str, Any]]], None],
+    ) -> Any:
+        """A long command's answer as JSON lines (s3facade.command_progress): progress
+        lines go to `on_progress`, the last line is the result or the error."""
+        with self._open(method, path, params, body, STREAM_TYPE) as response:
+            try:
+                lines = list(_lines(response, on_progress))
+            except (OSError, http.client.HTTPException) as exc:
+                raise AdminError(0, "Unreachable", f"{self._endpoint}: {exc}") from None
+        message = json.loads(lines[-1]) if lines else {}
+        if "result" in message:
+            return message["result"]
+        if "error" in message:
+            status = int(message.get("status", 500))
+            raise AdminError(status, message["error"], message["message"], lines[-1])
+        raise AdminError(0, "IncompleteAnswer", "the server closed the answer without a result")
+
+    def _open(
+        self,
+        method: str,
+        path: str,
+        params: Params | None,
+        body: bytes,
+        accept: str | None = None,
+    ) -> Any:
+        # %20, not +, for spaces: what SigV4 canonicalises
+        query = f"?{urlencode(params, doseq=True, quote_via=quote)}" if params else ""
         signed = AWSRequest(method=method, url=f"{self._endpoint}{path}{query}", data=body)
+        if accept is not None:
+            signed.headers["Accept"] = accept
         S3SigV4Auth(self._credentials, "s3", self._region).add_auth(signed)
         request = urllib.request.Request(
             signed.url, data=body or None, method=method, headers=dict(signed.headers.items())
         )
         try:
-            with urllib.request.urlopen(request, timeout=self._timeout) as response:
-                data: bytes = response.read()
-                return data
+            return urllib.request.urlopen(request, timeout=self._timeout)
         except urllib.error.HTTPError as exc:
             payload = exc.read()
             try:
@@ -95,10 +136,18 @@ class AdminClient:
         except urllib.error.URLError as exc:
             raise AdminError(0, "Unreachable", f"{self._endpoint}: {exc.reason}") from None
 
-    def json(
-        self, method: str, path: str, params: dict[str, str] | None = None, body: bytes = b""
-    ) -> Any:
+    def json(self, method: str, path: str, params: Params | None = None, body: bytes = b"") -> Any:
         return json.loads(self.request(method, path, params, body))
+
+
+def _lines(response: Any, on_progress: Callable[[list[dict[str, Any]]], None]) -> Any:
+    """The answer's lines, progress handed on as it arrives; the last one is the outcome."""
+    for line in response:
+        message = json.loads(line)
+        if "progress" in message:
+            on_progress(message["progress"])
+        else:
+            yield line
 
 
 def object_path(prefix: str, bucket: str, key: str) -> str:

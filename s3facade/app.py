@@ -28,6 +28,7 @@ from s3facade.admin import AdminAPI
 from s3facade.auth import AuthContext, Authenticator, PayloadMode, RequestView
 from s3facade.authorization import RequestAuthorizer, RequestFacts
 from s3facade.config import ANONYMOUS, ServerConfig
+from s3facade.console import Console
 from s3facade.context import ServerContext
 from s3facade.cors_xml import actual_request_headers
 from s3facade.domain_errors import s3_error_for
@@ -56,13 +57,15 @@ class S3Gateway:
         self._config = config
         self.metrics = Metrics(registry)
         self.users = UserDirectory(list(config.users.values()))
+        # One authoriser (and its denial budget) for the S3 API and the console.
+        self.access = RequestAuthorizer(
+            registry, self.metrics.anonymous_denied.inc, self.metrics.unrecorded_denied.inc
+        )
         self._context = ServerContext(
             registry=registry,
             region=config.region,
             users=self.users,
-            access=RequestAuthorizer(
-                registry, self.metrics.anonymous_denied.inc, self.metrics.unrecorded_denied.inc
-            ),
+            access=self.access,
             credentials=config.credentials,
         )
         credentials = dict(config.credentials)
@@ -341,12 +344,17 @@ def build_app(config: ServerConfig, registry: Registry) -> Starlette:
             concurrency=config.sql_concurrency,
         ),
     )
+    console = Console(  # the provenance console, /-/console (docs/console.md)
+        registry, gateway.users, config.credentials, gateway.access,
+        tls=config.scheme == "https",
+    )  # fmt: skip
     ops = Starlette(
         routes=[
             Route("/-/health", health),
             Route("/-/ready", ready),
             Route("/-/metrics", metrics),
             *admin.routes(),
+            *console.routes(),
         ],
         lifespan=lifespan,
     )

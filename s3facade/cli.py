@@ -9,61 +9,18 @@ import os
 import sys
 from pathlib import Path
 
-from s3facade import commands as registry_commands
 from s3facade.access_log import LOG_FORMATS, configure_logging
 from s3facade.app import build_app
-from s3facade.backends.catalog import ConfigError, build_backend_set
-from s3facade.config import ServerConfig, check_serving, load_config
+from s3facade.backends.catalog import ConfigError
+from s3facade.command_line import add_commands
+from s3facade.command_list import COMMANDS
+from s3facade.config import check_serving, load_config
 from s3facade.config_values import SERVER_KEYS, ConfigInvalid
 from s3facade.connections import serve_app
-from s3facade.registry import Registry
 from s3facade.registry.errors import RegistryError
-from s3facade.registry.heads import HeadKey, HeadTrust
-from s3facade.registry.retention import RetentionPolicy
+from s3facade.workspace import open_registry
 
 log = logging.getLogger("s3facade")
-
-
-def open_registry(
-    config: ServerConfig,
-    *,
-    read_only: bool = False,
-    accept_log_loss: bool = False,
-    load_views: bool = True,
-) -> Registry:
-    """The configured backends (by default the local CAS under the data dir) and the DuckDB
-    log beside them; a writable one checked against its anchor and signing its heads.
-    `load_views=False`: the caller awaits `registry.load_views()` (the server, once it
-    listens)."""
-    backends = build_backend_set(config.backends, config.placement, config.data_dir)
-    policies = [RetentionPolicy.from_config(entry) for entry in config.retention]
-    return Registry.open(
-        config.data_dir,
-        backends,
-        read_only=read_only,
-        policies=policies,
-        anchor_path=config.anchor_path,
-        accept_log_loss=accept_log_loss,
-        head_trust=None if read_only else head_trust(config),
-        checkpoint_wal_bytes=config.checkpoint_wal_mib << 20,
-        space_reserve_bytes=0 if read_only else config.space_reserve_mib << 20,
-        load_views=load_views,
-    )
-
-
-def head_trust(config: ServerConfig) -> HeadTrust:
-    """The configured head-signing key (generated if absent) and the keys verify trusts."""
-    return HeadTrust(
-        HeadKey.load_or_create(config.head_key_file),
-        frozenset(config.head_trusted_keys),
-        config.head_signing_interval_seconds,
-    )
-
-
-def open_offline(args: argparse.Namespace) -> Registry:
-    """The registry of a stopped server, for the registry commands (`--data-dir`)."""
-    config = load_config(args.config, {"data_dir": args.data_dir})
-    return open_registry(config, read_only=True)
 
 
 def serve(args: argparse.Namespace) -> int:
@@ -151,7 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     check.add_argument("file", type=Path, nargs="?", help="TOML config file (S3FACADE_CONFIG)")
     check.set_defaults(run=config_check)
-    registry_commands.register(commands, open_offline)
+    add_commands(commands, COMMANDS)
     return parser
 
 

@@ -40,7 +40,7 @@ def admin(server: RunningServer) -> AdminClient:
 
 
 def events(server: RunningServer, kind: str) -> list[dict[str, Any]]:
-    log = admin(server).json("GET", "/-/admin/log", {"limit": "100000"})
+    log = admin(server).json("GET", "/-/admin/log", {"limit": "100000", "oldest": "true"})
     return [event for event in log["events"] if event["type"] == kind]
 
 

@@ -441,7 +441,7 @@ def test_incomplete_uploads_are_aborted(s3: Any, admin: AdminClient, clock: Cloc
     assert taken(run(admin, bucket)) == {("abort-upload", "up/big")}
     remaining = s3.list_multipart_uploads(Bucket=bucket)["Uploads"]
     assert [u["Key"] for u in remaining] == ["other/big"]
-    events = admin.json("GET", "/-/admin/log", {"bucket": bucket})["events"]
+    events = admin.json("GET", "/-/admin/log", {"bucket": bucket, "oldest": "true"})["events"]
     (aborted,) = [e for e in events if e["type"] == "MultipartUploadAborted"]
     assert aborted["data"]["reason"] == "lifecycle" and aborted["data"]["rule"] == "uploads"
 
@@ -503,7 +503,7 @@ def test_dry_run_changes_nothing(
         assert taken(planned, "planned") == {("expire", "k")}
         assert planned["counts"] == {"planned": 1, "applied": 0, "skipped": 0}
     assert s3.get_object(Bucket=bucket, Key="k")["Body"].read() == b"still here"
-    events = admin.json("GET", "/-/admin/log", {"bucket": bucket})["events"]
+    events = admin.json("GET", "/-/admin/log", {"bucket": bucket, "oldest": "true"})["events"]
     assert not [e for e in events if e["data"].get("reason") == "lifecycle"]
     applied = cli("lifecycle", "run", *endpoint)
     assert taken(applied) == {("expire", "k")} and keys(s3, bucket) == set()
@@ -578,7 +578,7 @@ def test_the_sweeper_applies_rules_and_retention_expiry(tmp_path: Path) -> None:
             time.sleep(0.05)  # waiting for the sweeper's next pass, not for the clock
         assert keys(s3, policed) == {"keep/b"}  # the policy's prefix only
         assert keys(s3, ruled) == {"tmp/a"}  # the policy's bucket pattern does not match
-        events = admin.json("GET", "/-/admin/log", {"bucket": policed})["events"]
+        events = admin.json("GET", "/-/admin/log", {"bucket": policed, "oldest": "true"})["events"]
         (expired,) = [e for e in events if e["data"].get("reason") == "lifecycle"]
         assert expired["data"]["rule"] == "policy:scratch"
     finally:

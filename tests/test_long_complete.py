@@ -19,9 +19,9 @@ import pytest
 import uvicorn
 from botocore.exceptions import ClientError
 
-from s3facade.cli import open_registry
 from s3facade.config import load_config
 from s3facade.handlers import multipart
+from s3facade.workspace import open_registry
 from tests.conftest import ACCESS_KEY, SECRET_KEY, free_port, s3_client
 
 MiB = 1024 * 1024

@@ -78,7 +78,7 @@ def test_a_signed_form_uploads_with_its_fields_and_provenance(users: Clients, bu
     assert head["ContentType"] == "text/plain" and head["Metadata"] == {"build": "42"}
     assert stored(users, bucket, "uploads/report.txt") == b"hello from a form"
     admin = AdminClient(users.server.endpoint, credentials=(ACCESS_KEY, SECRET_KEY))
-    events = admin.json("GET", "/-/admin/log", {"bucket": bucket})["events"]
+    events = admin.json("GET", "/-/admin/log", {"bucket": bucket, "oldest": "true"})["events"]
     written = [e for e in events if e["type"] == "ObjectWritten"]
     assert written[-1]["data"]["principal"] == ALICE.access_key
     assert written[-1]["data"]["sha256"] == hashlib.sha256(b"hello from a form").hexdigest()

@@ -105,9 +105,9 @@ def ask(server: RunningServer, sql: str) -> tuple[int, dict[str, Any]]:
 
 def log_events(server: RunningServer) -> list[dict[str, Any]]:
     """The whole log as the server's own connection reads it (not through SQL)."""
-    events: list[dict[str, Any]] = admin(server).json("GET", "/-/admin/log", {"limit": "100000"})[
-        "events"
-    ]
+    events: list[dict[str, Any]] = admin(server).json(
+        "GET", "/-/admin/log", {"limit": "100000", "oldest": "true"}
+    )["events"]
     return events
 
 
