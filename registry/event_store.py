@@ -45,7 +45,11 @@ SCHEMA = "CREATE TABLE IF NOT EXISTS events ({})".format(
 COLUMNS = ", ".join(name for name, _ in EVENT_COLUMNS)
 
 # Events that make an object version (and so name its blob).
-OBJECT_WRITES = (EventType.OBJECT_WRITTEN.value, EventType.UPLOAD_COMPLETED.value)
+OBJECT_WRITES = (
+    EventType.OBJECT_WRITTEN.value,
+    EventType.UPLOAD_COMPLETED.value,
+    EventType.OBJECT_IMPORTED.value,
+)
 # Events whose data names a blob by "backend_id" and "sha256": gc's references.
 BLOB_WRITES = (*OBJECT_WRITES, EventType.PART_UPLOADED.value)
 

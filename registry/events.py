@@ -21,6 +21,7 @@ class EventType(StrEnum):
     BUCKET_CREATED = "BucketCreated"
     BUCKET_DELETED = "BucketDeleted"
     OBJECT_WRITTEN = "ObjectWritten"
+    OBJECT_IMPORTED = "ObjectImported"
     OBJECT_DELETED = "ObjectDeleted"
     UPLOAD_CREATED = "MultipartUploadCreated"
     PART_UPLOADED = "PartUploaded"

@@ -171,6 +171,21 @@ class WriteCondition:
         return not self.must_not_exist and self.if_match is None and self.if_none_match is None
 
 
+# Representation headers a version stores with its bytes and returns on GET and HEAD.
+STORED_HEADERS = (
+    "content-encoding",
+    "content-disposition",
+    "content-language",
+    "cache-control",
+    "expires",
+)
+
+
+def stored_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    """Of a request's or a response's (lower-case) headers, those a version stores."""
+    return {name: headers[name] for name in STORED_HEADERS if name in headers}
+
+
 @dataclass(frozen=True, slots=True)
 class ObjectSpec:
     """What the client asked to store alongside the bytes."""

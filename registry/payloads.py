@@ -182,6 +182,20 @@ class MultipartUploadCompleted(Stored):
 
 
 @dataclass(frozen=True, kw_only=True)
+class ObjectImported(Stored):
+    """A version made from existing data by `s3facade import` (registry.imports): an object of
+    another S3 bucket or a local file, with where it came from. A version like any other."""
+
+    TYPE = EventType.OBJECT_IMPORTED
+    source: str  # s3://bucket/key, or the file's absolute path
+    source_endpoint: str | None = None  # the S3 endpoint's URL; None for a file
+    source_etag: str | None = None  # unquoted, as the source listed it; None for a file
+    source_version_id: str | None = None  # the source version (versioned buckets only)
+    source_modified: str  # its Last-Modified, or the file's mtime: ISO 8601, naive UTC
+    transfer: str  # how the bytes got there: server-side-copy | already-stored | through-gateway
+
+
+@dataclass(frozen=True, kw_only=True)
 class ObjectDeleted(Payload):
     TYPE = EventType.OBJECT_DELETED
     version_id: str = "null"
@@ -359,8 +373,8 @@ class ViewsRebuilt(Payload):
 AnyPayload = (
     BucketCreated | BucketDeleted | BucketVersioningSet | BucketObjectLockConfigured
     | BucketLifecycleSet | BucketTagsSet | BucketAccessSet | AccessDenied | ObjectWritten
-    | MultipartUploadCompleted | ObjectDeleted | DeleteMarkerPlaced | ObjectRetentionSet
-    | ObjectLegalHoldSet | ObjectTagsSet | ObjectAclSet | ObjectRead
+    | ObjectImported | MultipartUploadCompleted | ObjectDeleted | DeleteMarkerPlaced
+    | ObjectRetentionSet | ObjectLegalHoldSet | ObjectTagsSet | ObjectAclSet | ObjectRead
     | MultipartUploadCreated | PartUploaded | MultipartUploadAborted | BlobsCollected
     | BlobDamaged | ScrubPassCompleted | LogAnchorCreated | LogLossAccepted | LogHeadSigned
     | ViewsRebuilt
@@ -377,6 +391,7 @@ PAYLOADS: dict[EventType, type[Payload]] = {
         BucketAccessSet,
         AccessDenied,
         ObjectWritten,
+        ObjectImported,
         MultipartUploadCompleted,
         ObjectDeleted,
         DeleteMarkerPlaced,

@@ -72,6 +72,7 @@ from s3facade.registry.payloads import (
     MultipartUploadCreated,
     ObjectAclSet,
     ObjectDeleted,
+    ObjectImported,
     ObjectLegalHoldSet,
     ObjectRead,
     ObjectRetentionSet,
@@ -612,7 +613,7 @@ class _Apply:
                         "INSERT INTO bucket_access VALUES (?, ?, ?)",
                         [bucket, payload.setting, dumps(payload.value)],
                     )
-            case ObjectWritten():
+            case ObjectWritten() | ObjectImported():
                 self._add_version(_version_from(event, payload), payload.acl)
             case MultipartUploadCompleted():
                 self._forget_upload(payload.upload_id)

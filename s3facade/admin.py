@@ -58,8 +58,11 @@ class AdminAPI:
         trusted_keys: frozenset[str] = frozenset(),
         signing_interval: float = 60.0,
         sql_limits: SqlLimits | None = None,
+        region: str = "us-east-1",
+        root: str = "",
     ) -> None:
         self._registry = registry
+        self._region, self._root = region, root  # for what a command creates or names
         self._authenticator = authenticator
         self._admins = frozenset(admins)
         self._clock_control = clock_control
@@ -135,6 +138,8 @@ class AdminAPI:
                 self._trusted_keys,
                 self._signing_interval,
                 self._provenance(request),
+                self._region,
+                self._root,
             )
             if command.writes_file is not None:
                 workspace.output_dir = Path(tempfile.mkdtemp(prefix="s3facade-export-"))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import ssl
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Mapping, Sequence
@@ -58,6 +59,16 @@ def find_credentials(profile: str | None = None) -> tuple[str, str]:
     return frozen.access_key, frozen.secret_key
 
 
+def ca_bundle(profile: str | None = None) -> str | None:
+    """The CA bundle the aws cli would trust for an https:// endpoint: AWS_CA_BUNDLE, else
+    the profile's `ca_bundle`; None: the system's."""
+    try:
+        found = botocore.session.Session(profile=profile).get_config_variable("ca_bundle")
+    except ProfileNotFound:
+        return None
+    return str(found) if found else None
+
+
 class AdminClient:
     def __init__(
         self,
@@ -72,6 +83,7 @@ class AdminClient:
         self._region = region
         access_key, secret = credentials or find_credentials(profile)
         self._credentials = Credentials(access_key, secret)
+        self._tls = ssl.create_default_context(cafile=ca_bundle(profile))
 
     def request(
         self, method: str, path: str, params: Params | None = None, body: bytes = b""
@@ -124,7 +136,7 @@ class AdminClient:
             signed.url, data=body or None, method=method, headers=dict(signed.headers.items())
         )
         try:
-            return urllib.request.urlopen(request, timeout=self._timeout)
+            return urllib.request.urlopen(request, timeout=self._timeout, context=self._tls)
         except urllib.error.HTTPError as exc:
             payload = exc.read()
             try:

@@ -334,6 +334,8 @@ def build_app(config: ServerConfig, registry: Registry) -> Starlette:
         registry,
         gateway.authenticator,
         admins=config.admins,
+        region=config.region,
+        root=config.root_access_key_id,
         clock_control=config.test_clock,
         trusted_keys=frozenset(trusted),
         signing_interval=config.head_signing_interval_seconds,

@@ -12,7 +12,7 @@ from pathlib import Path
 from s3facade.access_log import LOG_FORMATS, configure_logging
 from s3facade.app import build_app
 from s3facade.backends.catalog import ConfigError
-from s3facade.command_line import add_commands
+from s3facade.command_line import add_commands, examples
 from s3facade.command_list import COMMANDS
 from s3facade.config import check_serving, load_config
 from s3facade.config_values import SERVER_KEYS, ConfigInvalid
@@ -66,7 +66,19 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="s3facade", description=__doc__)
     parser.add_argument("--version", action="version", version=f"s3facade {version()}")
     commands = parser.add_subparsers(dest="command", required=True)
-    serve_parser = commands.add_parser("serve", help="run the S3 gateway")
+    serve_parser = commands.add_parser(
+        "serve",
+        help="run the S3 gateway",
+        description="Run the S3 gateway (README: Configuration, Storage backends).",
+        epilog=examples(
+            "s3facade serve",
+            "s3facade serve --port 9100 --data-dir /srv/s3facade/data",
+            "s3facade serve --config /etc/s3facade/s3facade.toml --log-format json",
+            "s3facade serve --tls-cert cert.pem --tls-key key.pem --host 0.0.0.0",
+            "s3facade serve --upstream-endpoint http://rgw:7480 --upstream-bucket artifacts",
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     serve_parser.add_argument("--host", default=None, help="listen address (127.0.0.1)")
     serve_parser.add_argument("--port", type=port_number, default=None, help="listen port (9000)")
     serve_parser.add_argument("--data-dir", type=Path, default=None, help="data dir (./data)")
@@ -105,6 +117,11 @@ def build_parser() -> argparse.ArgumentParser:
     check = config_commands.add_parser(
         "check",
         help="print the effective configuration (file, environment, defaults), secrets masked",
+        epilog=examples(
+            "s3facade config check /etc/s3facade/s3facade.toml",
+            "S3FACADE_PORT=9100 s3facade config check   # the file named by S3FACADE_CONFIG",
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     check.add_argument("file", type=Path, nargs="?", help="TOML config file (S3FACADE_CONFIG)")
     check.set_defaults(run=config_check)

@@ -43,18 +43,22 @@ def add_commands(subparsers: Any, commands: Sequence[Command]) -> None:
                 parser = subparsers.add_parser(group[0], help=GROUP_HELP.get(group[0]))
                 groups[group[0]] = parser.add_subparsers(dest=f"{group[0]}_command", required=True)
             parent = groups[group[0]]
-        examples = "\n".join(f"  {line}" for line in command.examples)
         parser = parent.add_parser(
             name,
             help=command.help,
             description=command.help,
-            epilog=f"examples:\n{examples}" if examples else None,
+            epilog=examples(*command.examples),
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
         add_source_arguments(parser)
         for option in command.options:
             _add_option(parser, option)
         parser.set_defaults(run=lambda args, command=command: run(command, args))
+
+
+def examples(*lines: str) -> str:
+    """A command's help ends with these (argparse's RawDescriptionHelpFormatter keeps them)."""
+    return "examples:\n" + "\n".join(f"  {line}" for line in lines)
 
 
 def add_source_arguments(parser: argparse.ArgumentParser) -> None:
@@ -81,6 +85,7 @@ def _add_option(parser: argparse.ArgumentParser, option: Option) -> None:
             action="append" if option.repeated else "store",
             choices=option.choices,
             metavar=option.metavar,
+            required=option.required,
             help=option.help,
         )
 
@@ -113,7 +118,7 @@ def run(command: Command, args: argparse.Namespace) -> int:
         else:
             data = asyncio.run(_offline(command, params, args, shows_progress))
     except CommandFailed as exc:
-        print(f"s3facade {command.name}: {exc.message}", file=sys.stderr)
+        print(f"s3facade {command.name}: {exc.code}: {exc.message}", file=sys.stderr)
         return 2
     except AdminError as exc:
         print(f"s3facade {command.name}: {exc}", file=sys.stderr)
@@ -131,7 +136,8 @@ async def _offline(
     opens = command.opens
     if opens == "write-unless-dry-run":  # reading only: the log may stay read-only
         opens = "read" if params.dry_run else "write"
-    workspace = DataDirWorkspace(args.data_dir, args.config, opens)
+    creates = command.creates_with is not None and params[command.creates_with.replace("-", "_")]
+    workspace = DataDirWorkspace(args.data_dir, args.config, opens, create=bool(creates))
     if command.writes_file is not None:
         workspace.output_dir = Path(params.directory)
     try:

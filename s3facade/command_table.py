@@ -49,6 +49,7 @@ class Option:
     metavar: str | None = None
     default: Any = None
     choices: tuple[str, ...] | None = None
+    required: bool = False
     where: Literal["query", "path", "body", "local"] = "query"  # local: never sent
 
     @property
@@ -120,6 +121,7 @@ class Command:
     long_running: bool = False  # waits as long as the work takes; progress online too
     cancel_on_hangup: bool = False  # the client left: stop the work (read-only work only)
     writes_file: str | None = None  # the result is this file, written into `directory`
+    creates_with: str | None = None  # offline: this flag may start a new data dir
     exit_status: Callable[[Any], int] = field(default=lambda data: 0)
 
     @property
@@ -154,6 +156,8 @@ def parse_inputs(command: Command, texts: Mapping[str, Sequence[str]]) -> Params
     values: dict[str, Any] = {}
     for option in command.options:
         given = texts.get(option.name, [])
+        if not given and option.required:
+            raise ValueError(f"{option.name} is required")
         if not given:
             default = False if option.flag and option.default is None else option.default
             values[option.attribute] = [] if option.repeated else default

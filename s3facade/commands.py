@@ -91,6 +91,8 @@ def _details(kind: str, data: dict[str, Any]) -> str:
     if data.get("derived_from"):
         src = data["derived_from"]
         details += f" from s3://{src['bucket']}/{src['key']}"
+    if kind == "ObjectImported":
+        details += f" imported from {data.get('source')} ({data.get('transfer')})"
     return details.strip()
 
 
@@ -259,7 +261,7 @@ QUERY_COMMANDS = (
             ),
         ),
         examples=(
-            's3facade sql "SELECT type, count(*) FROM events GROUP BY type"',
+            's3facade sql "SELECT principal, count(*) FROM reads GROUP BY principal"',
             's3facade sql --endpoint http://127.0.0.1:9000 --json "SELECT * FROM objects"',
         ),
         method="POST",

@@ -85,6 +85,8 @@ class Workspace(ABC):
     signing_interval: timedelta
     verified_state: Path | None  # where `verify --incremental` keeps its last clean point
     output_dir: Path | None = None  # where a command writes a file result (export)
+    region: str  # a bucket a command creates is in it
+    root_principal: str  # whom a command's events name when nobody else is meant
 
     @abstractmethod
     async def registry(self) -> Registry:
@@ -119,8 +121,11 @@ class ServerWorkspace(Workspace):
         trusted_keys: frozenset[str],
         signing_interval: timedelta,
         provenance: Provenance,
+        region: str,
+        root_principal: str,
     ) -> None:
         self._registry = registry
+        self.region, self.root_principal = region, root_principal
         self._sql = sql
         self._provenance = provenance
         self.log = registry.log
@@ -147,9 +152,13 @@ class DataDirWorkspace(Workspace):
 
     online, trigger = False, "offline"
 
-    def __init__(self, data_dir: Path, config_file: Path | None, opens: Opens) -> None:
+    def __init__(
+        self, data_dir: Path, config_file: Path | None, opens: Opens, *, create: bool = False
+    ) -> None:
+        """`create`: a missing log is started (a new data dir), not refused."""
         self.data_dir = data_dir
         self.config = load_config(config_file, {"data_dir": data_dir})
+        self.region, self.root_principal = self.config.region, self.config.root_access_key_id
         self.read_only = opens != "write"
         self.trusted_keys = frozenset(self.config.head_trusted_keys)
         if self.config.head_key_file.exists():
@@ -167,7 +176,7 @@ class DataDirWorkspace(Workspace):
             if self._bare_log:
                 self.log = open_log_read_only(data_dir)
             else:
-                if not (data_dir / LOG_FILE).exists():
+                if not (data_dir / LOG_FILE).exists() and not (create and opens == "write"):
                     raise FileNotFoundError(data_dir / LOG_FILE)
                 self._registry = open_registry(self.config, read_only=self.read_only)
                 self.log = self._registry.log

@@ -14,6 +14,7 @@ from pathlib import Path
 from s3facade.backends import BackendSet
 from s3facade.backends.local import LocalCAS
 from s3facade.cli import build_parser
+from s3facade.command_list import COMMANDS
 from s3facade.registry import ObjectSpec, Provenance, Registry
 from tests.conftest import ACCESS_KEY, SECRET_KEY, RunningServer
 
@@ -35,16 +36,26 @@ def test_version_and_help_on_every_option() -> None:
     assert shown.returncode == 0 and shown.stdout.startswith("s3facade 0.")
     missing: list[str] = []
 
+    leaves: list[str] = []
+
     def walk(parser: argparse.ArgumentParser, path: str) -> None:
+        groups = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
         for action in parser._actions:
             if isinstance(action, argparse._SubParsersAction):
                 for name, sub in action.choices.items():
                     walk(sub, f"{path} {name}")
             elif action.help is None:
                 missing.append(f"{path} {action.option_strings or action.dest}")
+        if not groups:  # a command one runs: its help ends with examples of it
+            leaves.append(path)
+            epilog = parser.epilog or ""
+            if not epilog.startswith("examples:\n  " + path):
+                missing.append(f"{path}: no examples")
 
     walk(build_parser(), "s3facade")
     assert not missing, missing
+    assert {"s3facade serve", "s3facade config check", "s3facade lifecycle run"} <= set(leaves)
+    assert len(leaves) == len(COMMANDS) + 2  # the table, serve and config check
 
 
 async def _body(n: int) -> AsyncIterator[bytes]:

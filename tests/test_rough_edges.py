@@ -14,9 +14,12 @@ from tests.conftest import ACCESS_KEY, SECRET_KEY, RunningServer
 README = Path(__file__).resolve().parent.parent / "README.md"
 
 
-def test_the_readme_says_every_user_has_full_rights() -> None:
+def test_the_readme_says_what_each_user_may_do() -> None:
+    """Once per-user access control landed, the old warning had to go (not stay as a lie)."""
     text = " ".join(README.read_text().split())
-    assert "Every configured user has full rights on every bucket." in text
+    assert "full rights" not in text
+    assert "Each user owns the buckets it creates" in text
+    assert "docs/access-control.md" in text
 
 
 @pytest.mark.parametrize(

@@ -12,6 +12,7 @@ from s3facade.registry.events import CommittedEvent, EventType
 LABELS: Mapping[str, str] = {
     EventType.OBJECT_WRITTEN: "written",
     EventType.UPLOAD_COMPLETED: "written (multipart)",
+    EventType.OBJECT_IMPORTED: "imported",
     EventType.OBJECT_READ: "read",
     EventType.RETENTION_SET: "retention set",
     EventType.LEGAL_HOLD_SET: "legal hold set",
@@ -98,7 +99,15 @@ def _details(event: CommittedEvent) -> list[Html]:
     data = event.data
     found: list[tuple[str, Any]] = []
     kind = event.type
-    if kind in (EventType.OBJECT_WRITTEN, EventType.UPLOAD_COMPLETED):
+    if kind == EventType.OBJECT_IMPORTED:  # where it was before s3facade knew it
+        found += [
+            ("imported from", data.get("source")),
+            ("source endpoint", data.get("source_endpoint")),
+            ("source ETag", data.get("source_etag")),
+            ("source version", data.get("source_version_id")),
+            ("bytes", data.get("transfer")),
+        ]
+    if kind in (EventType.OBJECT_WRITTEN, EventType.UPLOAD_COMPLETED, EventType.OBJECT_IMPORTED):
         found += [
             ("size", data.get("size")),
             ("sha256", data.get("sha256")),

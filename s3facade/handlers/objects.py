@@ -18,7 +18,7 @@ from s3facade.handlers.versioning import new_version_headers, requested_version
 from s3facade.integrity import UploadIntegrity, require_integrity
 from s3facade.registry import Bucket, ObjectSpec, ObjectVersion, WriteCondition
 from s3facade.registry.errors import RegistryError
-from s3facade.registry.model import DeleteOutcome
+from s3facade.registry.model import DeleteOutcome, stored_headers
 from s3facade.registry.names import check_key
 from s3facade.request import S3Request
 from s3facade.responses import xml_response
@@ -27,14 +27,6 @@ from s3facade.xml import Document, add, child_text, children, parse
 MAX_METADATA_BYTES = 2 * 1024
 MAX_DELETE_KEYS = 1000
 
-# Representation headers stored with the object and returned on GET/HEAD.
-STORED_HEADERS = (
-    "content-encoding",
-    "content-disposition",
-    "content-language",
-    "cache-control",
-    "expires",
-)
 STORAGE_CLASSES = frozenset(
     {
         "STANDARD",
@@ -53,7 +45,7 @@ STORAGE_CLASSES = frozenset(
 
 
 def object_spec(headers: Headers) -> ObjectSpec:
-    stored = {name: headers[name] for name in STORED_HEADERS if name in headers}
+    stored = stored_headers(headers)
     if "content-encoding" in stored:
         # The aws-chunked framing is the transfer's, not the object's (rule 8).
         # The rest is kept as sent ("deflate, gzip" stays so).
