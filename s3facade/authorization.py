@@ -7,6 +7,7 @@ anonymous requests are only counted (metrics), so nobody can flood the log unsig
 
 from __future__ import annotations
 
+import copy
 import logging
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -71,6 +72,23 @@ class RequestFacts(Mapping[str, Sequence[str]]):
         self._signature_version, self._presigned = signature_version, presigned
         self._now = now
         self._existing_tags = existing_tags
+        self._form = False
+
+    def of_form(
+        self, signer: User | None, fields: Mapping[str, str], signature_version: str | None
+    ) -> RequestFacts:
+        """A browser POST's facts: the request is unsigned, its form is not, so the form's
+        signer, its fields (as headers: x-amz-*, tagging) and s3:authtype POST decide, as
+        AWS evaluates a POST."""
+        facts = copy.copy(self)
+        facts._user = signer
+        facts._headers = {**self._headers, **{k.lower(): v for k, v in fields.items()}}
+        facts._signature_version, facts._form = signature_version, True
+        return facts
+
+    @property
+    def secure(self) -> bool:
+        return self._secure
 
     def __getitem__(self, name: str) -> Sequence[str]:
         value = self._value(name.lower())
@@ -104,7 +122,9 @@ class RequestFacts(Mapping[str, Sequence[str]]):
                 self._signature_version or ""
             ),
             "s3:authtype": (
-                None
+                "POST"
+                if self._form
+                else None
                 if self._signature_version is None
                 else "REST-QUERY-STRING"
                 if self._presigned

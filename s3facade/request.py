@@ -8,8 +8,9 @@ before that (bad signature, missing bucket) never uploads its body.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 from urllib.parse import unquote
 
 from starlette.datastructures import Headers
@@ -21,6 +22,9 @@ from s3facade.errors import S3Error
 from s3facade.operations import Operation
 from s3facade.registry import Provenance
 from s3facade.registry.access.principals import User
+
+if TYPE_CHECKING:  # authorization imports this module's parsers
+    from s3facade.authorization import RequestFacts
 
 MAX_OBJECT_SIZE = 5 * 1024**3  # a single PUT; larger objects need multipart
 
@@ -172,7 +176,7 @@ class S3Request:
     provenance: Provenance
     body: RequestBody
     user: User | None  # None: anonymous
-    facts: Mapping[str, Sequence[str]]  # policy condition keys (authorization.RequestFacts)
+    facts: RequestFacts  # the policy condition keys
     # What the access log shows of the request (principal, operation, bucket, key); a
     # handler that learns more (a POST form's signer) says so here.
     trace: dict[str, str] = field(default_factory=dict)

@@ -80,15 +80,22 @@ async def rebuild(ws: Workspace, p: Params, progress: Progress) -> dict[str, Any
 
 
 def render_rebuild(d: dict[str, Any], c: Console, p: Params) -> None:
+    live, rebuilt = _counted(d["live"]), _counted(d["rebuilt"])
     if d["identical"]:
-        c.print(f"the views match the log: {d['rebuilt']}")
+        c.print(f"the views match the log: {rebuilt}")
     elif d["swapped"]:
-        c.print(f"[yellow]replaced[/] views {d['live']} with {d['rebuilt']} (recorded)")
+        c.print(f"[yellow]replaced[/] the views ({live}) with the log's ({rebuilt}); recorded")
     else:
         c.print(
-            f"[red]the views DIFFER from the log[/]: live {d['live']}, from the log "
-            f"{d['rebuilt']}; nothing changed (gc is refused until --force or a restart)"
+            f"[red]the views DIFFER from the log[/]: live {live}; from the log {rebuilt}; "
+            "nothing changed (gc is refused until --force or a restart)"
         )
+
+
+def _counted(fingerprint: dict[str, Any]) -> str:
+    """A views fingerprint in words: its counts, then its digest."""
+    counts = [f"{k} {v}" for k, v in fingerprint.items() if k != "sha256"]
+    return f"{', '.join(counts)} (fingerprint {str(fingerprint.get('sha256', ''))[:16]})"
 
 
 async def gc(ws: Workspace, p: Params, progress: Progress) -> dict[str, Any]:

@@ -90,6 +90,16 @@ def test_log_is_newest_first_unless_asked(tmp_path: Path) -> None:
     assert newest_seqs[0] > oldest_seqs[-1]
 
 
+def test_rebuild_prints_words_not_a_python_dict(tmp_path: Path) -> None:
+    data = filled(tmp_path / "data", 3)
+    said = run_cli("rebuild", "--data-dir", str(data))
+    assert said.returncode == 0, said.stderr
+    assert said.stdout.startswith("the views match the log: buckets 1, objects 3, versions 3")
+    assert "{'" not in said.stdout
+    forced = run_cli("rebuild", "--data-dir", str(data), "--force")
+    assert forced.returncode == 2 and "--endpoint" in forced.stderr  # offline cannot swap
+
+
 def test_piped_tables_are_not_cut_and_a_closed_pipe_is_quiet(tmp_path: Path) -> None:
     data = filled(tmp_path / "data", 300)
     table = run_cli("log", "--data-dir", str(data), "--limit", "5")

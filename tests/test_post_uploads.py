@@ -5,6 +5,7 @@ signer's rights, and every violated condition refused with nothing stored."""
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -187,3 +188,37 @@ def test_a_large_file_streams_through(users: Clients, bucket: str) -> None:
     head = users.alice.head_object(Bucket=bucket, Key="big")
     assert head["ContentLength"] == len(body)
     assert stored(users, bucket, "big") == body
+
+
+def test_policy_conditions_see_the_forms_signer_and_auth_type(users: Clients, bucket: str) -> None:
+    """The request is unsigned; its form is not: aws:username is the form's signer and
+    s3:authtype is POST, as AWS evaluates them."""
+    resource = f"arn:aws:s3:::{bucket}"
+    policy = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"AWS": [BOB.arn]},
+                "Action": "s3:PutObject",
+                "Resource": f"{resource}/*",
+                "Condition": {"StringEquals": {"aws:username": "Bob"}},
+            },
+            {
+                "Effect": "Deny",
+                "Principal": "*",
+                "Action": "s3:PutObject",
+                "Resource": f"{resource}/no-forms/*",
+                "Condition": {"StringEquals": {"s3:authtype": "POST"}},
+            },
+        ],
+    }
+    users.alice.put_bucket_policy(Bucket=bucket, Policy=json.dumps(policy))
+    reply = post(presigned_post(users.server, BOB, bucket, Key="from-bob"), b"by form")
+    assert reply.status_code == 204, reply.text
+    assert stored(users, bucket, "from-bob") == b"by form"
+    refused = post(presigned_post(users.server, ALICE, bucket, Key="no-forms/x"), b"x")
+    assert refused.status_code == 403 and "<Code>AccessDenied</Code>" in refused.text
+    assert stored(users, bucket, "no-forms/x") is None
+    users.alice.put_object(Bucket=bucket, Key="no-forms/x", Body=b"signed PUT")  # REST-HEADER
+    assert stored(users, bucket, "no-forms/x") == b"signed PUT"

@@ -12,10 +12,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import requests
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from lxml import etree
 
 from tests.conftest import RunningServer
 
@@ -104,6 +106,23 @@ def test_secure_transport_is_true_over_https(tls_server: RunningServer) -> None:
     }
     s3.put_bucket_policy(Bucket="insecure-denied", Policy=json.dumps(policy))
     s3.put_object(Bucket="insecure-denied", Key="k", Body=b"allowed over tls")
+
+
+def test_a_post_forms_location_is_https_over_https(tls_server: RunningServer) -> None:
+    s3 = tls_server.client()
+    s3.create_bucket(Bucket="formed")
+    form = s3.generate_presigned_post(
+        "formed", "up/${filename}", Fields={"success_action_status": "201"},
+        Conditions=[{"success_action_status": "201"}, ["starts-with", "$key", "up/"]],
+    )  # fmt: skip
+    reply = requests.post(
+        form["url"], data=form["fields"], files={"file": ("a b.txt", b"posted")},
+        verify=str(tls_server.ca_file), timeout=30,
+    )  # fmt: skip
+    assert reply.status_code == 201, reply.text
+    location = etree.fromstring(reply.content).findtext("{*}Location")
+    assert location == f"{tls_server.endpoint}/formed/up/a%20b.txt"
+    assert reply.headers["Location"] == location
 
 
 def test_half_a_tls_configuration_is_refused(tmp_path: Path) -> None:

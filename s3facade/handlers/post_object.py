@@ -70,7 +70,8 @@ async def post_object(req: S3Request, server: ServerContext) -> Response:
     provenance = replace(req.provenance, principal=signer or ANONYMOUS)
     req.trace["principal"] = provenance.principal
     form_headers = _form_headers(fields)
-    await server.access.require(user, "s3:PutObject", req.bucket, key, req.facts, provenance)
+    facts = req.facts.of_form(user, fields, _signature_version(fields))
+    await server.access.require(user, "s3:PutObject", req.bucket, key, facts, provenance)
     spec = object_spec(form_headers)
     if "content-type" not in fields and form.file_content_type:
         spec = replace(spec, content_type=form.file_content_type)
@@ -90,9 +91,17 @@ async def post_object(req: S3Request, server: ServerContext) -> Response:
     )
     bucket = server.registry.bucket(req.bucket)
     headers = write_headers(bucket, version)
+    scheme = "https" if facts.secure else "http"
     location = f"{req.headers.get('host', '')}/{req.bucket}/{quote(key)}"
-    headers["Location"] = f"http://{location}"
+    headers["Location"] = f"{scheme}://{location}"
     return _answer(fields, req.bucket, key, version.etag, headers)
+
+
+def _signature_version(fields: Mapping[str, str]) -> str | None:
+    names = {name.lower() for name in fields}
+    if "x-amz-signature" in names:
+        return "v4"
+    return "v2" if "signature" in names else None
 
 
 def _form_headers(fields: Mapping[str, str]) -> Headers:
