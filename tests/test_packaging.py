@@ -15,6 +15,7 @@ import shlex
 import subprocess
 import sys
 import time
+import tomllib
 from pathlib import Path
 
 import httpx
@@ -108,8 +109,11 @@ def test_the_systemd_unit_runs_commands_that_exist() -> None:
 
 
 def test_the_license_is_the_one_pyproject_names() -> None:
-    assert 'license = { text = "Apache-2.0" }' in (ROOT / "pyproject.toml").read_text()
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert (project["license"], project["license-files"]) == ("Apache-2.0", ["LICENSE"])
     assert "Apache License" in (ROOT / "LICENSE").read_text()[:200]
+    metadata = importlib.metadata.metadata("s3facade")
+    assert metadata["License-Expression"] == "Apache-2.0"  # what the installed wheel says
 
 
 def test_the_distribution_installs_one_top_level_package() -> None:
