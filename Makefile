@@ -28,5 +28,9 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
+## s3facade beside moto, nginx and its upstreams (not part of the tests; several minutes).
+bench: $(STAMP)
+	$(BIN)/python -m bench.compare $(ARGS)
+
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -623,6 +623,11 @@ MALFORMED_DELETE_BODIES = {
     "wrong-root": lambda tmp: delete_body(KEY).replace(b"Delete", b"Remove"),
     "no-objects": lambda tmp: b"<Delete><Quiet>true</Quiet></Delete>",
     "object-without-key": lambda tmp: b"<Delete><Object><VersionId>x</VersionId></Object></Delete>",
+    # A good key first: the whole request is refused before any key is deleted.
+    "a-key-then-an-object-without-key": lambda tmp: (
+        f"<Delete><Object><Key>{KEY}</Key></Object><Object><VersionId>x</VersionId></Object>"
+        "</Delete>"
+    ).encode(),
     "1001-keys": lambda tmp: delete_body(KEY, *[f"k{i}" for i in range(1000)]),
     "internal-entity": lambda tmp: (
         f'<?xml version="1.0"?><!DOCTYPE Delete [<!ENTITY k "{KEY}">]>'

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import replace
 from urllib.parse import parse_qsl
 
@@ -171,16 +172,15 @@ async def delete_objects(req: S3Request, server: ServerContext) -> Response:
     body = await require_integrity(req.body)
     root = parse(body, "Delete")
     quiet = (child_text(root, "Quiet") or "").strip().lower() == "true"
-    entries = list(children(root, "Object"))
-    if not entries or len(entries) > MAX_DELETE_KEYS:
-        raise S3Error("MalformedXML")
+    entries = [
+        (child_text(entry, "Key"), child_text(entry, "VersionId") or None)
+        for entry in children(root, "Object")
+    ]
+    if not entries or len(entries) > MAX_DELETE_KEYS or any(k is None for k, _ in entries):
+        raise S3Error("MalformedXML")  # before any key is deleted
     server.registry.bucket(req.bucket)
-    doc = Document("DeleteResult")
-    for entry in entries:
-        key = child_text(entry, "Key")
-        version_id = child_text(entry, "VersionId") or None
-        if key is None:
-            raise S3Error("MalformedXML")
+
+    async def delete(key: str, version_id: str | None) -> DeleteOutcome | S3Error:
         try:
             check_key(key)
             # Each key is authorised on its own, as AWS does: a refusal is that key's Error.
@@ -188,7 +188,7 @@ async def delete_objects(req: S3Request, server: ServerContext) -> Response:
             await server.access.require(
                 req.user, permission, req.bucket, key, req.facts, req.provenance, version_id
             )
-            outcome = await server.registry.delete_object(
+            return await server.registry.delete_object(
                 req.bucket,
                 key,
                 req.provenance,
@@ -196,15 +196,21 @@ async def delete_objects(req: S3Request, server: ServerContext) -> Response:
                 bypass_governance=server.may_bypass(req, key),
             )
         except (S3Error, RegistryError) as exc:
-            error = exc if isinstance(exc, S3Error) else s3_error_for(exc)
+            return exc if isinstance(exc, S3Error) else s3_error_for(exc)
+
+    # All at once: each delete keeps its own checks and event, and the log commits them
+    # together (group commit) instead of one transaction per key.
+    outcomes = await asyncio.gather(*(delete(str(key), version) for key, version in entries))
+    doc = Document("DeleteResult")
+    for (key, version_id), outcome in zip(entries, outcomes, strict=True):
+        if isinstance(outcome, S3Error):
             result = add(doc.root, "Error")
             add(result, "Key", key)
             if version_id is not None:
                 add(result, "VersionId", version_id)
-            add(result, "Code", error.code)
-            add(result, "Message", error.message)
-            continue
-        if not quiet:
+            add(result, "Code", outcome.code)
+            add(result, "Message", outcome.message)
+        elif not quiet:
             deleted = add(doc.root, "Deleted")
             add(deleted, "Key", key)
             if version_id is not None:
