@@ -35,7 +35,7 @@ def written_events(data_dir: Path) -> list[tuple[str, str, dict[str, Any]]]:
     with duckdb.connect(str(data_dir / "registry.duckdb"), read_only=True) as db:
         rows = db.execute(
             "SELECT bucket, key, data FROM events WHERE type IN "
-            "('ObjectWritten', 'UploadCompleted') ORDER BY seq"
+            "('ObjectWritten', 'MultipartUploadCompleted', 'ObjectImported') ORDER BY seq"
         ).fetchall()
     return [(bucket, key, json.loads(data)) for bucket, key, data in rows]
 
