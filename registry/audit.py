@@ -60,10 +60,20 @@ class ObjectHistory:
 
 
 def object_history(
-    log: EventLog, bucket: str, key: str, version_id: str | None = None
+    log: EventLog,
+    bucket: str,
+    key: str,
+    version_id: str | None = None,
+    newest: int | None = None,
 ) -> ObjectHistory:
+    """A key's events (of one version, with `version_id`), what its bytes came from and
+    where they were copied. `newest` (with `version_id`): only that many of the version's
+    newest events, besides the write that made it, and of the newest copies."""
     store = log.store
-    events = list(store.key_history(bucket, key))
+    if version_id is not None and newest is not None:
+        events = store.version_history(bucket, key, version_id, newest)
+    else:
+        events = list(store.key_history(bucket, key))
     if version_id is not None:
         events = [e for e in events if e.data.get("version_id") in (None, version_id)]
     sources = {
@@ -76,7 +86,7 @@ def object_history(
         for bucket_, key_, sha in sorted(sources)
         for e in store.writes_of_content(bucket_, key_, sha)
     ]
-    copied_to = list(store.copies_of(bucket, key))
+    copied_to = list(store.copies_of(bucket, key, newest))
     return ObjectHistory(bucket, key, events, derived_from, copied_to)
 
 

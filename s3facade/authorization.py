@@ -174,12 +174,26 @@ class DenialBudget:
     the disk) at request speed by asking for what it may not do; past the budget its
     refusals are counted, and the count goes into its next recorded refusal."""
 
-    def __init__(self, burst: float = 100, per_second: float = 1) -> None:
-        self._burst, self._rate = burst, per_second
+    # Keys beyond which those whose budget has grown back whole are forgotten: keyed by
+    # client address (the console's sign-ins), the table must not grow with every address.
+    PRUNE_AT = 4096
+
+    def __init__(
+        self,
+        burst: float = 100,
+        per_second: float = 1,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._burst, self._rate, self._clock = burst, per_second, clock
         self._tokens: dict[str, tuple[float, float]] = {}  # principal -> (tokens, at)
 
+    def __len__(self) -> int:
+        return len(self._tokens)
+
     def take(self, principal: str) -> bool:
-        now = time.monotonic()
+        now = self._clock()
+        if len(self._tokens) >= self.PRUNE_AT and principal not in self._tokens:
+            self._forget_whole(now)
         tokens, at = self._tokens.get(principal, (self._burst, now))
         tokens = min(self._burst, tokens + (now - at) * self._rate)
         if tokens < 1:
@@ -187,6 +201,15 @@ class DenialBudget:
             return False
         self._tokens[principal] = (tokens - 1, now)
         return True
+
+    def _forget_whole(self, now: float) -> None:
+        """Forget the keys whose budget is whole again: they would start afresh anyway."""
+        refill = self._burst / self._rate if self._rate > 0 else float("inf")
+        self._tokens = {
+            key: (tokens, at)
+            for key, (tokens, at) in self._tokens.items()
+            if tokens + (now - at) * self._rate < self._burst and now - at < refill
+        }
 
 
 class RequestAuthorizer:

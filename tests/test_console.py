@@ -6,16 +6,19 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import ssl
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from s3facade.authorization import DenialBudget
 from s3facade.console.session import COOKIE, SessionSigner
 from tests.access_server import ALICE, BOB, SECRETS, Clients
 from tests.conftest import ACCESS_KEY, SECRET_KEY, RunningServer
@@ -415,3 +418,35 @@ def _unb64(text: str) -> Any:
     import base64
 
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def test_the_sign_in_budget_forgets_addresses_whose_budget_grew_back() -> None:
+    """Sign-ins are budgeted per client address: the table must not keep every address
+    that ever tried, but an address still throttled keeps its state."""
+    now = [0.0]
+    budget = DenialBudget(burst=30, per_second=0.5, clock=lambda: now[0])
+    assert [budget.take("attacker") for _ in range(31)] == [True] * 30 + [False]
+    for n in range(DenialBudget.PRUNE_AT - 1):
+        assert budget.take(f"198.51.{n // 256}.{n % 256}")
+    assert len(budget) == DenialBudget.PRUNE_AT
+    now[0] = 5.0  # the one-attempt addresses are whole again; the attacker has 2.5
+    assert budget.take("newcomer")
+    assert len(budget) == 2
+    assert [budget.take("attacker") for _ in range(3)] == [True, True, False]
+
+
+def test_a_user_makes_one_object_page_at_a_time(users: Clients, bob: httpx.Client) -> None:
+    """An object page re-hashes the object's blob: a user cannot start many at once (the
+    server's cores are not theirs to fill); other users are not held back."""
+    bucket = users.bucket(users.bob)
+    users.bob.put_object(Bucket=bucket, Key="big", Body=os.urandom(96 << 20))
+    cookies = dict(bob.cookies)
+
+    def fetch(_: int) -> int:
+        with httpx.Client(base_url=users.server.endpoint, timeout=120, cookies=cookies) as c:
+            return object_page(c, bucket, "big").status_code
+
+    with ThreadPoolExecutor(4) as pool:
+        statuses = sorted(pool.map(fetch, range(4)))
+    assert statuses[0] == 200 and statuses[-1] == 429, statuses
+    assert object_page(bob, bucket, "big").status_code == 200  # free again once done

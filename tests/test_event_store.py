@@ -8,11 +8,16 @@ from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 
+import duckdb
+
 from s3facade.backends import BackendSet
 from s3facade.backends.local import LocalCAS
 from s3facade.registry import ObjectSpec, Provenance, Registry
+from s3facade.registry.audit import object_history
 from s3facade.registry.event_store import COLUMNS, EVENT_COLUMNS, SCHEMA, EventStore
 from s3facade.registry.events import EventType
+from s3facade.registry.log import EventLog
+from s3facade.registry.model import Versioning
 
 ROOT = Path(__file__).resolve().parent.parent
 WHO = Provenance("AKIDTEST", "127.0.0.1:5555", "aws-cli/2.0 Python/3.11", "REQ1")
@@ -72,3 +77,76 @@ def test_the_store_answers_the_narrow_questions(tmp_path: Path) -> None:
 
 async def _once(data: bytes) -> AsyncIterator[bytes]:
     yield data
+
+
+def test_the_copies_of_a_key_come_from_an_index_that_is_not_believed_alone(
+    tmp_path: Path,
+) -> None:
+    """copies_of reads the `copies` table (every event's JSON took seconds at ten million
+    events); a log from before the table gains it when opened writable, and a row of it
+    that names an event which is no copy of the key is not believed."""
+
+    async def scenario() -> None:
+        registry = Registry.open(tmp_path, BackendSet({"local": LocalCAS(tmp_path / "b")}, "local"))
+        await registry.create_bucket("one", "us-east-1", WHO)
+        await registry.put_object("one", "k", _once(b"bytes"), spec=ObjectSpec(), provenance=WHO)
+        source = registry.head_object("one", "k")
+        for target in ("copy-1", "copy-2"):
+            await registry.copy_object(source, "one", target, spec=ObjectSpec(), provenance=WHO)
+        await registry.close()
+
+    asyncio.run(scenario())
+    log = tmp_path / "registry.duckdb"
+    db = duckdb.connect(str(log))
+    assert db.execute("SELECT seq, bucket, key FROM copies ORDER BY seq").fetchall() == [
+        (3, "one", "k"),
+        (4, "one", "k"),
+    ]
+    db.execute("DROP TABLE copies")  # as a log written before the index
+    db.close()
+    store = EventStore(log, read_only=True)  # cannot build it: reads every event instead
+    assert [e.key for e in store.copies_of("one", "k")] == ["copy-1", "copy-2"]
+    assert [e.key for e in store.copies_of("one", "k", newest=1)] == ["copy-2"]
+    store.close()
+    EventStore(log).close()  # writable: builds the index from the events
+    db = duckdb.connect(str(log))
+    assert db.execute("SELECT count(*) FROM copies").fetchone() == (2,)
+    db.execute("INSERT INTO copies VALUES (2, 'one', 'other')")  # a false entry
+    db.close()
+    store = EventStore(log, read_only=True)
+    try:
+        assert [e.key for e in store.copies_of("one", "k")] == ["copy-1", "copy-2"]
+        assert [e.key for e in store.copies_of("one", "k", newest=1)] == ["copy-2"]
+        assert list(store.copies_of("one", "other")) == []  # event 2 copied nothing
+    finally:
+        store.close()
+
+
+def test_a_versions_history_can_be_its_newest_events_and_its_write(tmp_path: Path) -> None:
+    """The console's page of a version read or changed countless times holds a bounded
+    number of its events, but never loses the write that made the version."""
+
+    async def scenario() -> str:
+        registry = Registry.open(tmp_path, BackendSet({"local": LocalCAS(tmp_path / "b")}, "local"))
+        await registry.create_bucket("one", "us-east-1", WHO)
+        await registry.put_bucket_versioning("one", Versioning.ENABLED, WHO)
+        await registry.put_object("one", "k", _once(b"old"), spec=ObjectSpec(), provenance=WHO)
+        old = registry.head_object("one", "k").version_id
+        await registry.put_object("one", "k", _once(b"new"), spec=ObjectSpec(), provenance=WHO)
+        for n in range(30):
+            await registry.put_object_tagging("one", "k", old, {"n": str(n)}, WHO)
+            await registry.put_object_tagging("one", "k", None, {"m": str(n)}, WHO)
+        await registry.close()
+        return old
+
+    old = asyncio.run(scenario())
+    log = EventLog(tmp_path / "registry.duckdb", read_only=True)
+    try:
+        whole = object_history(log, "one", "k", old)
+        page = object_history(log, "one", "k", old, newest=5)
+    finally:
+        log.close_sync()
+    assert len(whole.events) == 31  # its write and its 30 tag changes
+    assert [e.type for e in page.events] == [EventType.OBJECT_WRITTEN] + [EventType.TAGS_SET] * 5
+    assert page.events[1:] == whole.events[-5:] and page.events[0] == whole.events[0]
+    assert {e.data.get("version_id") for e in page.events} == {old}

@@ -22,7 +22,7 @@ from starlette.routing import BaseRoute, Route
 
 from s3facade.authorization import DenialBudget, RequestAuthorizer, RequestFacts
 from s3facade.console import html, pages
-from s3facade.console.object_page import object_page
+from s3facade.console.object_page import TIMELINE_LIMIT, object_page
 from s3facade.console.session import COOKIE, COOKIE_PATH, SessionSigner, secret_matches
 from s3facade.domain_errors import s3_error_for
 from s3facade.errors import S3Error
@@ -59,6 +59,7 @@ class Console:
         self._signer = signer or SessionSigner()
         self._tls = tls  # cookies are Secure when the server speaks HTTPS
         self._attempts = DenialBudget(burst=30, per_second=0.5)  # sign-ins per client address
+        self._rendering: set[str] = set()  # users whose object page is being made
         self._static = {
             name: (resources.files("s3facade.console") / "static" / name).read_bytes()
             for name in STATIC
@@ -75,7 +76,7 @@ class Console:
             Route(f"{root}/static/{{name}}", self.static, methods=["GET"]),
             Route(f"{root}/buckets", guarded(self.buckets), methods=["GET"]),
             Route(f"{root}/b/{{bucket}}", guarded(self.listing), methods=["GET"]),
-            Route(f"{root}/b/{{bucket}}/object", guarded(self.object), methods=["GET"]),
+            Route(f"{root}/b/{{bucket}}/object", guarded(self.one_at_a_time), methods=["GET"]),
         ]
 
     # -- sessions ---------------------------------------------------------------------------
@@ -169,6 +170,18 @@ class Console:
         body = pages.listing(bucket, page, prefix, delimiter, after)
         return html.page(f"Bucket {name}", body, user.name)
 
+    async def one_at_a_time(self, request: Request, user: User) -> Response:
+        """An object's page reads its history from the log and re-hashes its blob: work for
+        the server that a small page does not pay for. One at a time per user, so a user
+        (who may read only one object) cannot keep both cores busy."""
+        if user.access_key in self._rendering:
+            return html.error_page(429, "One object page at a time; retry shortly.", user.name)
+        self._rendering.add(user.access_key)
+        try:
+            return await self.object(request, user)
+        finally:
+            self._rendering.discard(user.access_key)
+
     async def object(self, request: Request, user: User) -> Response:
         bucket, params = request.path_params["bucket"], request.query_params
         key, version_id = params.get("key"), params.get("version") or None
@@ -187,7 +200,7 @@ class Console:
             raise
         log_ = registry.log
         history = await log_.run_query(
-            lambda: object_history(log_, bucket, key, version.version_id)
+            lambda: object_history(log_, bucket, key, version.version_id, TIMELINE_LIMIT)
         )
         retention = effective_retention(registry, bucket, key)
         mine = next(
