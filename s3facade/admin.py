@@ -14,6 +14,7 @@ import asyncio
 import hashlib
 import json
 import secrets
+import shutil
 import signal
 import tempfile
 import threading
@@ -141,24 +142,34 @@ class AdminAPI:
                 self._region,
                 self._root,
             )
-            if command.writes_file is not None:
-                workspace.output_dir = Path(tempfile.mkdtemp(prefix="s3facade-export-"))
             if command.cancel_on_hangup:
                 self._stop_sql_on_exit()
+            if command.writes_file is not None:  # the answer is the file: nothing streams
+                return await self._file(command, workspace, params)
             if STREAM_TYPE in request.headers.get("accept", ""):
                 lines = self._streamed(command, workspace, params)
                 return StreamingResponse(lines, media_type=STREAM_TYPE)
             work = asyncio.ensure_future(command.run(workspace, params, NoProgress()))
             if command.cancel_on_hangup and await _hung_up_first(request, work):
                 return Response(status_code=499)  # nobody is left to read an answer
-            result = await work
-            if isinstance(result, FileResult):
-                cleanup = BackgroundTask(_remove_tree, result.path.parent)
-                media = "application/vnd.apache.parquet"
-                return FileResponse(result.path, media_type=media, background=cleanup)
-            return JSONResponse(result)
+            return JSONResponse(await work)
 
         return endpoint
+
+    @staticmethod
+    async def _file(command: Command, workspace: ServerWorkspace, params: Params) -> Response:
+        """A command whose result is a file, made in a scratch dir removed once sent (or
+        once the command failed)."""
+        workspace.output_dir = Path(tempfile.mkdtemp(prefix=f"s3facade-{command.name}-"))
+        try:
+            result = await command.run(workspace, params, NoProgress())
+        except BaseException:
+            _remove_tree(workspace.output_dir)
+            raise
+        assert isinstance(result, FileResult)
+        cleanup = BackgroundTask(_remove_tree, workspace.output_dir)
+        media = "application/vnd.apache.parquet"
+        return FileResponse(result.path, media_type=media, background=cleanup)
 
     async def _streamed(
         self, command: Command, workspace: ServerWorkspace, params: Params
@@ -244,7 +255,10 @@ async def _params(command: Command, request: Request) -> Params:
         bucket, _, key = raw[len(command.path) + 1 :].partition(b"/")
         if not bucket or not key:
             raise S3Error("InvalidURI", "expected /<bucket>/<key>")
-        url = f"s3://{unquote_to_bytes(bucket).decode()}/{unquote_to_bytes(key).decode()}"
+        try:
+            url = f"s3://{unquote_to_bytes(bucket).decode()}/{unquote_to_bytes(key).decode()}"
+        except UnicodeDecodeError:
+            raise S3Error("InvalidURI", "the bucket and key must be UTF-8") from None
         texts["url"] = [url]
     body_option = command.option("body")
     if body_option is not None:
@@ -295,9 +309,7 @@ def _line(message: dict[str, Any]) -> bytes:
 
 
 def _remove_tree(directory: Path) -> None:
-    for path in directory.iterdir():
-        path.unlink()
-    directory.rmdir()
+    shutil.rmtree(directory, ignore_errors=True)
 
 
 async def _disconnected(request: Request) -> None:

@@ -61,15 +61,18 @@ async def import_objects(ws: Workspace, p: Params, progress: Progress) -> dict[s
             "InvalidRequest",
             "a directory is imported offline, on the machine that holds it (--data-dir)",
         )
-    if p.source_profile and ws.online:
-        raise CommandFailed("InvalidRequest", "--source-profile is for offline imports")
     registry = await ws.registry()
+    if ws.online:
+        _check_online(p, registry)
     existing = registry.views.bucket(bucket)
     if existing is None and not p.create_bucket:
         raise CommandFailed(
             "NoSuchBucket", f"no bucket {bucket!r} (create it with --create-bucket)", 404
         )
-    owner = p.owner or (existing.owner if existing is not None else ws.root_principal)
+    if ws.online:  # the events name the admin who asked, never someone chosen by them
+        owner = ws.provenance().principal
+    else:
+        owner = p.owner or (existing.owner if existing is not None else ws.root_principal)
     provenance = Provenance(owner, "", USER_AGENT, secrets.token_hex(8).upper())
     if existing is None and p.dry_run:
         report = ImportReport(p.source, f"s3://{bucket}/{prefix}", True)
@@ -96,6 +99,26 @@ async def import_objects(ws: Workspace, p: Params, progress: Progress) -> dict[s
     except NoSuchBucket:
         raise CommandFailed("NoSuchBucket", f"no bucket {bucket!r}", 404) from None
     return report.as_dict()
+
+
+def _check_online(p: Params, registry: Registry) -> None:
+    """Through a server, an admin reaches only what the server is configured to reach: no
+    other endpoint (the server's network is not theirs), no credentials of this machine's,
+    and they cannot record writes in another principal's name."""
+    upstreams = {
+        backend.config.endpoint.rstrip("/")
+        for backend in registry.backends.values()
+        if isinstance(backend, UpstreamCAS)
+    }
+    if p.source_endpoint and p.source_endpoint.rstrip("/") not in upstreams:
+        raise CommandFailed(
+            "InvalidRequest",
+            "through a server, sources are on its upstream backends' endpoints; import from "
+            "another endpoint offline",
+        )
+    for given, name in ((p.source_profile, "--source-profile"), (p.owner, "--owner")):
+        if given:
+            raise CommandFailed("InvalidRequest", f"{name} is for offline imports")
 
 
 async def _from_tree(

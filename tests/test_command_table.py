@@ -17,6 +17,9 @@ from typing import Any
 
 import httpx
 import pytest
+from botocore.auth import S3SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
 
 from s3facade.admin_client import AdminClient, AdminError
 from s3facade.cli import build_parser
@@ -187,3 +190,20 @@ def test_the_cli_shows_progress_on_a_terminal_online(server: RunningServer) -> N
 def test_json_answers_are_one_document(server: RunningServer) -> None:
     answer = cli("log", "--endpoint", server.endpoint, "--limit", "2", "--json").stdout
     assert len(json.loads(answer)["events"]) <= 2
+
+
+def test_a_file_answer_never_streams_and_odd_paths_are_refused(server: RunningServer) -> None:
+    """export answers its Parquet file even to a client asking for progress lines (which
+    once got the file's name and kept the scratch dir); a key that is not UTF-8 is 400."""
+    client = admin(server)
+    exported = client.request("GET", "/-/admin/export")
+    assert exported[:4] == b"PAR1"
+    signed = AWSRequest(
+        method="GET", url=f"{server.endpoint}/-/admin/export", headers={"Accept": STREAM_TYPE}
+    )
+    S3SigV4Auth(Credentials(ACCESS_KEY, SECRET_KEY), "s3", "us-east-1").add_auth(signed)
+    streamed = httpx.get(signed.url, headers=dict(signed.headers.items()))
+    assert streamed.status_code == 200 and streamed.content[:4] == b"PAR1"
+    with pytest.raises(AdminError) as odd:
+        client.json("GET", "/-/provenance/bucket/%FF%FE")
+    assert (odd.value.status, odd.value.code) == (400, "InvalidURI")

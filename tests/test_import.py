@@ -10,6 +10,7 @@ import io
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -507,6 +508,18 @@ def test_a_running_server_imports_a_bucket_but_no_directory_of_its_host(
         history = json.loads(s3facade("provenance", "s3://live/a.txt", *endpoint, "--json").stdout)
         assert history["current"]["type"] == "ObjectImported"
         assert history["current"]["data"]["source"] == f"s3://{source_bucket}/a.txt"
+        assert history["current"]["data"]["principal"] == ACCESS_KEY  # the admin who asked
+        with socket.socket() as elsewhere:  # an endpoint the server was not configured for
+            elsewhere.bind(("127.0.0.1", 0))
+            elsewhere.listen()
+            other = f"http://127.0.0.1:{elsewhere.getsockname()[1]}"
+            for extra in (["--source-endpoint", other], ["--owner", "AKIDSOMEONEELSE00001"]):
+                asked = ["import", f"s3://{source_bucket}", "--to", "live", *extra, *endpoint]
+                refused = s3facade(*asked, check=False)
+                assert refused.returncode == 2 and "offline" in refused.stderr, refused.stderr
+            elsewhere.setblocking(False)
+            with pytest.raises(BlockingIOError):
+                elsewhere.accept()  # the server never called it
         console = sign_in(server, ACCESS_KEY, SECRET_KEY)  # the console's timeline says so too
         page = object_page(console, "live", "a.txt")
         assert page.status_code == 200 and "imported from" in page.text
