@@ -8,23 +8,28 @@ Layout under the root (both subdirectories on the same filesystem, checked at st
 Write path and why it is crash-safe:
 
 1. `stage()` writes the stream into a new file in ``tmp/`` (O_EXCL, random name), hashing
-   as it goes, and fsyncs the file before returning. The staging file holds an exclusive
-   flock for as long as it is staged, so `recover()` (which deletes crash leftovers) never
-   deletes a file a live stage in this or another process still owns.
-2. `commit()` hard-links the staging file into its shard directory, then fsyncs that
-   directory (and each parent it had to create). ``link()`` fails with EEXIST if the name
+   as it goes; a blob over GROUP_SYNC_MAX is fsynced before `stage()` returns. The staging
+   file holds an exclusive flock for as long as it is staged, so `recover()` (which
+   deletes crash leftovers) never deletes a file a live stage in this or another process
+   still owns.
+2. `commit()` makes a small blob's bytes durable first (a shared syncfs, see
+   backends/sync_group.py), then hard-links the staging file into its shard directory,
+   then waits for a syncfs that started after the link, which makes the name (and any
+   shard directory it created) durable. ``link()`` fails with EEXIST if the name
    exists, so it is an atomic "create if absent": of several identical commits racing, in
    this process or another, exactly one returns True. It never replaces an existing name,
    so a blob is never rewritten. (On filesystems without hard links it falls back to a
    checked rename under a process-wide lock.) Then the staging name is removed.
 3. Readers only ever open final names. A final name appears atomically, pointing at data
-   that was fsynced before the link; the directory fsync makes the name itself durable
+   that was durable before the link; the sync after it makes the name itself durable
    before commit() returns. So after a crash, a blob either is complete under its name or
    absent, and any leftover staging file is deleted by `recover()` on the next start.
 
 Path safety: digests are validated with `check_digest`, and every operation walks
 root -> sha256 -> shard -> shard with ``openat(O_NOFOLLOW | O_DIRECTORY)`` and opens or
-links the final name relative to the shard's directory fd (O_NOFOLLOW too). A symlink
+links the final name relative to the shard's directory fd (O_NOFOLLOW too). (A read first
+tries the blob's full path and keeps the file only if the kernel's own name for it,
+/proc/self/fd, is that path: no symlink was followed; otherwise it walks.) A symlink
 planted anywhere below the root is refused instead of being followed, and there is no
 window between checking a path and using it. How it is refused says what can be done:
 reading, sizing or deleting through a shard directory or a blob entry that is a symlink
@@ -68,6 +73,7 @@ from s3facade.backends.base import (
     StagedBlob,
     check_digest,
 )
+from s3facade.backends.sync_group import SyncGroup
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -80,6 +86,9 @@ logger = logging.getLogger(__name__)
 
 BLOCK_SIZE = 1 << 20
 """Bytes gathered before one worker-thread hop (write+hash or read)."""
+GROUP_SYNC_MAX = BLOCK_SIZE
+"""Blobs up to this size are made durable by a shared syncfs, larger ones fsync their own
+file while staging (a syncfs would also write out other uploads' pending bytes)."""
 
 _STAGE_PREFIX = "stage-"
 _BLOB_MODE = 0o444  # blobs are immutable; the mode says so to anyone looking
@@ -131,12 +140,9 @@ def _open_dir(name: str, dir_fd: int | None) -> int:
     return os.open(name, _DIR_FLAGS, dir_fd=dir_fd)
 
 
-def _mkdir_at(name: str, dir_fd: int) -> bool:
-    try:
+def _mkdir_at(name: str, dir_fd: int) -> None:
+    with suppress(FileExistsError):
         os.mkdir(name, dir_fd=dir_fd)
-    except FileExistsError:
-        return False
-    return True
 
 
 def _release(fd: int, unlink_path: str | None) -> None:
@@ -203,8 +209,6 @@ class _Dirs:
     blobs: int
     shard1: int
     leaf: int
-    created_shard1: bool
-    created_leaf: bool
 
 
 def _write_block(fd: int, block: bytes, feed: Sequence[Hasher]) -> None:
@@ -217,11 +221,12 @@ def _write_block(fd: int, block: bytes, feed: Sequence[Hasher]) -> None:
         hasher.update(block)
 
 
-def _finish_staging(fd: int, tail: bytes, feed: Sequence[Hasher]) -> None:
+def _finish_staging(fd: int, tail: bytes, feed: Sequence[Hasher], *, fsync: bool) -> None:
     if tail:
         _write_block(fd, tail, feed)
-    with _mapped("stage: fsync"):
-        os.fsync(fd)
+    if fsync:
+        with _mapped("stage: fsync"):
+            os.fsync(fd)
 
 
 def _pread(fd: int, length: int, offset: int) -> bytes:
@@ -238,7 +243,7 @@ def _forget(fut: asyncio.Future[None]) -> None:
 
 
 class _LocalStaged:
-    """A fsynced staging file waiting for commit() or discard().
+    """A staging file waiting for commit() or discard(); fsynced if it is large.
 
     commit() twice returns the first outcome again; discard() after commit() or discard()
     is a no-op (so `finally: await staged.discard()` is always safe); commit() after
@@ -246,12 +251,21 @@ class _LocalStaged:
     """
 
     def __init__(
-        self, cas: LocalCAS, guard: _GuardedFd, temp_name: str, receipt: BlobReceipt
+        self,
+        cas: LocalCAS,
+        guard: _GuardedFd,
+        temp_name: str,
+        receipt: BlobReceipt,
+        *,
+        mark: int,
+        synced: bool,
     ) -> None:
         self._cas = cas
         self._guard = guard
         self._temp_name = temp_name
         self._receipt = receipt
+        self._mark = mark  # the sync group's mark taken before the first byte was written
+        self._synced = synced
         self._lock = threading.Lock()  # thread-side, so a cancelled await cannot skew state
         self._outcome: bool | None = None
         self._discarded = False
@@ -261,21 +275,34 @@ class _LocalStaged:
         return self._receipt
 
     async def commit(self) -> bool:
-        return await asyncio.to_thread(self._commit_sync)
+        shared = self._cas._large_stagings == 0  # else a syncfs waits for their bytes
+        if shared and not self._synced:
+            await self._cas._sync(self._mark)  # the bytes on disk before a name points at them
+        outcome = await asyncio.to_thread(self._commit_sync, own_syncs=not shared)
+        if shared:
+            await self._cas._sync(self._mark)  # the name, and any shard directory made, on disk
+        return outcome
 
     async def discard(self) -> None:
         await asyncio.to_thread(self._discard_sync)
 
-    def _commit_sync(self) -> bool:
+    def _commit_sync(self, *, own_syncs: bool) -> bool:
+        """Link the blob into place; `own_syncs`: fsync its bytes (unless staging did) before
+        the link and its directories after, instead of the callers' shared syncfs."""
         with self._lock:
             if self._outcome is not None:
                 return self._outcome
             if self._discarded:
                 raise BackendError("staged blob was already discarded")
             size, digest = self._receipt.size, self._receipt.sha256
-            outcome = self._guard.call(
-                lambda fd: self._cas._publish(fd, self._temp_name, digest, size)
-            )
+
+            def publish(fd: int) -> bool:
+                if own_syncs and not self._synced:
+                    with _mapped(f"commit {digest}: fsync"):
+                        os.fsync(fd)
+                return self._cas._publish(fd, self._temp_name, digest, size, sync_dirs=own_syncs)
+
+            outcome = self._guard.call(publish)
             self._outcome = outcome
             self._guard.close(wait=True)  # drops the staging name; the blob has its own link
             return outcome
@@ -318,6 +345,10 @@ class LocalCAS:
                         "filesystems; commits could not be atomic"
                     )
         self._rename_lock = threading.Lock()  # only for filesystems without hard links
+        self._sync_group = SyncGroup(self._root_str)
+        # Large blobs being staged here: while any is, a syncfs would wait for its pending
+        # bytes, so small blobs fsync their own file and directories instead.
+        self._large_stagings = 0
         self.recover()
 
     # -- public API ------------------------------------------------------------------
@@ -364,6 +395,7 @@ class LocalCAS:
     async def stage(
         self, chunks: AsyncIterable[bytes], hashers: Sequence[Hasher] = ()
     ) -> StagedBlob:
+        mark = self._sync_group.mark()
         guard, temp_name = await asyncio.to_thread(self._create_staging_file)
         sha = hashlib.sha256()
         feed: tuple[Hasher, ...] = (sha, *hashers)
@@ -374,6 +406,7 @@ class LocalCAS:
         # At most one block is written while the next one is gathered: memory stays at
         # about two blocks plus one chunk, and the network is read while the disk works.
         pending: asyncio.Future[None] | None = None
+        large = False
         try:
             async for chunk in chunks:
                 if not chunk:
@@ -387,6 +420,9 @@ class LocalCAS:
                     parts.clear()
                     buffered = 0
                     size += len(block)
+                    if pending is None:
+                        large = True
+                        self._large_stagings += 1
                     pending = loop.run_in_executor(
                         None, guard.call, functools.partial(_write_block, block=block, feed=feed)
                     )
@@ -397,9 +433,10 @@ class LocalCAS:
             if pending is not None:
                 await pending
                 pending = None
-            await asyncio.to_thread(
-                guard.call, functools.partial(_finish_staging, tail=tail, feed=feed)
+            finish = functools.partial(
+                _finish_staging, tail=tail, feed=feed, fsync=size > GROUP_SYNC_MAX
             )
+            await asyncio.to_thread(guard.call, finish)
         except BaseException:
             if pending is not None:
                 _forget(pending)
@@ -407,7 +444,13 @@ class LocalCAS:
             # If this await is cancelled too, the thread still completes the cleanup.
             await asyncio.to_thread(guard.close, wait=True)
             raise
-        return _LocalStaged(self, guard, temp_name, BlobReceipt(size, sha.hexdigest()))
+        finally:
+            if large:
+                self._large_stagings -= 1
+        receipt = BlobReceipt(size, sha.hexdigest())
+        return _LocalStaged(
+            self, guard, temp_name, receipt, mark=mark, synced=size > GROUP_SYNC_MAX
+        )
 
     async def put(self, chunks: AsyncIterable[bytes]) -> BlobReceipt:
         """stage() then commit(). A duplicate is fully read and hashed, then not rewritten."""
@@ -455,6 +498,17 @@ class LocalCAS:
     def __repr__(self) -> str:
         return f"LocalCAS({self._root_str!r}, backend_id={self._backend_id!r})"
 
+    async def _sync(self, mark: int) -> None:
+        """Wait for a shared syncfs that started now or later; a blob written since `mark`
+        is not known to be durable if any sync failed since (its error may be this blob's)."""
+        with _mapped("sync"):
+            await self._sync_group.sync()
+        if self._sync_group.failed_since(mark):
+            raise BackendUnavailable(
+                "a sync of the store failed while this blob was being written; "
+                "its bytes are not known to be on disk"
+            )
+
     # -- internals (all blocking; run in worker threads) --------------------------------
 
     def _open_store_dir(self, stack: ExitStack, sub: str) -> tuple[int, int]:
@@ -480,9 +534,9 @@ class LocalCAS:
         root_fd, blobs_fd = self._open_store_dir(stack, "sha256")
         parent = blobs_fd
         fds: list[int] = []
-        created: list[bool] = []
         for name in (digest[:2], digest[2:4]):
-            created.append(create and _mkdir_at(name, parent))
+            if create:
+                _mkdir_at(name, parent)
             try:
                 parent = _open_dir(name, parent)
             except FileNotFoundError:
@@ -495,7 +549,7 @@ class LocalCAS:
                 raise BlobDamaged(digest, f"shard {name} is a symlink or not a directory") from exc
             stack.callback(os.close, parent)
             fds.append(parent)
-        return _Dirs(root_fd, blobs_fd, fds[0], fds[1], created[0], created[1])
+        return _Dirs(root_fd, blobs_fd, fds[0], fds[1])
 
     def _create_staging_file(self) -> tuple[_GuardedFd, str]:
         with _mapped("stage: create staging file"), ExitStack() as stack:
@@ -541,8 +595,9 @@ class LocalCAS:
             os.close(fd)
         return 1
 
-    def _publish(self, fd: int, temp_name: str, digest: str, size: int) -> bool:
-        """Link the staged file (fd, tmp/temp_name) into place; see the module docstring."""
+    def _publish(self, fd: int, temp_name: str, digest: str, size: int, *, sync_dirs: bool) -> bool:
+        """Link the staged file (fd, tmp/temp_name) into place; see the module docstring.
+        `sync_dirs`: fsync the shard directories here (no shared syncfs follows)."""
         with _mapped(f"commit {digest}"):
             for _ in range(_PUBLISH_ATTEMPTS):
                 with ExitStack() as stack:
@@ -551,7 +606,11 @@ class LocalCAS:
                         assert dirs is not None
                         tmp_fd = _open_dir("tmp", dirs.root)
                         stack.callback(os.close, tmp_fd)
-                        return self._publish_into(dirs, tmp_fd, temp_name, digest, size)
+                        outcome = self._publish_into(dirs, tmp_fd, temp_name, digest, size)
+                        if sync_dirs:  # the name, and any shard made for it, durable
+                            for dir_fd in (dirs.leaf, dirs.shard1, dirs.blobs):
+                                os.fsync(dir_fd)
+                        return outcome
                     except FileNotFoundError:
                         if os.fstat(fd).st_nlink == 0:
                             raise BackendUnavailable(
@@ -585,12 +644,7 @@ class LocalCAS:
                     os.rename(temp_name, digest, src_dir_fd=tmp_fd, dst_dir_fd=dirs.leaf)
                 else:
                     return self._adopt_existing(dirs, tmp_fd, temp_name, digest, size)
-        os.fsync(dirs.leaf)  # makes the new name durable
-        if dirs.created_leaf:
-            os.fsync(dirs.shard1)
-        if dirs.created_shard1:
-            os.fsync(dirs.blobs)
-        return True
+        return True  # the caller syncs the new name (and any shard directory made for it)
 
     @staticmethod
     def _adopt_existing(dirs: _Dirs, tmp_fd: int, temp_name: str, digest: str, size: int) -> bool:
@@ -602,15 +656,15 @@ class LocalCAS:
             # with the bytes we just verified (readers of the old inode keep theirs).
             logger.warning("blob %s had size %d, expected %d: replacing", digest, st.st_size, size)
             os.rename(temp_name, digest, src_dir_fd=tmp_fd, dst_dir_fd=dirs.leaf)
-            os.fsync(dirs.leaf)
             return True
-        # Its creator may still be between link() and its directory fsyncs: make the name
-        # durable before our caller relies on it.
-        for dir_fd in (dirs.leaf, dirs.shard1, dirs.blobs):
-            os.fsync(dir_fd)
+        # Its creator may still be before the sync after its link(): the caller syncs the
+        # name before relying on it.
         return False
 
     def _open_for_read(self, digest: str) -> tuple[_GuardedFd, int]:
+        opened = self._open_by_path(digest)
+        if opened is not None:
+            return opened
         with _mapped(f"open {digest}"), ExitStack() as stack:
             dirs = self._walk(stack, digest, create=False)
             if dirs is None:
@@ -635,8 +689,53 @@ class LocalCAS:
             return guard, st.st_size
 
     async def _stream(self, digest: str, byte_range: ByteRange | None) -> AsyncIterator[bytes]:
+        # One thread hop opens the blob and reads its first block: a small object costs one.
         # If this await is cancelled, the guard's finalizer closes the orphaned fd.
-        guard, size = await asyncio.to_thread(self._open_for_read, digest)
+        guard, offset, remaining, block = await asyncio.to_thread(
+            self._open_first_block, digest, byte_range
+        )
+        try:
+            while remaining > 0:
+                if not block:
+                    raise BackendError(f"{digest} ended {remaining} bytes early")
+                offset += len(block)
+                remaining -= len(block)
+                yield block
+                if remaining <= 0:
+                    break
+                read = functools.partial(_pread, length=min(BLOCK_SIZE, remaining), offset=offset)
+                block = await asyncio.to_thread(guard.call, read)
+        finally:
+            # Never blocks the loop: if a read is still in its thread, that thread closes.
+            guard.close(wait=False)
+
+    def _open_by_path(self, digest: str) -> tuple[_GuardedFd, int] | None:
+        """The common case in four system calls instead of the walk's eleven: open the blob
+        by its full path, then ask the kernel which file that opened. Only a regular file at
+        exactly the expected path (so no symlink on the way) is used; anything else, a
+        missing blob included, returns None and takes the walk, which says what is wrong."""
+        path = f"{self._root_str}/sha256/{digest[:2]}/{digest[2:4]}/{digest}"
+        try:
+            # Looked at before opening: opening a device or a FIFO can have effects.
+            if not stat.S_ISREG(os.lstat(path).st_mode):
+                return None
+            fd = os.open(path, _READ_FLAGS)
+        except OSError:
+            return None
+        try:
+            st = os.fstat(fd)
+            if stat.S_ISREG(st.st_mode) and os.readlink(f"/proc/self/fd/{fd}") == path:
+                return _GuardedFd(fd), st.st_size
+        except OSError:
+            pass  # no /proc: the walk
+        os.close(fd)
+        return None
+
+    def _open_first_block(
+        self, digest: str, byte_range: ByteRange | None
+    ) -> tuple[_GuardedFd, int, int, bytes]:
+        """The open blob, where its range starts, the range's length and its first block."""
+        guard, size = self._open_for_read(digest)
         try:
             if byte_range is None:
                 offset, remaining = 0, size
@@ -647,17 +746,14 @@ class LocalCAS:
                 )
             else:
                 offset, remaining = byte_range.first, byte_range.length
-            while remaining > 0:
+            block = b""
+            if remaining > 0:
                 read = functools.partial(_pread, length=min(BLOCK_SIZE, remaining), offset=offset)
-                block = await asyncio.to_thread(guard.call, read)
-                if not block:
-                    raise BackendError(f"{digest} is shorter than its {size} bytes")
-                offset += len(block)
-                remaining -= len(block)
-                yield block
-        finally:
-            # Never blocks the loop: if a read is still in its thread, that thread closes.
-            guard.close(wait=False)
+                block = guard.call(read)
+        except BaseException:
+            guard.close(wait=True)
+            raise
+        return guard, offset, remaining, block
 
     def _size_sync(self, digest: str) -> int | None:
         with _mapped(f"size {digest}"), ExitStack() as stack:

@@ -12,7 +12,6 @@ appends. Long reads stream: see `scan` for why they go in ranges of sequence num
 
 from __future__ import annotations
 
-import functools
 import json
 from collections.abc import Collection, Iterator, Sequence
 from datetime import datetime
@@ -109,18 +108,11 @@ USER_VIEWS = {
 
 MEMORY_MIB = 256
 SCAN_CHUNK = 50_000  # sequence numbers per query of a long scan (see EventStore.scan)
-_ROWS_PER_INSERT = 250
 _FETCH = 10_000
 _TYPES = frozenset(t.value for t in EventType)
 
 StoreError = duckdb.Error  # what a failed write or checkpoint raises
 BlobId = tuple[str, str]  # (backend id, sha256)
-
-
-@functools.cache
-def _insert_sql(rows: int) -> str:
-    values = "(" + ", ".join("?" * len(EVENT_COLUMNS)) + ")"
-    return "INSERT INTO events VALUES " + ", ".join([values] * rows)
 
 
 def _in(values: Collection[str]) -> str:
@@ -161,10 +153,11 @@ class EventStore:
         """Append rows (in EVENT_COLUMNS order) in one transaction."""
         self._db.execute("BEGIN TRANSACTION")
         try:
-            # One multi-row INSERT per slice: ~5x faster than executemany's row-at-a-time.
-            for start in range(0, len(rows), _ROWS_PER_INSERT):
-                chunk = rows[start : start + _ROWS_PER_INSERT]
-                self._db.execute(_insert_sql(len(chunk)), [v for row in chunk for v in row])
+            # The appender: ~10x less CPU per row than a multi-row INSERT's parameters,
+            # the same conversions and checks, and inside this transaction.
+            appender = self._db.appender("events")
+            appender.append_rows(rows)
+            appender.flush()
             copies = [copy for row in rows if (copy := _copy_of(row)) is not None]
             if copies:
                 self._db.executemany("INSERT INTO copies VALUES (?, ?, ?)", copies)

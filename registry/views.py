@@ -122,6 +122,9 @@ AUDIT_TYPES = frozenset(
     }
 )
 VIEW_TYPES = frozenset(EventType) - AUDIT_TYPES
+# The events that change a bucket's row or its access settings (what Views caches).
+BUCKET_TYPES = frozenset(t for t in EventType if t.value.startswith("Bucket"))
+_BUCKETS_CACHED = 10_000
 CACHE_MIB = 64  # SQLite's page cache per connection: the views' memory, whatever their size
 Progress = Callable[[int], None]
 
@@ -375,6 +378,43 @@ class Views(ViewReader):
         super().__init__(reader)
         self._writer: sqlite3.Connection | None = None
         self._writer_lock = threading.Lock()  # one applying thread at a time
+        # Every request reads its bucket's row and access settings (three quarters of a
+        # GET's view queries); they change only with bucket events, so they are cached.
+        # The epoch tells a lookup that raced such a change not to keep what it read.
+        self._cache_lock = threading.Lock()
+        self._cache_epoch = 0
+        self._buckets: dict[str, Bucket | None] = {}
+        self._access: dict[str, dict[str, Any]] = {}
+
+    def bucket(self, name: str) -> Bucket | None:
+        try:
+            return self._buckets[name]
+        except KeyError:
+            epoch = self._cache_epoch
+            found = super().bucket(name)
+            self._keep(self._buckets, epoch, name, found)
+            return found
+
+    def bucket_access(self, name: str) -> dict[str, Any]:
+        try:
+            settings = self._access[name]
+        except KeyError:
+            epoch = self._cache_epoch
+            settings = super().bucket_access(name)
+            self._keep(self._access, epoch, name, settings)
+        return dict(settings)
+
+    def _keep(self, cache: dict[str, Any], epoch: int, name: str, value: Any) -> None:
+        with self._cache_lock:
+            if epoch == self._cache_epoch and len(cache) < _BUCKETS_CACHED:
+                cache[name] = value
+
+    def _forget_buckets(self) -> None:
+        """After a committed change: what lookups read before it is not kept."""
+        with self._cache_lock:
+            self._cache_epoch += 1
+            self._buckets.clear()
+            self._access.clear()
 
     @classmethod
     def in_data_dir(cls, data_dir: Path) -> Views:
@@ -449,6 +489,8 @@ class Views(ViewReader):
             except BaseException:
                 db.execute("ROLLBACK")
                 raise
+            if any(event.type in BUCKET_TYPES for event in events):
+                self._forget_buckets()
 
     def catch_up(
         self,
@@ -500,10 +542,14 @@ class Views(ViewReader):
         with self._writer_lock:
             db = self._writing()
             db.execute("BEGIN IMMEDIATE")
-            for table in ("versions", "current", "parts", "uploads", "buckets"):
+            for table in (
+                "versions", "current", "parts", "uploads", "buckets",
+                "bucket_tags", "bucket_access", "object_acls",
+            ):  # fmt: skip
                 db.execute(f"DELETE FROM {table}")
             db.execute("DELETE FROM meta WHERE name LIKE 'applied_%'")
             db.execute("COMMIT")
+        self._forget_buckets()
 
     def _writing(self) -> sqlite3.Connection:
         if self._writer is None:

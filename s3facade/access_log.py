@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from starlette.types import Message, Send
@@ -43,7 +43,9 @@ class AccessRecord:
         return counted
 
     def emit(self) -> None:
-        fields = asdict(self)
+        if not access.isEnabledFor(logging.INFO):
+            return
+        fields = dict(vars(self))  # flat values: no deep copy (dataclasses.asdict)
         del fields["started"]
         fields["ms"] = round((time.perf_counter() - self.started) * 1000, 2)
         access.info("%s", _text(fields), extra={"fields": fields})

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import secrets
+import os
+import random
 import time
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
@@ -48,6 +49,9 @@ from s3facade.responses import error_response
 
 log = logging.getLogger("s3facade")
 
+# Request ids need to be unique, not secret: a seeded generator, not a system call each.
+_REQUEST_IDS = random.Random(os.urandom(32))
+
 OPS_PREFIX = "/-/"
 STARTING = "The server is starting: its views are catching up with the log. Retry shortly."
 
@@ -79,7 +83,7 @@ class S3Gateway:
         return None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        request_id = secrets.token_hex(8).upper()
+        request_id = f"{_REQUEST_IDS.getrandbits(64):016X}"
         method: str = scope["method"]
         headers = Headers(scope=scope)
         raw_path: bytes = scope.get("raw_path") or scope["path"].encode()

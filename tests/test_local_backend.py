@@ -16,7 +16,7 @@ from typing import TypeVar
 
 import pytest
 
-from s3facade.backends import local
+from s3facade.backends import local, sync_group
 from s3facade.backends.base import (
     BackendError,
     BackendFull,
@@ -25,6 +25,7 @@ from s3facade.backends.base import (
     BlobNotFound,
     ByteRange,
     InvalidDigest,
+    StagedBlob,
     StorageBackend,
 )
 from s3facade.backends.local import BLOCK_SIZE, LocalCAS
@@ -354,6 +355,7 @@ def test_enospc_is_backend_full(root: Path, monkeypatch: pytest.MonkeyPatch) -> 
 
 
 def test_eio_is_backend_unavailable(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A failed fsync (a large blob's own) or syncfs (the shared one) is the store failing."""
     cas = LocalCAS(root)
 
     def eio(fd: int) -> None:
@@ -361,9 +363,135 @@ def test_eio_is_backend_unavailable(root: Path, monkeypatch: pytest.MonkeyPatch)
 
     monkeypatch.setattr(os, "fsync", eio)
     with pytest.raises(BackendUnavailable):
+        run(cas.put(stream([os.urandom(BLOCK_SIZE + 1)])))
+    monkeypatch.undo()
+    monkeypatch.setattr(sync_group, "syncfs", eio)
+    with pytest.raises(BackendUnavailable):
         run(cas.put(stream([b"data"])))
     monkeypatch.undo()
     assert files_under(root) == []
+
+
+def test_small_blobs_share_syncs_and_are_durable_before_their_name(
+    root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """32 concurrent small PUTs share a few syncfs calls; each blob's bytes are synced
+    before its link and its link before commit() returns; a large blob fsyncs its own."""
+    calls: list[str] = []
+    real_syncfs, real_link, real_fsync = sync_group.syncfs, os.link, os.fsync
+
+    def syncfs(fd: int) -> None:
+        calls.append("sync")
+        real_syncfs(fd)
+
+    def link(source: str, name: str, **kwargs: object) -> None:
+        calls.append(f"link {name}")
+        real_link(source, name, **kwargs)  # type: ignore[arg-type]
+
+    def fsync(fd: int) -> None:
+        calls.append("fsync")
+        real_fsync(fd)
+
+    monkeypatch.setattr(sync_group, "syncfs", syncfs)
+    monkeypatch.setattr(os, "link", link)
+    monkeypatch.setattr(os, "fsync", fsync)
+    cas = LocalCAS(root)
+    blobs = [os.urandom(4096) for _ in range(32)]
+
+    async def all_of_them() -> list[list[str]]:
+        staged = await asyncio.gather(*(cas.stage(stream([data])) for data in blobs))
+        before = len(calls)
+
+        async def one(blob: StagedBlob) -> list[str]:
+            assert await blob.commit() is True
+            own = calls[before:]  # what had happened by the time this commit returned
+            linked = own.index(f"link {blob.receipt.sha256}")
+            return [own[:linked], own[linked:]]
+
+        return await asyncio.gather(*(one(blob) for blob in staged))
+
+    seen = run(all_of_them())
+    assert sum(c.startswith("link") for c in calls) == 32 and "fsync" not in calls
+    assert calls.count("sync") < 32, calls  # shared
+    for before_link, after_link in seen:  # its bytes synced before its link, its link after
+        assert "sync" in before_link and "sync" in after_link
+    assert all(run(collect(cas.open(sha(data)))) == data for data in blobs)
+    calls.clear()
+    run(cas.put(stream([os.urandom(BLOCK_SIZE + 1)])))
+    assert [c.split()[0] for c in calls] == ["fsync", "link", "sync"]
+
+
+def test_while_a_large_blob_is_staged_small_ones_sync_on_their_own(
+    root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A syncfs would wait for a large upload's pending bytes (seconds): while one is being
+    staged, a small blob fsyncs its own file before its link and its directories after."""
+    calls: list[str] = []
+    real_syncfs, real_link, real_fsync = sync_group.syncfs, os.link, os.fsync
+    monkeypatch.setattr(sync_group, "syncfs", lambda fd: (calls.append("sync"), real_syncfs(fd)))
+    monkeypatch.setattr(os, "fsync", lambda fd: (calls.append("fsync"), real_fsync(fd)))
+    monkeypatch.setattr(
+        os,
+        "link",
+        lambda *a, **k: (calls.append("link"), real_link(*a, **k)),  # type: ignore[arg-type]
+    )
+    cas = LocalCAS(root)
+    gate = asyncio.Event()
+
+    async def large() -> AsyncIterator[bytes]:
+        yield os.urandom(BLOCK_SIZE)
+        yield os.urandom(BLOCK_SIZE)  # one block written, the next one gathered
+        await gate.wait()
+        yield b"end"
+
+    async def go() -> None:
+        upload = asyncio.create_task(cas.put(large()))
+        for _ in range(500):  # until its first block is on its way to the disk
+            if cas._large_stagings:
+                break
+            await asyncio.sleep(0.01)
+        assert cas._large_stagings == 1
+        staged = await cas.stage(stream([b"small"]))
+        assert await staged.commit() is True
+        assert calls == ["fsync", "link", "fsync", "fsync", "fsync"], calls
+        gate.set()
+        await upload
+        calls.clear()
+        assert cas._large_stagings == 0
+        staged = await cas.stage(stream([b"small again"]))
+        assert await staged.commit() is True
+        assert calls == ["sync", "link", "sync"], calls
+
+    run(go())
+
+
+def test_a_failed_sync_fails_every_blob_written_before_it(
+    root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """syncfs reports an error once, whichever file it concerns: a blob staged before a
+    failed sync is refused at commit even though its own sync succeeds."""
+    cas = LocalCAS(root)
+
+    async def go() -> None:
+        first = await cas.stage(stream([b"written before the failure"]))
+        second = await cas.stage(stream([b"whose commit sees the failure"]))
+
+        def eio(fd: int) -> None:
+            raise OSError(errno.EIO, os.strerror(errno.EIO))
+
+        monkeypatch.setattr(sync_group, "syncfs", eio)
+        with pytest.raises(BackendUnavailable):
+            await second.commit()
+        monkeypatch.undo()
+        with pytest.raises(BackendUnavailable, match="not known to be on disk"):
+            await first.commit()
+        await first.discard()
+        await second.discard()
+        later = await cas.stage(stream([b"written after it"]))
+        assert await later.commit() is True
+
+    run(go())
+    assert [Path(p).name for p in files_under(root / "sha256")] != []
 
 
 def test_corrupt_existing_blob_is_replaced(root: Path) -> None:

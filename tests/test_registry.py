@@ -14,6 +14,7 @@ import pytest
 from s3facade.backends import BackendSet, ByteRange
 from s3facade.backends.local import LocalCAS
 from s3facade.registry import ObjectSpec, Provenance, Registry, WriteCondition
+from s3facade.registry.access.settings import BucketSetting
 from s3facade.registry.errors import BucketNotEmpty, NoSuchBucket, PreconditionFailed
 from s3facade.registry.events import GENESIS_HASH, EventType, chain_hash
 
@@ -149,6 +150,45 @@ def test_a_half_built_generation_is_never_taken_for_the_live_views(tmp_path: Pat
     assert again.views.path.name == "views.2.sqlite"
     assert again.views.object_count("one") == 5
     again.log.close_sync()
+
+
+def test_views_of_another_log_start_over_and_keep_no_setting_of_theirs(tmp_path: Path) -> None:
+    """Views that do not belong to the log (copied from another data dir, or newer than a
+    restored log) are emptied before replay: bucket policies, tags and cached bucket rows
+    included, so no access setting survives that the log does not hold."""
+    policy = (
+        '{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": "*",'
+        ' "Action": "s3:GetObject", "Resource": "arn:aws:s3:::one/*"}]}'
+    )
+
+    async def other(root: Path) -> None:
+        registry = open_registry(root)
+        await registry.create_bucket("one", "us-east-1", WHO)
+        await registry.create_bucket("gone", "us-east-1", WHO)
+        await registry.put_bucket_access("one", BucketSetting.POLICY, policy, WHO)
+        await registry.put_bucket_tagging("one", {"team": "a"}, WHO)
+        assert registry.views.bucket_access("one")  # cached, then replaced below
+        await registry.close()
+
+    async def ours(root: Path) -> None:
+        registry = open_registry(root)
+        await registry.create_bucket("one", "us-east-1", WHO)
+        await put(registry, "one", "k", b"ours")
+        await registry.close()
+
+    asyncio.run(other(tmp_path / "a"))
+    asyncio.run(ours(tmp_path / "b"))
+    for path in (tmp_path / "b").glob("views.*"):
+        path.unlink()
+    for path in (tmp_path / "a").glob("views.*"):
+        (tmp_path / "b" / path.name).write_bytes(path.read_bytes())
+    reopened = open_registry(tmp_path / "b")
+    assert [b.name for b in reopened.list_buckets()] == ["one"]
+    assert reopened.views.bucket_access("one") == {}
+    assert reopened.views.bucket_tags("one") is None
+    assert reopened.head_object("one", "k").size == 4
+    assert asyncio.run(reopened.compare_views()).identical
+    reopened.log.close_sync()
 
 
 def test_a_library_read_records_its_read(tmp_path: Path) -> None:

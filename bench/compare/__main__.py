@@ -47,7 +47,9 @@ def arguments() -> argparse.Namespace:
     parser.add_argument("--only", default=",".join(WORKLOADS), help=",".join(WORKLOADS))
     parser.add_argument("--json", type=Path, default=Path("bench-compare.json"))
     parser.add_argument(
-        "--profile", type=Path, help="py-spy the server in the first small round, into DIR"
+        "--profile",
+        type=Path,
+        help="py-spy the server (first round of small, large and listing) into DIR",
     )
     args = parser.parse_args()
     defaults = {"rounds": (3, 1), "seconds": (5, 3), "large_mib": (1024, 64)}
@@ -108,20 +110,18 @@ def main() -> int:
                 results[f"small_{method.lower()}_wrk"] = workloads.small_wrk(
                     everyone, method, args.rounds, args.seconds, workdir, traced
                 )
-                if traced is not None:
-                    results[f"profile_{method.lower()}"] = summary(traced)
                 results[f"small_{method.lower()}_boto3"] = workloads.small_pool(
                     s3_targets, method, args.rounds, args.seconds
                 )
                 print(f"small {method}: done", flush=True)
         if "large" in only:
             path = large_file(workdir, args.large_mib * MiB)
-            results["large_curl"] = workloads.large_curl(everyone, path, 1)
+            results["large_curl"] = workloads.large_curl(everyone, path, 1, args.profile)
             results["large_boto3"] = workloads.large_boto3(s3_targets, path, 1)
             path.unlink()
             print("large: done", flush=True)
         if "listing" in only:
-            results["listing"] = workloads.listing_and_delete(s3_targets, args.keys)
+            results["listing"] = workloads.listing_and_delete(s3_targets, args.keys, args.profile)
             print("listing: done", flush=True)
         if "big" in only:
             results["big_upload"] = workloads.big_upload_rss(facade, args.big_mib * MiB, workdir)
@@ -144,10 +144,14 @@ def main() -> int:
     results["targets"] = targets_met(results)
     args.json.write_text(json.dumps(results, indent=2, default=str))
     print(render(results))
-    for method in ("get", "put"):
-        for row in results.get(f"profile_{method}", []):
-            shares = f"{row['inclusive_pct']:5.1f}% {row['self_pct']:5.1f}%"
-            print(f"  {method} {shares}  {row['function']}")
+    if args.profile:  # every profile taken, summarised, also in the JSON
+        results["profiles"] = {}
+        for traced in sorted(args.profile.glob("*.txt")):
+            results["profiles"][traced.stem] = summary(traced)
+            for row in results["profiles"][traced.stem]:
+                shares = f"{row['inclusive_pct']:5.1f}% {row['self_pct']:5.1f}%"
+                print(f"  {traced.stem} {shares}  {row['function']}")
+        args.json.write_text(json.dumps(results, indent=2, default=str))
     print(f"\n(figures: {args.json})")
     return 0
 

@@ -9,19 +9,36 @@ import statistics
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from bench.compare.targets import cpu_seconds, rss_mib
 from tests.debian_packages import ensure_installed
 
+# PUTs go to PUT_KEYS keys in turn, as a build's artifacts do (one key would queue every
+# PUT behind its per-key lock), and each body differs (the wrk thread's number and a
+# counter up front): a store that keeps one copy of identical bytes must still write each.
+PUT_KEYS = 512
 PUT_SCRIPT = """
-wrk.method = "PUT"
-wrk.body = string.rep("x", {size})
+local paths = {{ {paths} }}
+local threads = 0
+function setup(thread)
+  threads = threads + 1
+  thread:set("id", threads)
+end
+local filler = string.rep("x", {size})
+local counter = 0
 wrk.headers["Content-Type"] = "application/octet-stream"
+function request()
+  counter = counter + 1
+  local head = id .. "-" .. counter .. " "
+  local path = paths[(counter * 7 + id) % #paths + 1]
+  return wrk.format("PUT", path, nil, head .. string.sub(filler, #head + 1))
+end
 """
 
 
@@ -53,6 +70,11 @@ class Rate:
         }
 
 
+def _path_of(url: str) -> str:
+    parts = urlsplit(url)
+    return parts.path + (f"?{parts.query}" if parts.query else "")
+
+
 def _percentile(values: list[float], p: float) -> float:
     if not values:
         return 0.0
@@ -60,13 +82,22 @@ def _percentile(values: list[float], p: float) -> float:
 
 
 def wrk(
-    url: str, rate: Rate, pid: int, seconds: float, connections: int, put_size: int, workdir: Path
+    urls: Sequence[str],
+    rate: Rate,
+    pid: int,
+    seconds: float,
+    connections: int,
+    put_size: int,
+    workdir: Path,
 ) -> None:
-    """One round of wrk against `url` (a PUT of `put_size` bytes if > 0): adds to `rate`."""
+    """One round of wrk: GETs of `urls[0]`, or (`put_size` > 0) PUTs of `put_size` bytes to
+    each of `urls` in turn; adds to `rate`."""
     command = [ensure_installed("wrk"), "-t2", f"-c{connections}", f"-d{seconds}s", "--latency"]
+    url = urls[0]
     if put_size:
         script = workdir / f"put-{put_size}.lua"
-        script.write_text(PUT_SCRIPT.format(size=put_size))
+        paths = ", ".join(f"[[{_path_of(u)}]]" for u in urls)
+        script.write_text(PUT_SCRIPT.format(size=put_size, paths=paths))
         command += ["-s", str(script)]
     before = cpu_seconds(pid) if pid else 0.0
     done = subprocess.run([*command, url], capture_output=True, text=True, timeout=seconds + 60)

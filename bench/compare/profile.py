@@ -23,7 +23,8 @@ def profiled(pid: int, output: Path | None) -> Iterator[None]:
     if py_spy is None:
         raise RuntimeError("py-spy is not installed (pip install -e '.[dev]')")
     command = [py_spy, "record", "--pid", str(pid), "--rate", "250", "--format", "raw"]
-    command += ["--output", str(output), "--threads", "--nonblocking"]
+    # --gil: only the thread holding the GIL, so a sample is Python work, not a wait.
+    command += ["--output", str(output), "--threads", "--nonblocking", "--gil"]
     recorder = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         yield

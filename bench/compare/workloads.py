@@ -15,7 +15,16 @@ from typing import Any
 
 from boto3.s3.transfer import TransferConfig
 
-from bench.compare.load import Rate, curl_seconds, median, peak_rss, pool, timed, wrk
+from bench.compare.load import (
+    PUT_KEYS,
+    Rate,
+    curl_seconds,
+    median,
+    peak_rss,
+    pool,
+    timed,
+    wrk,
+)
 from bench.compare.profile import profiled
 from bench.compare.targets import Target
 from bench.group_commit import run_log_only
@@ -44,12 +53,11 @@ def small_wrk(
     workdir: Path,
     profile: Path | None = None,
 ) -> dict[str, Any]:
-    """wrk -c32 on presigned URLs: GET of one 4 KiB object, or PUTs of 4 KiB."""
+    """wrk -c32 on presigned URLs: GET of one 4 KiB object, or PUTs of 4 KiB to PUT_KEYS
+    keys in turn."""
     rates = {t.name: Rate() for t in targets}
-    urls = {
-        t.name: t.url(method, BUCKET, f"small/{'object' if method == 'GET' else 'put'}")
-        for t in targets
-    }
+    keys = ["small/object"] if method == "GET" else [f"small/put/{n}" for n in range(PUT_KEYS)]
+    urls = {t.name: [t.url(method, BUCKET, key) for key in keys] for t in targets}
     for round_ in range(rounds):
         for target in targets:
             size = SMALL if method == "PUT" else 0
@@ -81,22 +89,27 @@ def _small_call(s3: Any, method: str, body: bytes) -> Callable[[int], None]:
     return get if method == "GET" else put
 
 
-def large_curl(targets: Sequence[Target], path: Path, rounds: int) -> dict[str, Any]:
-    """One large object with curl on presigned URLs: PUT (-T) then GET, MB/s, peak RSS."""
+def large_curl(
+    targets: Sequence[Target], path: Path, rounds: int, profile: Path | None = None
+) -> dict[str, Any]:
+    """One large object with curl on presigned URLs: PUT (-T) then GET, MB/s, peak RSS;
+    `profile`: py-spy s3facade's first PUT and GET into profile/large-{put,get}.txt."""
     size = path.stat().st_size
     result: dict[str, Any] = {}
     put: dict[str, list[float]] = {t.name: [] for t in targets}
     get: dict[str, list[float]] = {t.name: [] for t in targets}
     rss: dict[str, float] = {t.name: 0.0 for t in targets}
-    for _ in range(rounds):
+    for round_ in range(rounds):
         for target in targets:
-            with peak_rss(target.pid) as peak:
+            traced = _traced(profile, "large-put", target, round_)
+            with peak_rss(target.pid) as peak, profiled(target.pid, traced):
                 put[target.name].append(
                     curl_seconds(["-T", str(path), target.url("PUT", BUCKET, "large")])
                 )
             rss[target.name] = max(rss[target.name], peak[0])
         for target in targets:
-            with peak_rss(target.pid) as peak:
+            traced = _traced(profile, "large-get", target, round_)
+            with peak_rss(target.pid) as peak, profiled(target.pid, traced):
                 get[target.name].append(curl_seconds([target.url("GET", BUCKET, "large")]))
             rss[target.name] = max(rss[target.name], peak[0])
     for target in targets:
@@ -133,9 +146,12 @@ def large_boto3(targets: Sequence[Target], path: Path, rounds: int) -> dict[str,
     }
 
 
-def listing_and_delete(targets: Sequence[Target], keys: int) -> dict[str, Any]:
+def listing_and_delete(
+    targets: Sequence[Target], keys: int, profile: Path | None = None
+) -> dict[str, Any]:
     """`keys` keys under dir/: a full paginated listing (1000 a page), the same with
-    Delimiter="/", then DeleteObjects of all of them, 1000 a request."""
+    Delimiter="/", then DeleteObjects of all of them, 1000 a request; `profile`: py-spy
+    s3facade's first listing and its deletes into profile/{listing,delete}.txt."""
     names = [f"dir/{n:06d}" for n in range(keys)]
     bucket = f"listing-{keys}"
     for target in targets:
@@ -149,12 +165,25 @@ def listing_and_delete(targets: Sequence[Target], keys: int) -> dict[str, Any]:
     result: dict[str, Any] = {}
     for target in targets:
         listing = _Listing(target.client(), bucket, keys)
+        with profiled(target.pid, _traced(profile, "listing", target, 0)):
+            plain = [timed(listing.plain)]
+        plain += [timed(listing.plain) for _ in range(2)]
+        delimited = [timed(listing.delimited) for _ in range(3)]
+        with profiled(target.pid, _traced(profile, "delete", target, 0)):
+            deleted = timed(partial(listing.delete, names))
         result[target.name] = {
-            "list_s": round(median([timed(listing.plain) for _ in range(3)]), 3),
-            "list_delimiter_s": round(median([timed(listing.delimited) for _ in range(3)]), 3),
-            "delete_objects_s": round(timed(partial(listing.delete, names)), 3),
+            "list_s": round(median(plain), 3),
+            "list_delimiter_s": round(median(delimited), 3),
+            "delete_objects_s": round(deleted, 3),
         }
     return result
+
+
+def _traced(profile: Path | None, name: str, target: Target, round_: int) -> Path | None:
+    """Where to py-spy this measurement: s3facade's first round only."""
+    if profile is None or target.name != "s3facade" or round_ != 0:
+        return None
+    return profile / f"{name}.txt"
 
 
 def _put_empty(s3: Any, bucket: str, key: str) -> None:

@@ -112,7 +112,16 @@ async def get_object(req: S3Request, server: ServerContext) -> Response:
         version, req.provenance, byte_range, **_read_context(req), status=status
     )
     first = await _first_block(stream)  # so a missing blob is an error, not a cut-off 200
-    return StreamingResponse(_prepend(first, stream), status_code=status, headers=headers)
+    if first is not None and len(first) < int(headers["content-length"]):
+        return StreamingResponse(_prepend(first, stream), status_code=status, headers=headers)
+    # The whole body came in one block: ending the stream now checks the whole read (damaged
+    # bytes are an error before any is sent) and records it; one plain response follows.
+    rest = await _first_block(stream)
+    if rest is not None:  # more bytes than the version says: let the stream's checks speak
+        return StreamingResponse(
+            _prepend((first or b"") + rest, stream), status_code=status, headers=headers
+        )
+    return Response(first or b"", status_code=status, headers=headers)
 
 
 async def head_object(req: S3Request, server: ServerContext) -> Response:
