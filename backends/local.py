@@ -15,11 +15,13 @@ Write path and why it is crash-safe:
 2. `commit()` makes a small blob's bytes durable first (a shared syncfs, see
    backends/sync_group.py), then hard-links the staging file into its shard directory,
    then waits for a syncfs that started after the link, which makes the name (and any
-   shard directory it created) durable. ``link()`` fails with EEXIST if the name
-   exists, so it is an atomic "create if absent": of several identical commits racing, in
-   this process or another, exactly one returns True. It never replaces an existing name,
-   so a blob is never rewritten. (On filesystems without hard links it falls back to a
-   checked rename under a process-wide lock.) Then the staging name is removed.
+   shard directory it created) durable. A large blob, or a small one while a large one
+   is being staged, fsyncs its own file and, after the link, its directories instead.
+   ``link()`` fails with EEXIST if the name exists, so it is an atomic "create if
+   absent": of several identical commits racing, in this process or another, exactly one
+   returns True. It never replaces an existing name, so a blob is never rewritten. (On
+   filesystems without hard links it falls back to a checked rename under a process-wide
+   lock.) Then the staging name is removed.
 3. Readers only ever open final names. A final name appears atomically, pointing at data
    that was durable before the link; the sync after it makes the name itself durable
    before commit() returns. So after a crash, a blob either is complete under its name or
@@ -88,7 +90,7 @@ BLOCK_SIZE = 1 << 20
 """Bytes gathered before one worker-thread hop (write+hash or read)."""
 GROUP_SYNC_MAX = BLOCK_SIZE
 """Blobs up to this size are made durable by a shared syncfs, larger ones fsync their own
-file while staging (a syncfs would also write out other uploads' pending bytes)."""
+file and directories (a syncfs would also write out other uploads' pending bytes)."""
 
 _STAGE_PREFIX = "stage-"
 _BLOB_MODE = 0o444  # blobs are immutable; the mode says so to anyone looking
@@ -275,8 +277,11 @@ class _LocalStaged:
         return self._receipt
 
     async def commit(self) -> bool:
-        shared = self._cas._large_stagings == 0  # else a syncfs waits for their bytes
-        if shared and not self._synced:
+        # A large blob fsynced its own bytes, and one directory fsync is little beside them;
+        # a syncfs would also write out whatever else is pending on the filesystem. Small
+        # blobs share syncfs calls, unless a large one is being staged (its bytes pending).
+        shared = not self._synced and self._cas._large_stagings == 0
+        if shared:
             await self._cas._sync(self._mark)  # the bytes on disk before a name points at them
         outcome = await asyncio.to_thread(self._commit_sync, own_syncs=not shared)
         if shared:

@@ -40,6 +40,8 @@ import httpx
 from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 
+from bench.compare.profile import profiled
+
 REPO = Path(__file__).resolve().parent.parent
 RGW_SH = Path(os.environ.get("S3FACADE_RGW_SH", REPO.parent / "shared/services/rgw.sh"))
 MiB = 1 << 20
@@ -216,7 +218,11 @@ def timed(fn: Callable[[], None]) -> float:
     return time.perf_counter() - started
 
 
-def bench_store(name: str, store: Store, path: Path, size: int, workdir: Path) -> dict[str, Any]:
+def bench_store(
+    name: str, store: Store, path: Path, size: int, workdir: Path, profile: Path | None = None
+) -> dict[str, Any]:
+    """Each operation direct, then through the facade; `profile`: py-spy the facade during
+    each into profile/upstream-<store>-<operation>.txt."""
     direct = client(store)
     with suppress(Exception):
         direct.create_bucket(Bucket=UPSTREAM_BUCKET)
@@ -228,7 +234,11 @@ def bench_store(name: str, store: Store, path: Path, size: int, workdir: Path) -
         for op, fn in operations(path, size).items():
             # Direct first, then through the facade, back to back, same client settings.
             seconds_direct = timed(lambda fn=fn: fn(direct, "bench-direct"))
-            seconds_facade = timed(lambda fn=fn: fn(through, "bench"))
+            traced = None
+            if profile is not None:
+                traced = profile / f"upstream-{name}-{op.replace(',', '').replace(' ', '-')}.txt"
+            with profiled(pid, traced):
+                seconds_facade = timed(lambda fn=fn: fn(through, "bench"))
             row = {
                 "direct_mib_s": round(size / MiB / seconds_direct, 1),
                 "facade_mib_s": round(size / MiB / seconds_facade, 1),

@@ -49,7 +49,7 @@ def arguments() -> argparse.Namespace:
     parser.add_argument(
         "--profile",
         type=Path,
-        help="py-spy the server (first round of small, large and listing) into DIR",
+        help="py-spy the server (first round of small, large, listing; upstream) into DIR",
     )
     args = parser.parse_args()
     defaults = {"rounds": (3, 1), "seconds": (5, 3), "large_mib": (1024, 64)}
@@ -137,7 +137,9 @@ def main() -> int:
             for name in args.upstreams.split(","):
                 try:
                     with stores[name](workdir) as store:
-                        measured = bench_store(name, store, path, args.large_mib * MiB, workdir)
+                        measured = bench_store(
+                            name, store, path, args.large_mib * MiB, workdir, args.profile
+                        )
                 except RuntimeError as exc:
                     measured = {"skipped": str(exc)}
                 results["upstream"][name] = measured

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from bench.compare.targets import cpu_seconds, rss_mib
+from bench.compare.targets import cpu_seconds, cpu_times, rss_mib
 from tests.debian_packages import ensure_installed
 
 # PUTs go to PUT_KEYS keys in turn, as a build's artifacts do (one key would queue every
@@ -50,13 +50,17 @@ class Rate:
     seconds: float = 0.0
     errors: int = 0
     cpu: float = 0.0  # the server's CPU seconds meanwhile
+    system: float = 0.0  # the part of `cpu` spent in the kernel
     latencies_ms: list[float] = field(default_factory=list)  # per round (wrk) or per op
 
-    def add(self, operations: int, seconds: float, errors: int, cpu: float) -> None:
+    def add(
+        self, operations: int, seconds: float, errors: int, cpu: float, system: float = 0.0
+    ) -> None:
         self.operations += operations
         self.seconds += seconds
         self.errors += errors
         self.cpu += cpu
+        self.system += system
 
     def as_dict(self) -> dict[str, float]:
         ops = self.operations / self.seconds if self.seconds else 0.0
@@ -66,6 +70,7 @@ class Rate:
             "p50_ms": round(_percentile(values, 50), 2),
             "p99_ms": round(_percentile(values, 99), 2),
             "server_cpu_us_per_op": round(1e6 * self.cpu / max(self.operations, 1), 1),
+            "server_system_us_per_op": round(1e6 * self.system / max(self.operations, 1), 1),
             "errors": self.errors,
         }
 
@@ -92,16 +97,23 @@ def wrk(
 ) -> None:
     """One round of wrk: GETs of `urls[0]`, or (`put_size` > 0) PUTs of `put_size` bytes to
     each of `urls` in turn; adds to `rate`."""
-    command = [ensure_installed("wrk"), "-t2", f"-c{connections}", f"-d{seconds}s", "--latency"]
+    command = [
+        ensure_installed("wrk"),
+        "-t2",
+        f"-c{connections}",
+        f"-d{max(1, round(seconds))}s",
+        "--latency",
+    ]
     url = urls[0]
     if put_size:
         script = workdir / f"put-{put_size}.lua"
         paths = ", ".join(f"[[{_path_of(u)}]]" for u in urls)
         script.write_text(PUT_SCRIPT.format(size=put_size, paths=paths))
         command += ["-s", str(script)]
-    before = cpu_seconds(pid) if pid else 0.0
+    user0, system0 = cpu_times(pid) if pid else (0.0, 0.0)
     done = subprocess.run([*command, url], capture_output=True, text=True, timeout=seconds + 60)
-    cpu = cpu_seconds(pid) - before if pid else 0.0
+    user1, system1 = cpu_times(pid) if pid else (0.0, 0.0)
+    cpu, system = user1 - user0 + system1 - system0, system1 - system0
     out = done.stdout
     requests = re.search(r"(\d+) requests in ([\d.]+)(m?s)", out)
     if done.returncode != 0 or requests is None:
@@ -110,7 +122,7 @@ def wrk(
     failed = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     errors = int(failed.group(1)) if failed else 0
     errors += sum(int(n) for n in re.findall(r"(?:connect|read|write|timeout) (\d+)", out))
-    rate.add(int(requests.group(1)), took, errors, cpu)
+    rate.add(int(requests.group(1)), took, errors, cpu, system)
     for percent in (50, 99):
         found = re.search(rf"^\s+{percent}%\s+([\d.]+)(us|ms|s)", out, re.MULTILINE)
         if found:

@@ -179,7 +179,8 @@ def render(results: dict[str, Any]) -> str:
     lines.append(
         _row(
             [
-                f"{big.get('size_mib')} MiB upload: peak RSS, MiB",
+                f"{big.get('size_mib')} MiB upload: peak RSS, MiB "
+                f"(before it: {big.get('rss_before_mib', '-')})",
                 big.get("peak_rss_mib"),
                 None,
                 None,

@@ -88,17 +88,25 @@ class Target:
 def cpu_seconds(pid: int) -> float:
     """User + system CPU time so far of a process (all its threads) and of its children
     (nginx's workers), living or reaped."""
-    total = 0
+    return sum(cpu_times(pid))
+
+
+def cpu_times(pid: int) -> tuple[float, float]:
+    """User and system CPU time so far, as `cpu_seconds` counts them."""
+    user = system = 0
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             fields = stat.read_text().rsplit(")", 1)[1].split()
         except OSError:  # gone meanwhile
             continue
         if stat.parent.name == str(pid):
-            total += sum(int(f) for f in fields[11:15])  # utime stime cutime cstime
+            user += int(fields[11]) + int(fields[13])  # utime, cutime
+            system += int(fields[12]) + int(fields[14])  # stime, cstime
         elif fields[1] == str(pid):
-            total += int(fields[11]) + int(fields[12])
-    return total / os.sysconf("SC_CLK_TCK")
+            user += int(fields[11])
+            system += int(fields[12])
+    tick = os.sysconf("SC_CLK_TCK")
+    return user / tick, system / tick
 
 
 def rss_mib(pid: int) -> float:

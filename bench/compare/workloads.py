@@ -26,7 +26,7 @@ from bench.compare.load import (
     wrk,
 )
 from bench.compare.profile import profiled
-from bench.compare.targets import Target
+from bench.compare.targets import Target, rss_mib
 from bench.group_commit import run_log_only
 from bench.upstream_throughput import NullSink
 from s3facade.registry.log import MAX_BATCH
@@ -223,11 +223,13 @@ def big_upload_rss(target: Target, size: int, workdir: Path) -> dict[str, Any]:
     with path.open("wb") as f:
         f.truncate(size)
     try:
+        before = rss_mib(target.pid)  # what the earlier workloads left: part of the peak
         with peak_rss(target.pid) as peak:
             seconds = curl_seconds(["-T", str(path), target.url("PUT", BUCKET, "big")])
         return {
             "size_mib": size // MiB,
             "seconds": round(seconds, 1),
+            "rss_before_mib": round(before, 1),
             "peak_rss_mib": round(peak[0], 1),
         }
     finally:
