@@ -3,8 +3,11 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# The shared log's own environment (docs/scale-out.md): DuckDB 1.5.5 and DuckLake.
+LAKE_VENV ?= .venv-lake
+LAKE_STAMP := $(LAKE_VENV)/.installed
 
-.PHONY: serve test lint bench clean
+.PHONY: serve test lint bench lake-env clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -12,12 +15,20 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
 
+$(LAKE_STAMP): packaging/lake-requirements.txt
+	$(PYTHON) -m venv $(LAKE_VENV)
+	$(LAKE_VENV)/bin/pip install --quiet --upgrade 'pip>=24,<27'
+	$(LAKE_VENV)/bin/pip install --quiet -r packaging/lake-requirements.txt
+	touch $(LAKE_STAMP)
+
+lake-env: $(LAKE_STAMP)
+
 ## Run the server on its embedded defaults (local disk + DuckDB log under ./data).
 serve: $(STAMP)
 	$(BIN)/s3facade serve $(ARGS)
 
 ## Run the whole test suite (unit, integration with real clients, lint and types).
-test: $(STAMP)
+test: $(STAMP) $(LAKE_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
@@ -33,4 +44,4 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.compare $(ARGS)
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(LAKE_VENV) .pytest_cache .mypy_cache .ruff_cache
