@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
-import ctypes.util
 import os
 import weakref
 
 __all__ = ["SyncGroup"]
 
-_libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+# The process's own symbols, libc's among them (find_library would run ldconfig at import).
+_libc = ctypes.CDLL(None, use_errno=True)
 
 
 def syncfs(fd: int) -> None:

@@ -138,12 +138,11 @@ async def import_tree(
         origin = ImportOrigin(str(root / file.relative), modified)
         if known.has(key, origin, file.size):
             report.already_imported += 1
-        elif not _checked(report, key, origin.source):
-            pass
-        elif target.dry_run:
-            report.imported += 1
-        else:
-            await _import_file(core, report, key, file, origin, target)
+        elif _checked(report, key, origin.source):
+            if target.dry_run:
+                report.imported += 1
+            else:
+                await _import_file(core, report, key, file, origin, target)
         progress(1, file.size)
     return report
 

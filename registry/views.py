@@ -379,11 +379,12 @@ class Views(ViewReader):
         self._writer: sqlite3.Connection | None = None
         self._writer_lock = threading.Lock()  # one applying thread at a time
         # Every request reads its bucket's row and access settings (three quarters of a
-        # GET's view queries); they change only with bucket events, so they are cached.
+        # GET's view queries); they change only with bucket events, so they are cached,
+        # for buckets that exist only (names anyone can send must not fill the cache).
         # The epoch tells a lookup that raced such a change not to keep what it read.
         self._cache_lock = threading.Lock()
         self._cache_epoch = 0
-        self._buckets: dict[str, Bucket | None] = {}
+        self._buckets: dict[str, Bucket] = {}
         self._access: dict[str, dict[str, Any]] = {}
 
     def bucket(self, name: str) -> Bucket | None:
@@ -392,7 +393,8 @@ class Views(ViewReader):
         except KeyError:
             epoch = self._cache_epoch
             found = super().bucket(name)
-            self._keep(self._buckets, epoch, name, found)
+            if found is not None:
+                self._keep(self._buckets, epoch, name, found)
             return found
 
     def bucket_access(self, name: str) -> dict[str, Any]:
@@ -401,7 +403,8 @@ class Views(ViewReader):
         except KeyError:
             epoch = self._cache_epoch
             settings = super().bucket_access(name)
-            self._keep(self._access, epoch, name, settings)
+            if self.bucket(name) is not None:
+                self._keep(self._access, epoch, name, settings)
         return dict(settings)
 
     def _keep(self, cache: dict[str, Any], epoch: int, name: str, value: Any) -> None:

@@ -191,6 +191,34 @@ def test_views_of_another_log_start_over_and_keep_no_setting_of_theirs(tmp_path:
     reopened.log.close_sync()
 
 
+def test_only_existing_buckets_are_cached_and_a_change_is_seen_at_once(tmp_path: Path) -> None:
+    """Bucket rows and access settings are cached: lookups of names that do not exist (any
+    client can send them) keep nothing, and a committed bucket event is seen by the next
+    lookup."""
+    policy = (
+        '{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": "*",'
+        ' "Action": "s3:GetObject", "Resource": "arn:aws:s3:::one/*"}]}'
+    )
+
+    async def scenario() -> None:
+        registry = open_registry(tmp_path)
+        views = registry.views
+        for n in range(2000):
+            assert views.bucket(f"missing-{n}") is None
+            assert views.bucket_access(f"missing-{n}") == {}
+        assert views._buckets == {} and views._access == {}
+        await registry.create_bucket("one", "us-east-1", WHO)
+        assert views.bucket("one") is not None and views.bucket_access("one") == {}
+        assert set(views._buckets) == set(views._access) == {"one"}
+        await registry.put_bucket_access("one", BucketSetting.POLICY, policy, WHO)
+        assert "policy" in views.bucket_access("one")
+        await registry.delete_bucket("one", WHO)
+        assert views.bucket("one") is None and views.bucket_access("one") == {}
+        await registry.close()
+
+    asyncio.run(scenario())
+
+
 def test_a_library_read_records_its_read(tmp_path: Path) -> None:
     """Reads through the library are audited like reads over HTTP: what was taken, and
     whether the reader took all of it."""
