@@ -12,6 +12,12 @@ COPY pyproject.toml constraints.txt README.md ./
 COPY s3facade ./s3facade
 COPY registry ./registry
 COPY backends ./backends
+# The shared log's process (docs/scale-out.md) runs DuckDB 1.5.5 and DuckLake from its own
+# pinned environment; used only with `[log] type = "ducklake"`.
+COPY packaging/lake-requirements.txt ./packaging/
+RUN python -m venv /opt/s3facade-lake \
+    && /opt/s3facade-lake/bin/pip install -r packaging/lake-requirements.txt
+ENV S3FACADE_LAKE_PYTHON=/opt/s3facade-lake/bin/python
 RUN pip install -c constraints.txt . \
     && useradd --system --home-dir /srv/s3facade --uid 10001 s3facade \
     && mkdir -p /srv/s3facade/data && chown -R s3facade /srv/s3facade

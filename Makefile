@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 LAKE_VENV ?= .venv-lake
 LAKE_STAMP := $(LAKE_VENV)/.installed
 
-.PHONY: serve test lint bench lake-env clean
+.PHONY: serve test lint bench bench-shared lake-env clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,10 @@ lint: $(STAMP)
 ## s3facade beside moto, nginx and its upstreams (not part of the tests; several minutes).
 bench: $(STAMP)
 	$(BIN)/python -m bench.compare $(ARGS)
+
+## 1, 2 and 4 gateways over one shared log (PostgreSQL + Ceph RGW from ../shared/services).
+bench-shared: $(STAMP) $(LAKE_STAMP)
+	$(BIN)/python -m bench.shared_log $(ARGS)
 
 clean:
 	rm -rf $(VENV) $(LAKE_VENV) .pytest_cache .mypy_cache .ruff_cache

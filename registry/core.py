@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 import time
-from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import TypeVar
 
@@ -27,6 +27,7 @@ from s3facade.registry.errors import (
     NoSuchVersion,
     ObjectLocked,
     PreconditionFailed,
+    StaleDecision,
 )
 from s3facade.registry.heads import HeadSigner
 from s3facade.registry.integrity import IntegrityLedger, open_version
@@ -48,6 +49,25 @@ from s3facade.registry.view_checks import ViewChecks
 from s3facade.registry.views import Views
 
 _S = TypeVar("_S", bound=Stored)
+_T = TypeVar("_T")
+
+# How often a check-then-append is decided again after another gateway changed what it
+# checked; past that the client gets SlowDown, and its SDK retries.
+DECISION_ATTEMPTS = 5
+
+
+async def decided(decide: Callable[[], Awaitable[_T]]) -> _T:
+    """Run a check-then-append, again when another gateway of a shared log changed the
+    key or bucket it checked before it committed (StaleDecision; the views have that
+    change by then). A log of one gateway never refuses so."""
+    for _ in range(DECISION_ATTEMPTS - 1):
+        try:
+            return await decide()
+        except StaleDecision:
+            continue
+    return await decide()
+
+
 UNCONDITIONAL = WriteCondition()
 
 # Called once the bytes are staged, before they become visible: the protocol layer
@@ -187,18 +207,23 @@ class RegistryCore(ViewChecks):
         Holds the bucket shared and the key exclusively only for the commit, never while
         bytes upload, so concurrent writes to different keys still share transactions.
         """
-        async with (
-            self._bucket_locks[bucket_name].shared(),
-            self._key_locks.hold((bucket_name, key)),
-        ):
-            self.bucket(bucket_name)
-            try:
-                self.check_condition(bucket_name, key, condition)
-            except PreconditionFailed:
-                # It held before the upload; a concurrent writer changed the key since.
-                raise ConditionalRequestConflict(key) from None
-            settled = self.settle_write(bucket_name, key, write, spec, lock)
-            await self._log.append([settled.event(bucket_name, key)])
+
+        async def decide() -> Stored:
+            async with (
+                self._bucket_locks[bucket_name].shared(),
+                self._key_locks.hold((bucket_name, key)),
+            ):
+                self.bucket(bucket_name)
+                try:
+                    self.check_condition(bucket_name, key, condition)
+                except PreconditionFailed:
+                    # It held before the upload; a concurrent writer changed the key since.
+                    raise ConditionalRequestConflict(key) from None
+                settled = self.settle_write(bucket_name, key, write, spec, lock)
+                await self._log.append([settled.event(bucket_name, key)])
+                return settled
+
+        settled = await decided(decide)
         return self.head_object(bucket_name, key, settled.version_id)
 
     def stream_bytes(

@@ -88,6 +88,16 @@ class StorageUnavailable(RegistryError):
     """The backend holding the bytes cannot serve now; the client may retry."""
 
 
+class LogUnavailable(RegistryError):
+    """The shared log (its PostgreSQL catalog or the store of its files) cannot record
+    now: nothing of the request was recorded; the client may retry."""
+
+
+class StaleDecision(LogUnavailable):
+    """Another gateway changed the key or bucket between this gateway's check and its
+    commit: decided again (registry.core.Core.decided) or, past that, retried by the client."""
+
+
 class StoredBytesDamaged(RegistryError):
     """A version's bytes are missing from their backend, are not a regular file there, or do
     not hash to the SHA-256 its event recorded: the store is damaged, retrying will not help

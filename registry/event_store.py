@@ -243,7 +243,7 @@ class EventStore:
         """The newest `newest` events of one version of a key (and those of the key naming
         no version), oldest first, and the writes that made the version, however old: a
         page of a version read millions of times, in bounded memory."""
-        mine = "bucket = ? AND key = ? AND coalesce(data->>'version_id', ?) = ?"
+        mine = "bucket = ? AND key = ? AND coalesce((data->>'version_id'), ?) = ?"
         params: list[object] = [bucket, key, version_id, version_id]
         recent = list(self._events(f"WHERE {mine} ORDER BY seq DESC LIMIT ?", [*params, newest]))
         made = self._events(
@@ -257,7 +257,7 @@ class EventStore:
         """The writes of `key` that stored these bytes (a copy's source)."""
         return self._events(
             f"WHERE bucket = ? AND key = ? AND type IN {_in(OBJECT_WRITES)} "
-            "AND data->>'sha256' = ? ORDER BY seq",
+            "AND (data->>'sha256') = ? ORDER BY seq",
             [bucket, key, *OBJECT_WRITES, sha256],
         )
 
@@ -269,16 +269,21 @@ class EventStore:
         limit = "" if newest is None else f" LIMIT {int(newest)}"
         if not self._indexed_copies:  # a read-only log from before the index: every event
             every = self._events(
-                "WHERE data->'derived_from'->>'bucket' = ? AND data->'derived_from'->>'key' = ? "
+                "WHERE (data->'derived_from'->>'bucket') = ? "
+                "AND (data->'derived_from'->>'key') = ? "
                 "ORDER BY seq",
                 [bucket, key],
             )
             return every if newest is None else iter(list(every)[-newest:])
-        found = self._db.execute(
-            "SELECT seq FROM (SELECT seq FROM copies WHERE bucket = ? AND key = ? "
-            f"ORDER BY seq DESC{limit}) ORDER BY seq",
-            [bucket, key],
-        ).fetchall()
+        found = [
+            row
+            for page in self._pages(
+                "SELECT seq FROM (SELECT seq FROM copies WHERE bucket = ? AND key = ? "
+                f"ORDER BY seq DESC{limit}) ORDER BY seq",
+                [bucket, key],
+            )
+            for row in page
+        ]
         return (
             event
             for (seq,) in found
@@ -306,28 +311,23 @@ class EventStore:
 
     def blobs_named_after(self, seq: int) -> set[BlobId]:
         """Every blob a write after event `seq` names."""
-        cursor = self._db.cursor()
-        try:
-            rows = cursor.execute(
-                "SELECT DISTINCT data->>'backend_id', data->>'sha256' FROM events "
-                f"WHERE seq > ? AND type IN {_in(BLOB_WRITES)}",
-                [seq, *BLOB_WRITES],
-            ).fetchall()
-        finally:
-            cursor.close()
-        return {(backend_id, digest) for backend_id, digest in rows}
+        pages = self._pages(
+            "SELECT DISTINCT (data->>'backend_id'), (data->>'sha256') FROM events "
+            f"WHERE seq > ? AND type IN {_in(BLOB_WRITES)}",
+            [seq, *BLOB_WRITES],
+        )
+        return {(backend_id, digest) for page in pages for backend_id, digest in page}
 
     def uncollected_blobs(self) -> Iterator[BlobId]:
         """Blobs a write named more recently than a BlobsCollected event last recorded
         collecting them, streamed."""
-        cursor = self._db.cursor()
-        try:
-            cursor.execute(
-                f"""
+        pages = self._pages(
+            f"""
                 WITH named AS (
                     SELECT data->>'backend_id' AS backend_id, data->>'sha256' AS sha256,
                            max(seq) AS seq
-                    FROM events WHERE type IN {_in(BLOB_WRITES)} AND data->>'sha256' IS NOT NULL
+                    FROM events WHERE type IN {_in(BLOB_WRITES)}
+                    AND (data->>'sha256') IS NOT NULL
                     GROUP BY ALL),
                 collected AS (
                     SELECT blob->>'backend_id' AS backend_id, blob->>'sha256' AS sha256,
@@ -338,52 +338,54 @@ class EventStore:
                 SELECT n.backend_id, n.sha256 FROM named n
                 LEFT JOIN collected c USING (backend_id, sha256)
                 WHERE c.seq IS NULL OR c.seq < n.seq""",
-                [*BLOB_WRITES, EventType.BLOBS_COLLECTED.value],
-            )
-            while rows := cursor.fetchmany(_FETCH):
-                yield from ((backend_id, digest) for backend_id, digest in rows)
-        finally:
-            cursor.close()
+            [*BLOB_WRITES, EventType.BLOBS_COLLECTED.value],
+        )
+        for page in pages:
+            yield from ((backend_id, digest) for backend_id, digest in page)
 
     def export_parquet(self, target: Path, first: int = 1, last: int | None = None) -> None:
         """Events first..last (default: all) in seq order, as one Parquet file."""
         upper = "" if last is None else f" AND seq <= {int(last)}"
         escaped = str(target).replace("'", "''")
+        for _ in self._pages(
+            f"COPY (SELECT {COLUMNS} FROM events WHERE seq >= {int(first)}{upper} "
+            f"ORDER BY seq) TO '{escaped}' (FORMAT parquet)",
+            [],
+        ):
+            pass
+
+    def _pages(self, sql: str, params: Sequence[object]) -> Iterator[list[tuple[Any, ...]]]:
+        """The rows a query returns, a page at a time, on a cursor of its own (the one
+        place a read reaches the database: the shared log's store answers it elsewhere)."""
         cursor = self._db.cursor()
         try:
-            cursor.execute(
-                f"COPY (SELECT {COLUMNS} FROM events WHERE seq >= {int(first)}{upper} "
-                f"ORDER BY seq) TO '{escaped}' (FORMAT parquet)"
-            )
+            cursor.execute(sql, list(params))
+            while rows := cursor.fetchmany(_FETCH):
+                yield rows
         finally:
             cursor.close()
 
     def _one(self, sql: str, *params: object) -> tuple[Any, ...] | None:
-        cursor = self._db.cursor()
-        try:
-            return cursor.execute(sql, list(params)).fetchone()
-        finally:
-            cursor.close()
+        return next((row for page in self._pages(sql, params) for row in page), None)
 
     def _events(
         self, clause: str, params: Sequence[object], strict: bool = False
     ) -> Iterator[CommittedEvent]:
-        cursor = self._db.cursor()
-        try:
-            cursor.execute(f"SELECT {COLUMNS} FROM events {clause}", list(params))
-            while rows := cursor.fetchmany(_FETCH):
-                for seq, time, type_, bucket, key, data, prev_hash, digest in rows:
-                    if type_ in _TYPES:
-                        known = EventType(type_)
-                    elif strict:
-                        raise CorruptLog(seq, f"unknown event type {type_!r}")
-                    else:
-                        known = cast(EventType, type_)
-                    yield CommittedEvent(
-                        seq, time, known, bucket, key, json.loads(data), prev_hash, digest
-                    )
-        finally:
-            cursor.close()
+        for rows in self._pages(f"SELECT {COLUMNS} FROM events {clause}", params):
+            yield from events_of(rows, strict)
+
+
+def events_of(rows: Sequence[Sequence[Any]], strict: bool = False) -> Iterator[CommittedEvent]:
+    """Rows in EVENT_COLUMNS order as events. `strict`: an unknown type is CorruptLog;
+    otherwise it passes as its plain string (verify says so)."""
+    for seq, time, type_, bucket, key, data, prev_hash, digest in rows:
+        if type_ in _TYPES:
+            known = EventType(type_)
+        elif strict:
+            raise CorruptLog(seq, f"unknown event type {type_!r}")
+        else:
+            known = cast(EventType, type_)
+        yield CommittedEvent(seq, time, known, bucket, key, json.loads(data), prev_hash, digest)
 
 
 def _copy_of(row: Sequence[Any]) -> tuple[int, str, str] | None:

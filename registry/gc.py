@@ -49,7 +49,7 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from s3facade.backends import BackendError
-from s3facade.registry.errors import LogUntrusted
+from s3facade.registry.errors import LogUnavailable, LogUntrusted
 from s3facade.registry.event_store import BlobId
 from s3facade.registry.events import EventType
 from s3facade.registry.model import Provenance
@@ -138,6 +138,9 @@ async def plan_collection(registry: RegistryCore) -> GcPlan:
     """The blobs nothing references (see the module docstring), found in bounded memory:
     each blob the log named, and each a listing backend holds, is looked up in the views.
     Raises LogUntrusted when the views or the log cannot be relied on (check_trusted)."""
+    if registry.log.shared:
+        # Digest locks hold in one process: another gateway's upload in flight is unseen.
+        raise LogUnavailable("gc does not run on a shared log (docs/scale-out.md)")
     await registry.check_trusted()
     log, views = registry.log, registry.views
     kept = await log.run_query(lambda: _kept_after_loss(log))

@@ -12,11 +12,20 @@ used by two threads at once, so every write runs on one dedicated thread; reads 
 After each commit, and before it is acknowledged, the log's anchor (registry.anchor) is
 advanced to the new head, and once the WAL has grown past `checkpoint_wal_bytes` the
 database is checkpointed, so the WAL (which DuckDB drops silently when damaged) stays small.
+
+On a shared log (registry.lake_store; docs/scale-out.md) several gateways append to one
+chain. Each commit takes the deployment's lock, reads what other gateways appended since
+(applying it to the views), seals its batch onto the lake's head and commits. A write was
+decided on this gateway's views under its own key lock; if another gateway changed the
+same key (or its bucket) after the views this decision saw, the write is refused with
+StaleDecision instead of committed, and the registry decides again. Between commits,
+`follow` polls the published head and applies other gateways' events.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 from collections import deque
@@ -28,8 +37,10 @@ from pathlib import Path
 from typing import Protocol, TypeVar
 
 from s3facade.registry.anchor import LogAnchor
+from s3facade.registry.errors import CorruptLog, LogUnavailable, RegistryError, StaleDecision
 from s3facade.registry.event_store import EventStore, StoreError, row_of
-from s3facade.registry.events import CommittedEvent, Event, seal, utc_now
+from s3facade.registry.events import CommittedEvent, Event, EventType, seal, utc_now
+from s3facade.registry.lake_store import LakeEventStore
 from s3facade.registry.payloads import check_conforms
 from s3facade.registry.space import SpaceReserve
 
@@ -42,6 +53,18 @@ MAX_BATCH = 1000
 # records of the last RECORD_LAG_SECONDS (plus the commit in flight); never a write.
 RECORD_LAG_SECONDS = 1.0
 CHECKPOINT_WAL_BYTES = 4 << 20
+# Read records kept in memory while a shared log cannot record (then: logged as lost).
+MAX_WAITING_RECORDS = 100_000
+# Other gateways' state changes remembered for the stale-decision check; a decision older
+# than the oldest remembered one is refused (and decided again) rather than trusted.
+FOREIGN_MEMORY = 100_000
+# How often a gateway of a shared log looks for other gateways' events: with the lake's
+# commit time, the bound on how late a write shows on another gateway (docs/scale-out.md).
+LOG_POLL_SECONDS = 0.1
+# How often a gateway offers to compact the shared lake (one at a time do it).
+LAKE_MAINTENANCE_SECONDS = 300.0
+# Events that change no state a decision reads: never a reason to decide again.
+_NO_STATE = frozenset({EventType.OBJECT_READ, EventType.LOG_HEAD_SIGNED})
 
 
 class ViewSink(Protocol):
@@ -57,6 +80,11 @@ class _PendingAppend:
     events: Sequence[Event]
     # None for a read record: nobody waits for it.
     future: asyncio.Future[list[CommittedEvent]] | None = field(repr=False)
+    seen: int = 0  # the log's head when it was decided (the views it read)
+
+
+# A pending append's outcome: its events sealed and committed, or why it was refused.
+_Outcome = list[CommittedEvent] | RegistryError
 
 
 class EventLog:
@@ -69,7 +97,9 @@ class EventLog:
         read_only: bool = False,
         anchor: LogAnchor | None = None,
         checkpoint_wal_bytes: int = CHECKPOINT_WAL_BYTES,
+        store: EventStore | None = None,
     ) -> None:
+        """`store`: another store than the DuckDB file at `path` (the shared log's)."""
         self._path = path
         self._wal = path.with_name(path.name + ".wal")
         self.anchor = anchor
@@ -81,8 +111,15 @@ class EventLog:
         self.views_error: str | None = None  # the views could not follow (caught up later)
         self._max_batch = max_batch
         self._read_only = read_only
-        self.store = EventStore(path, read_only=read_only)
+        self.store = store if store is not None else EventStore(path, read_only=read_only)
+        self._shared = store if isinstance(store, LakeEventStore) else None
         self._last_seq, self._last_hash, last_time = self.store.head()
+        # (seq, bucket, key) of other gateways' events, newest last; `_known_from`:
+        # the seq before the oldest of them (nothing older is remembered).
+        self._foreign: deque[tuple[int, str | None, str | None]] = deque()
+        self._known_from = self._last_seq
+        # The newest event the views have applied: what a decision made now has seen.
+        self._seen = self._last_seq
         self._last_time: datetime = last_time or datetime(1970, 1, 1)
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="event-log")
         self._readers = ThreadPoolExecutor(max_workers=2, thread_name_prefix="event-query")
@@ -105,6 +142,11 @@ class EventLog:
         return self._last_hash
 
     @property
+    def shared(self) -> bool:
+        """Whether other gateways append to this log too (registry.lake_store)."""
+        return self._shared is not None
+
+    @property
     def read_only(self) -> bool:
         return self._read_only
 
@@ -125,7 +167,7 @@ class EventLog:
         """Append events atomically; returns them sealed once their transaction committed."""
         _check(events)
         future: asyncio.Future[list[CommittedEvent]] = asyncio.get_running_loop().create_future()
-        self._queue.append(_PendingAppend(events, future))
+        self._queue.append(_PendingAppend(events, future, self._seen))
         self._flush_soon()
         return await future
 
@@ -153,24 +195,41 @@ class EventLog:
         loop = asyncio.get_running_loop()
         while self._queue:
             batch = self._take_batch()
-            sealed = self._seal(batch)
-            events = [e for group in sealed for e in group]
             try:
-                await loop.run_in_executor(self._thread, self._commit, events)
+                outcomes = await loop.run_in_executor(self._thread, self._commit_batch, batch)
             except Exception as exc:  # the whole transaction failed: nothing was committed
-                for pending in batch:
-                    if pending.future is None:
-                        log.error("read records lost: %s", exc)
-                    elif not pending.future.done():
-                        pending.future.set_exception(exc)
-                continue
-            last = sealed[-1][-1] if sealed and sealed[-1] else None
-            if last is not None:
-                self._last_seq, self._last_hash, self._last_time = last.seq, last.hash, last.time
-            self.commits += 1
-            for pending, group in zip(batch, sealed, strict=True):
-                if pending.future is not None and not pending.future.done():
-                    pending.future.set_result(group)
+                outcomes = [exc] * len(batch)  # type: ignore[list-item]
+                if isinstance(exc, LogUnavailable) and self._keep_records(batch):
+                    self._timer = loop.call_later(RECORD_LAG_SECONDS, self._flush_soon)
+                    batch, outcomes = _waiting(batch, outcomes)
+                    self._answer(batch, outcomes)
+                    return  # tried again later, not in a loop while the lake is away
+            else:
+                self.commits += 1
+            self._answer(batch, outcomes)
+
+    def _keep_records(self, batch: list[_PendingAppend]) -> bool:
+        """Put a failed batch's read records back at the head of the queue (a shared log's
+        catalog or store away for a while), unless that many already wait."""
+        records = [pending for pending in batch if pending.future is None]
+        count = sum(len(pending.events) for pending in records)
+        if not records or self._queued_records + count > MAX_WAITING_RECORDS:
+            return False
+        self._queue.extendleft(reversed(records))
+        self._queued_records += count
+        return True
+
+    def _answer(self, batch: list[_PendingAppend], outcomes: Sequence[_Outcome]) -> None:
+        for pending, outcome in zip(batch, outcomes, strict=True):
+            if pending.future is None:
+                if isinstance(outcome, Exception):
+                    log.error("read records lost: %s", outcome)
+            elif pending.future.done():
+                pass
+            elif isinstance(outcome, Exception):
+                pending.future.set_exception(outcome)
+            else:
+                pending.future.set_result(outcome)
 
     def _take_batch(self) -> list[_PendingAppend]:
         batch: list[_PendingAppend] = []
@@ -182,6 +241,115 @@ class EventLog:
             batch.append(pending)
             count += len(pending.events)
         return batch
+
+    def _commit_batch(self, batch: list[_PendingAppend]) -> list[_Outcome]:
+        """Seal and commit a batch on the writer thread; what became of each append."""
+        if self._shared is not None:
+            return self._commit_shared(self._shared, batch)
+        sealed = self._seal(batch)
+        self._commit([e for group in sealed for e in group])
+        return list(sealed)
+
+    def _commit_shared(self, store: LakeEventStore, batch: list[_PendingAppend]) -> list[_Outcome]:
+        store.order.lock()
+        try:
+            try:
+                self._follow(store.begin(self._last_seq))
+                stale = [self._stale(pending) for pending in batch]
+                kept = [p for p, refused in zip(batch, stale, strict=True) if refused is None]
+                sealed = iter(self._seal(kept))
+                done: list[_Outcome] = [next(sealed) if o is None else o for o in stale]
+                self._commit([e for group in done if isinstance(group, list) for e in group])
+            except BaseException:
+                store.rollback()
+                raise
+            store.order.advance(self._last_seq, self._last_hash)
+            return done
+        finally:
+            store.order.unlock()
+
+    def _follow(self, events: list[CommittedEvent]) -> None:
+        """Take on other gateways' events (they follow this log's head): remember what
+        they changed, advance the head and apply them to the views."""
+        if not events:
+            return
+        prev_hash = self._last_hash
+        for event in events:
+            if event.prev_hash != prev_hash:
+                raise CorruptLog(event.seq, "the shared log does not link to its predecessor")
+            prev_hash = event.hash
+            if event.type not in _NO_STATE:
+                self._foreign.append((event.seq, event.bucket, event.key))
+        while len(self._foreign) > FOREIGN_MEMORY:
+            self._known_from = self._foreign.popleft()[0]
+        last = events[-1]
+        self._last_seq, self._last_hash, self._last_time = last.seq, last.hash, last.time
+        self._apply_to_views(events)
+
+    def _stale(self, pending: _PendingAppend) -> StaleDecision | None:
+        """Refuses an append decided on views that another gateway's event has since
+        made wrong: one of the same key, or one of its bucket as a whole."""
+        if pending.future is None or not self._foreign:
+            return None  # read records decide nothing
+        if pending.seen < self._known_from:
+            return StaleDecision("decided on views older than this gateway remembers")
+        for seq, bucket, key in reversed(self._foreign):
+            if seq <= pending.seen:
+                break
+            for event in pending.events:
+                if _depends_on(event, bucket, key):
+                    return StaleDecision(
+                        f"{event.bucket}/{event.key or ''} changed on another gateway ({seq})"
+                    )
+        return None
+
+    def poll_shared(self) -> int:
+        """Apply what other gateways published since this log's head (writer thread);
+        how many events that was."""
+        if self._shared is None:
+            return 0
+        published = self._shared.order.published()
+        if published <= self._last_seq:
+            return 0
+        events = list(self._shared.scan(after=self._last_seq, through=published, strict=True))
+        self._follow(events)
+        return len(events)
+
+    async def sync(self) -> None:
+        """Take on what other gateways published up to now (a no-op on a log of one):
+        before a decision that appends nothing if the views lack what it names."""
+        if self._shared is not None:
+            await self.on_writer(self.poll_shared)
+
+    async def follow(self, stop: asyncio.Event, interval: float) -> None:
+        """Poll the shared log every `interval` seconds until `stop` (a no-op otherwise)."""
+        failing = False
+        while self._shared is not None and not stop.is_set():
+            try:
+                await self.on_writer(self.poll_shared)
+                failing = False
+            except Exception as exc:  # the next poll or commit tries again
+                if not failing:
+                    log.warning("following the shared log: %s", exc)
+                failing = True
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), interval)
+
+    async def maintain_periodically(self, stop: asyncio.Event, interval: float) -> None:
+        """Compact the shared lake every `interval` seconds until `stop`, when no other
+        gateway is at it (registry.lake_store.LakeEventStore.maintain)."""
+        loop = asyncio.get_running_loop()
+        while self._shared is not None and not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), interval)
+                return
+            try:
+                done = await loop.run_in_executor(None, self._shared.maintain)
+            except Exception as exc:  # tried again at the next interval
+                log.warning("lake maintenance failed: %s", exc)
+                continue
+            if done is not None:
+                log.info("lake maintenance: %s", done)
 
     def _seal(self, batch: list[_PendingAppend]) -> list[list[CommittedEvent]]:
         # Sequence and hash are assigned here, in commit order, so the chain has no gaps
@@ -203,13 +371,11 @@ class EventLog:
         """Append and commit on the calling thread, for start-up and offline tools (no event
         loop may be running appends at the same time)."""
         _check(events)
-        sealed = self._seal([_PendingAppend(events, None)])[0]
-        self._commit(sealed)
-        if sealed:
-            last = sealed[-1]
-            self._last_seq, self._last_hash, self._last_time = last.seq, last.hash, last.time
+        [outcome] = self._commit_batch([_PendingAppend(events, None)])
+        if isinstance(outcome, Exception):
+            raise outcome
         self.commits += 1
-        return sealed
+        return outcome
 
     def _commit(self, events: list[CommittedEvent]) -> None:
         """Write one transaction, then advance the anchor to its last event (so a commit is
@@ -230,6 +396,8 @@ class EventLog:
             self.space.after_commit()
         if not rows:
             return
+        last = events[-1]
+        self._last_seq, self._last_hash, self._last_time = last.seq, last.hash, last.time
         seq, digest = rows[-1][0], rows[-1][7]
         if self.anchor is not None:
             try:
@@ -245,6 +413,7 @@ class EventLog:
 
     def _apply_to_views(self, events: list[CommittedEvent]) -> None:
         if self._views is None:
+            self._seen = events[-1].seq
             return
         try:
             if self.views_error is None:
@@ -252,6 +421,7 @@ class EventLog:
             else:  # an earlier apply failed: replay everything since the views' last event
                 self._views.catch_up(self)
             self.views_error = None
+            self._seen = events[-1].seq
         except Exception as exc:
             self.views_error = f"the views could not apply event {events[-1].seq}: {exc!r}"
             log.exception("%s; they catch up from the log at the next commit", self.views_error)
@@ -287,6 +457,21 @@ class EventLog:
         self.store.close()
         if self.anchor is not None:
             self.anchor.close()
+
+
+def _waiting(
+    batch: list[_PendingAppend], outcomes: list[_Outcome]
+) -> tuple[list[_PendingAppend], list[_Outcome]]:
+    """The appends someone waits for, and their outcomes (read records were kept)."""
+    kept = [(p, o) for p, o in zip(batch, outcomes, strict=True) if p.future is not None]
+    return [p for p, _ in kept], [o for _, o in kept]
+
+
+def _depends_on(event: Event, bucket: str | None, key: str | None) -> bool:
+    """Whether a decision behind `event` read state that an event of (bucket, key) changes."""
+    if event.bucket is None or bucket is None:
+        return False  # the log's own events (signed heads, scrubs) decide nothing of keys
+    return event.bucket == bucket and (event.key is None or key is None or event.key == key)
 
 
 def _check(events: Sequence[Event]) -> None:

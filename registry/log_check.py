@@ -37,6 +37,7 @@ from s3facade.registry.errors import LogInUse, LogUntrusted
 from s3facade.registry.events import GENESIS_HASH, Event, EventType, chain_hash
 from s3facade.registry.gc import DigestListing
 from s3facade.registry.heads import SIGNING_GRACE, HeadTrust, signature_problem
+from s3facade.registry.lake_store import LakeEventStore, LakeSettings
 from s3facade.registry.log import CHECKPOINT_WAL_BYTES, MAX_BATCH, EventLog
 from s3facade.registry.payloads import LogAnchorCreated, LogLossAccepted
 
@@ -241,11 +242,36 @@ def open_checked_log(
         )
         created = LogAnchorCreated(principal=SYSTEM, reason="no anchor file", head=_head(check))
         log.append_now([created.event()])
+    _sign_head(log, trust)
+    return log
+
+
+def open_shared_log(
+    path: Path, settings: LakeSettings, trust: HeadTrust | None, max_batch: int = MAX_BATCH
+) -> EventLog:
+    """A log several gateways share (registry.lake_store). No anchor file: the order and
+    the head are kept in the lake's catalog, and each gateway's signed heads cover the
+    chain up to where it wrote."""
+    store = LakeEventStore(settings)
+    try:
+        log = EventLog(path, max_batch=max_batch, store=store)
+    except BaseException:
+        store.close()
+        raise
+    try:
+        _sign_head(log, trust)
+    except BaseException:
+        log.close_sync()
+        raise
+    return log
+
+
+def _sign_head(log: EventLog, trust: HeadTrust | None) -> None:
+    """Sign the head at start, so that what came before it is covered."""
     if trust is not None and log.last_seq > 0:
         newest = log.store.event_at(log.last_seq)
         if newest is not None and newest.type != EventType.LOG_HEAD_SIGNED:
             log.append_now([trust.key.signed_head(log.last_seq, log.last_hash)])
-    return log
 
 
 SYSTEM = "s3facade:log"  # the principal of the log's own events

@@ -33,7 +33,7 @@ from s3facade.backends import (
 from s3facade.registry.access.bucket_settings import AccessSettings
 from s3facade.registry.anchor import default_anchor_path
 from s3facade.registry.clock import Clock
-from s3facade.registry.core import UNCONDITIONAL, UploadCheck
+from s3facade.registry.core import UNCONDITIONAL, UploadCheck, decided
 from s3facade.registry.errors import (
     BucketAlreadyExists,
     BucketAlreadyOwnedByYou,
@@ -44,8 +44,9 @@ from s3facade.registry.errors import (
     ObjectLocked,
 )
 from s3facade.registry.heads import HeadSigner, HeadTrust
+from s3facade.registry.lake_store import LakeSettings
 from s3facade.registry.log import CHECKPOINT_WAL_BYTES, MAX_BATCH, EventLog
-from s3facade.registry.log_check import open_checked_log
+from s3facade.registry.log_check import open_checked_log, open_shared_log
 from s3facade.registry.model import (
     NULL_VERSION,
     Bucket,
@@ -100,13 +101,16 @@ class Registry(AccessSettings):
         checkpoint_wal_bytes: int = CHECKPOINT_WAL_BYTES,
         space_reserve_bytes: int = 0,
         load_views: bool = True,
+        shared_log: LakeSettings | None = None,
     ) -> Registry:
         """`read_only` for offline tools: the log file must exist and is not changed.
         Otherwise the log is checked against its anchor (and, with `head_trust`, its newest
         signed head) first (registry.log_check: raises LogUntrusted), anchored from then
         on and its heads signed; `accept_log_loss` continues after a loss. The views catch
         up with the log here, or (`load_views=False`, a server that answers /-/health first)
-        when `load_views()` is awaited."""
+        when `load_views()` is awaited. `shared_log`: the events go to (and come from) a
+        lake other gateways share (registry.lake_store) instead of the data dir's file;
+        the anchor is then the lake's own order, and the data dir holds the views."""
         if read_only:
             log = open_log_read_only(data_dir)
             try:
@@ -116,15 +120,18 @@ class Registry(AccessSettings):
                 log.close_sync()
                 raise
             return cls(log, backends, views, policies=policies, clock=clock)
-        log = open_checked_log(
-            data_dir / LOG_FILE,
-            anchor_path or default_anchor_path(data_dir),
-            backends,
-            accept_loss=accept_log_loss,
-            trust=head_trust,
-            max_batch=max_batch,
-            checkpoint_wal_bytes=checkpoint_wal_bytes,
-        )
+        if shared_log is not None:
+            log = open_shared_log(data_dir / LOG_FILE, shared_log, head_trust, max_batch)
+        else:
+            log = open_checked_log(
+                data_dir / LOG_FILE,
+                anchor_path or default_anchor_path(data_dir),
+                backends,
+                accept_loss=accept_log_loss,
+                trust=head_trust,
+                max_batch=max_batch,
+                checkpoint_wal_bytes=checkpoint_wal_bytes,
+            )
         if space_reserve_bytes > 0:
             stores = local_roots(backends.values())
             log.space = SpaceReserve(data_dir, space_reserve_bytes, stores)
@@ -182,22 +189,31 @@ class Registry(AccessSettings):
         self, name: str, region: str, provenance: Provenance, *, object_lock: bool = False
     ) -> Bucket:
         check_bucket_name(name)
-        async with self._bucket_locks[name].exclusive():
-            existing = self.views.bucket(name)
-            if existing is not None:
-                if existing.owner == provenance.principal:
-                    raise BucketAlreadyOwnedByYou(name)
-                raise BucketAlreadyExists(name)
-            created = BucketCreated(**provenance.as_dict(), region=region, object_lock=object_lock)
-            await self._log.append([created.event(name)])
+
+        async def decide() -> None:
+            async with self._bucket_locks[name].exclusive():
+                existing = self.views.bucket(name)
+                if existing is not None:
+                    if existing.owner == provenance.principal:
+                        raise BucketAlreadyOwnedByYou(name)
+                    raise BucketAlreadyExists(name)
+                created = BucketCreated(
+                    **provenance.as_dict(), region=region, object_lock=object_lock
+                )
+                await self._log.append([created.event(name)])
+
+        await decided(decide)
         return self.bucket(name)
 
     async def delete_bucket(self, name: str, provenance: Provenance) -> None:
-        async with self._bucket_locks[name].exclusive():
-            self.bucket(name)
-            if self.views.object_count(name):
-                raise BucketNotEmpty(name)
-            await self._log.append([BucketDeleted(**provenance.as_dict()).event(name)])
+        async def decide() -> None:
+            async with self._bucket_locks[name].exclusive():
+                self.bucket(name)
+                if self.views.object_count(name):
+                    raise BucketNotEmpty(name)
+                await self._log.append([BucketDeleted(**provenance.as_dict()).event(name)])
+
+        await decided(decide)
 
     # -- objects ---------------------------------------------------------------------------
 
@@ -361,38 +377,45 @@ class Registry(AccessSettings):
         """S3's DeleteObject: with a version id, remove that version (if no lock forbids
         it); without, place a delete marker (versioned buckets) or remove the "null"
         version. Deleting what is not there is not an error."""
+        # On a shared log, a version another gateway wrote a moment ago must not be
+        # "not there": deleting it would answer 204 and append nothing to refuse.
+        await self._log.sync()
         self.bucket(bucket_name)
-        async with (
-            self._bucket_locks[bucket_name].shared(),
-            self._key_locks.hold((bucket_name, key)),
-        ):
-            bucket = self.bucket(bucket_name)
-            self.check_condition(bucket_name, key, condition)
-            who = {**provenance.as_dict(), **(note or {})}  # note: why (e.g. a lifecycle rule)
-            if version_id is not None:
-                version = self.views.version(bucket_name, key, version_id)
-                if version is None:
-                    return DeleteOutcome(version_id, delete_marker=False)
-                if not version.removable(self.clock(), bypass_governance=bypass_governance):
-                    raise ObjectLocked(key)
-                deleted = ObjectDeleted(
-                    **who, version_id=version_id, bypass_governance=bypass_governance
-                )
-                await self._log.append([deleted.event(bucket_name, key)])
-                return DeleteOutcome(version_id, delete_marker=version.delete_marker)
-            if bucket.versioning is None:
-                if self.views.version(bucket_name, key, NULL_VERSION) is None:
+
+        async def decide() -> DeleteOutcome:
+            async with (
+                self._bucket_locks[bucket_name].shared(),
+                self._key_locks.hold((bucket_name, key)),
+            ):
+                bucket = self.bucket(bucket_name)
+                self.check_condition(bucket_name, key, condition)
+                who = {**provenance.as_dict(), **(note or {})}  # note: why (e.g. a lifecycle rule)
+                if version_id is not None:
+                    version = self.views.version(bucket_name, key, version_id)
+                    if version is None:
+                        return DeleteOutcome(version_id, delete_marker=False)
+                    if not version.removable(self.clock(), bypass_governance=bypass_governance):
+                        raise ObjectLocked(key)
+                    deleted = ObjectDeleted(
+                        **who, version_id=version_id, bypass_governance=bypass_governance
+                    )
+                    await self._log.append([deleted.event(bucket_name, key)])
+                    return DeleteOutcome(version_id, delete_marker=version.delete_marker)
+                if bucket.versioning is None:
+                    if self.views.version(bucket_name, key, NULL_VERSION) is None:
+                        return DeleteOutcome(None, delete_marker=False)
+                    self.check_replaceable(bucket_name, key)
+                    deleted = ObjectDeleted(**who, version_id=NULL_VERSION)
+                    await self._log.append([deleted.event(bucket_name, key)])
                     return DeleteOutcome(None, delete_marker=False)
-                self.check_replaceable(bucket_name, key)
-                deleted = ObjectDeleted(**who, version_id=NULL_VERSION)
-                await self._log.append([deleted.event(bucket_name, key)])
-                return DeleteOutcome(None, delete_marker=False)
-            marker_id = self.new_version_id(bucket)
-            if marker_id == NULL_VERSION:  # suspended: the marker replaces the null version
-                self.check_replaceable(bucket_name, key)
-            marker = DeleteMarkerPlaced(**who, version_id=marker_id)
-            await self._log.append([marker.event(bucket_name, key)])
-            return DeleteOutcome(marker_id, delete_marker=True)
+                marker_id = self.new_version_id(bucket)
+                if marker_id == NULL_VERSION:  # suspended: the marker replaces the null version
+                    self.check_replaceable(bucket_name, key)
+                marker = DeleteMarkerPlaced(**who, version_id=marker_id)
+                await self._log.append([marker.event(bucket_name, key)])
+                return DeleteOutcome(marker_id, delete_marker=True)
+
+        return await decided(decide)
 
 
 def object_written(

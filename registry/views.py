@@ -509,7 +509,9 @@ class Views(ViewReader):
         Returns how many events were applied. Blocking: run it on the log's writer thread
         (or before serving), so no commit interleaves."""
         seq, digest = self.applied
-        head = until if until is not None else log.store.stored_head()[0]
+        # The log's head, not the store's: a shared store may hold other gateways' newer
+        # events, which the log applies itself when it takes them on.
+        head = until if until is not None else log.last_seq
         if seq > head or (seq > 0 and log.store.stored_hash(seq) != digest):
             self._clear()
             seq = 0

@@ -39,8 +39,16 @@ from s3facade.metrics import CONTENT_TYPE, Metrics
 from s3facade.operations import Operation, parse_operation, resolve_address
 from s3facade.registry import Provenance, Registry
 from s3facade.registry.access.principals import UserDirectory
-from s3facade.registry.errors import NoSuchKey, RegistryError, StoredBytesDamaged
+from s3facade.registry.errors import (
+    NoSuchBucket,
+    NoSuchKey,
+    NoSuchUpload,
+    NoSuchVersion,
+    RegistryError,
+    StoredBytesDamaged,
+)
 from s3facade.registry.gc import run_periodically
+from s3facade.registry.log import LAKE_MAINTENANCE_SECONDS, LOG_POLL_SECONDS
 from s3facade.registry.scrub import Scrubber
 from s3facade.registry.sql import SqlLimits
 from s3facade.registry.sweeper import Sweeper
@@ -54,6 +62,11 @@ _REQUEST_IDS = random.Random(os.urandom(32))
 
 OPS_PREFIX = "/-/"
 STARTING = "The server is starting: its views are catching up with the log. Retry shortly."
+
+
+_READS = frozenset({"GET", "HEAD", "OPTIONS"})
+# What a read answers about a name another gateway may have just created.
+_MISSES = (NoSuchBucket, NoSuchKey, NoSuchVersion, NoSuchUpload)
 
 
 class S3Gateway:
@@ -74,6 +87,7 @@ class S3Gateway:
         )
         credentials = dict(config.credentials)
         self.authenticator = Authenticator(credentials.get, config.region)
+        self._log = registry.log
 
     def virtual_host_bucket(self, host: str) -> str | None:
         domain = self._config.base_domain
@@ -94,7 +108,18 @@ class S3Gateway:
         record = AccessRecord(request_id, method, headers.get("user-agent", ""), started)
         error: S3Error | None = None
         try:
-            response = await self._handle(scope, body, headers, raw_path, request_id, trace)
+            if self._log.shared and method not in _READS:
+                # Every write decides on what any gateway acknowledged before it began.
+                await self._log.sync()
+            try:
+                response = await self._handle(scope, body, headers, raw_path, request_id, trace)
+            except _MISSES:
+                if not self._log.shared or method not in _READS:
+                    raise
+                # Written on another gateway since this one last polled? A read has no body
+                # to replay: take on the log's news and answer again.
+                await self._log.sync()
+                response = await self._handle(scope, body, headers, raw_path, request_id, trace)
         except S3Error as exc:
             error = exc
         except RegistryError as exc:
@@ -318,9 +343,16 @@ def build_app(config: ServerConfig, registry: Registry) -> Starlette:
         sweeper = Sweeper(registry, config.lifecycle_interval_seconds)  # bucket lifecycle rules
         sweeper.start()
         tasks = []
-        if config.gc_interval_seconds > 0:
+        if config.gc_interval_seconds > 0 and not registry.log.shared:
             gc = run_periodically(registry, config.gc_interval_seconds, stop)
             tasks.append(asyncio.create_task(gc, name="blob-gc"))
+        if registry.log.shared:  # other gateways' events, applied as they are published
+            poll = config.log.get("poll_seconds", LOG_POLL_SECONDS)
+            tasks.append(asyncio.create_task(registry.log.follow(stop, poll), name="log-follow"))
+            every = config.log.get("maintenance_seconds", LAKE_MAINTENANCE_SECONDS)
+            if every > 0:
+                upkeep = registry.log.maintain_periodically(stop, every)
+                tasks.append(asyncio.create_task(upkeep, name="lake-maintenance"))
         if registry.head_signer is not None:
             tasks.append(asyncio.create_task(registry.head_signer.run(stop), name="head-signer"))
         if config.scrub_interval_seconds > 0:

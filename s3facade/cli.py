@@ -192,6 +192,11 @@ def config_check(args: argparse.Namespace) -> int:
         print("\n[placement]")
         for key, value in config.placement.items():
             print(f"{key} = {_shown(value)}")
+    if config.log:
+        print("\n[log]")
+        for key, value in config.log.items():
+            secret = key in ("access_key_id", "secret_access_key")  # from the environment
+            print(f"{key} = {_shown('********' if secret else value)}")
     print(f"\n# {len(config.retention)} retention policies")
     if config.dev_credentials:
         print("# root: the development credentials (S3FACADE_ACCESS_KEY_ID is not set)")

@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from s3facade.config_values import (
+    LAKE_REQUIRED,
+    LOG_KEYS,
     MIN_SECRET_LENGTH,
     SECTIONS,
     SERVER_KEYS,
@@ -77,6 +79,9 @@ class ServerConfig:
     scrub_mib_per_second: float = 16.0
     space_reserve_mib: int = 64
     log_format: str = "text"  # or "json": one object per line (s3facade.access_log)
+    # [log]: the DuckDB file in the data dir (default), or a DuckLake several gateways
+    # share (docs/scale-out.md). Plain values, turned into the store by s3facade.workspace.
+    log: Mapping[str, Any] = field(default_factory=dict)
     # HTTPS: a PEM certificate (chain) and its private key; both or neither.
     tls_cert: Path | None = None
     tls_key: Path | None = None
@@ -120,6 +125,7 @@ def load_config(
         backends=_table(document, "backends", source),
         placement=_table(document, "placement", source),
         retention=tuple(document.get("retention", ())),
+        log=_log_table(document, source, env),
     )
     config = replace(config, **from_environment(env))
     given = {k: v for k, v in (overrides or {}).items() if v is not None}
@@ -173,6 +179,25 @@ def _table(document: Mapping[str, Any], section: str, source: Source) -> dict[st
     if not isinstance(value, dict):
         raise ConfigInvalid(source.error("expected a table", section))
     return value
+
+
+def _log_table(
+    document: Mapping[str, Any], source: Source, env: Mapping[str, str]
+) -> dict[str, Any]:
+    values = checked(_table(document, "log", source), LOG_KEYS, "log", source)
+    if values.get("type", "duckdb") == "duckdb":
+        if set(values) - {"type"}:
+            raise ConfigInvalid(source.error('settings for type = "ducklake" only', "log"))
+        return values
+    for key in LAKE_REQUIRED:
+        if key not in values:
+            raise ConfigInvalid(source.error(f"a ducklake log needs {key}", "log"))
+    for key in ("access_key_id", "secret_access_key"):
+        name = f"S3FACADE_LOG_{key.upper()}"
+        if not env.get(name):
+            raise ConfigInvalid(f"a ducklake log needs {name} in the environment")
+        values[key] = env[name]
+    return values
 
 
 def _root_user(env: Mapping[str, str]) -> tuple[dict[str, str], dict[str, User], bool]:

@@ -155,7 +155,36 @@ USER_KEYS: Mapping[str, Kind] = {
     "admin": BOOLEAN,
     "bypass_governance": BOOLEAN,
 }
-SECTIONS = frozenset({"server", "users", "backends", "placement", "retention"})
+
+
+def _pattern(pattern: str, meaning: str) -> Kind:
+    def check(value: Any) -> str:
+        if not isinstance(value, str) or not re.fullmatch(pattern, value):
+            raise ValueError(f"expected {meaning}, got {value!r}")
+        return value
+
+    return Kind(meaning, check, check)
+
+
+# [log] keys (docs/scale-out.md). The lake's credentials come from the environment only:
+# S3FACADE_LOG_ACCESS_KEY_ID and S3FACADE_LOG_SECRET_ACCESS_KEY.
+LOG_KEYS: Mapping[str, Kind] = {
+    "type": _choice("duckdb", "ducklake"),
+    "catalog": STRING,
+    "data_path": _pattern(
+        r"s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/[^'\\]*)?/", "s3://bucket/prefix/"
+    ),
+    "endpoint": _pattern(r"https?://[^/'\\\s]+/?", "an http(s):// endpoint"),
+    "gateway_id": _pattern(
+        r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", "a gateway id (letters, digits, . _ -)"
+    ),
+    "region": STRING,
+    "metadata_schema": _pattern(r"[a-z_][a-z0-9_]{0,62}", "a PostgreSQL schema name"),
+    "poll_seconds": SECONDS,
+    "maintenance_seconds": INTERVAL,
+}
+LAKE_REQUIRED = ("catalog", "data_path", "endpoint", "gateway_id")
+SECTIONS = frozenset({"server", "users", "backends", "placement", "retention", "log"})
 
 
 def env_name(key: str) -> str:

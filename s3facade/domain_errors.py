@@ -27,6 +27,8 @@ S3_CODES: Mapping[type[domain.RegistryError], tuple[str, str | None]] = {
     domain.PreconditionFailed: ("PreconditionFailed", None),
     domain.ConditionalRequestConflict: ("ConditionalRequestConflict", None),
     domain.StorageUnavailable: ("ServiceUnavailable", None),
+    domain.LogUnavailable: ("ServiceUnavailable", None),
+    domain.StaleDecision: ("SlowDown", None),  # every SDK retries it, with backoff
     # Retryable, as clients treat every 503: space may be freed (deletes, gc) meanwhile.
     domain.StorageFull: (
         "ServiceUnavailable",

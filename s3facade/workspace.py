@@ -19,8 +19,9 @@ from s3facade.command_table import CommandFailed, Opens
 from s3facade.config import ServerConfig, load_config
 from s3facade.registry import Provenance, Registry
 from s3facade.registry.anchor import AnchorRecord, LogAnchor, default_anchor_path
-from s3facade.registry.errors import CorruptLog, LogInUse, LogUntrusted
+from s3facade.registry.errors import CorruptLog, LogInUse, LogUntrusted, RegistryError
 from s3facade.registry.heads import HeadKey, HeadTrust
+from s3facade.registry.lake_store import LakeSettings, lake_python
 from s3facade.registry.log import EventLog
 from s3facade.registry.registry import LOG_FILE, open_log_read_only
 from s3facade.registry.retention import RetentionPolicy
@@ -44,6 +45,11 @@ def open_registry(
     listens)."""
     backends = build_backend_set(config.backends, config.placement, config.data_dir)
     policies = [RetentionPolicy.from_config(entry) for entry in config.retention]
+    shared = lake_settings(config)
+    if shared is not None and read_only:
+        raise RegistryError(
+            "a shared (ducklake) log is read through a running gateway: use --endpoint"
+        )
     return Registry.open(
         config.data_dir,
         backends,
@@ -55,6 +61,25 @@ def open_registry(
         checkpoint_wal_bytes=config.checkpoint_wal_mib << 20,
         space_reserve_bytes=0 if read_only else config.space_reserve_mib << 20,
         load_views=load_views,
+        shared_log=shared,
+    )
+
+
+def lake_settings(config: ServerConfig) -> LakeSettings | None:
+    """The shared log `[log]` configures, or None for the data dir's own DuckDB file."""
+    values = config.log
+    if values.get("type", "duckdb") != "ducklake":
+        return None
+    optional = {k: values[k] for k in ("region", "metadata_schema") if k in values}
+    return LakeSettings(
+        catalog=values["catalog"],
+        data_path=values["data_path"],
+        endpoint=values["endpoint"],
+        gateway_id=values["gateway_id"],
+        access_key_id=values["access_key_id"],
+        secret_access_key=values["secret_access_key"],
+        python=lake_python(),
+        **optional,
     )
 
 

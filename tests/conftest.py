@@ -45,6 +45,7 @@ class RunningServer:
     log_path: Path | None = None
     extra_args: list[str] = field(default_factory=list)
     ca_file: Path | None = None  # set: the server speaks HTTPS with a certificate it signed
+    env: dict[str, str] = field(default_factory=dict)  # more environment for the server
 
     @property
     def endpoint(self) -> str:
@@ -56,6 +57,7 @@ class RunningServer:
             **os.environ,
             "S3FACADE_ACCESS_KEY_ID": ACCESS_KEY,
             "S3FACADE_SECRET_ACCESS_KEY": SECRET_KEY,
+            **self.env,
         }
         self.log_path = self.data_dir.parent / f"server-{self.port}.log"
         log = self.log_path.open("ab")

@@ -108,6 +108,42 @@ def test_config_check_prints_the_effective_configuration_without_secrets(tmp_pat
     assert "Traceback" not in broken.stderr
 
 
+LAKE = (
+    '[log]\ntype = "ducklake"\ncatalog = "dbname=lake host=127.0.0.1 port=55432"\n'
+    'data_path = "s3://lake-bucket/events/"\nendpoint = "http://127.0.0.1:7480"\n'
+    'gateway_id = "gw1"\n'
+)
+LAKE_KEYS = {"S3FACADE_LOG_ACCESS_KEY_ID": "lake-key", "S3FACADE_LOG_SECRET_ACCESS_KEY": "lk-se"}
+
+
+@pytest.mark.parametrize(
+    ("text", "env", "message"),
+    [
+        (LAKE.replace('gateway_id = "gw1"\n', ""), LAKE_KEYS, "a ducklake log needs gateway_id"),
+        (LAKE, {}, "needs S3FACADE_LOG_ACCESS_KEY_ID in the environment"),
+        (LAKE.replace("s3://lake-bucket/events/", "/tmp/x"), LAKE_KEYS, "data_path: expected"),
+        (LAKE.replace('"gw1"', '"gw 1"'), LAKE_KEYS, "gateway_id: expected a gateway id"),
+        (LAKE.replace("http://127.0.0.1:7480", "127.0.0.1'"), LAKE_KEYS, "endpoint: expected"),
+        ('[log]\ncatalog = "dbname=x"\n', {}, 'settings for type = "ducklake" only'),
+        ('[log]\ntype = "sqlite"\n', {}, "type: expected one of duckdb, ducklake"),
+    ],
+)
+def test_a_shared_log_needs_all_of_its_settings(
+    tmp_path: Path, text: str, env: dict[str, str], message: str
+) -> None:
+    with pytest.raises(ConfigInvalid, match=message):
+        load_config(written(tmp_path, text), env={**ROOT, **env})
+
+
+def test_a_shared_log_is_shown_without_its_credentials(tmp_path: Path) -> None:
+    config = load_config(written(tmp_path, LAKE), env={**ROOT, **LAKE_KEYS})
+    assert config.log["gateway_id"] == "gw1" and config.log["access_key_id"] == "lake-key"
+    shown = run_cli("config", "check", str(written(tmp_path, LAKE)), env={**ROOT, **LAKE_KEYS})
+    assert shown.returncode == 0, shown.stderr
+    assert 'gateway_id = "gw1"' in shown.stdout and 'type = "ducklake"' in shown.stdout
+    assert "lake-key" not in shown.stdout and "lk-se" not in shown.stdout
+
+
 def test_the_readme_lists_every_setting_with_its_environment_twin() -> None:
     readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
     missing = [key for key in SERVER_KEYS if f"`{env_name(key)}` | `{key}`" not in readme]

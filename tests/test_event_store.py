@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import re
 from collections.abc import AsyncIterator
@@ -32,13 +33,31 @@ def test_no_module_but_the_store_writes_sql_for_the_log() -> None:
         for path in (ROOT / package).rglob("*.py")
         if LOG_SQL.search(path.read_text())
     }
-    assert holders == {"registry/event_store.py", "registry/sql_worker.py"}
+    # lake_child.py is the shared log's side of the store, run under the lake's DuckDB.
+    assert holders == {
+        "registry/event_store.py",
+        "registry/sql_worker.py",
+        "registry/lake_child.py",
+    }
 
 
 def test_the_schema_and_columns_come_from_one_definition() -> None:
     assert COLUMNS.split(", ") == [name for name, _ in EVENT_COLUMNS]
     for name, kind in EVENT_COLUMNS:
         assert f"{name} {kind}" in SCHEMA
+    # The lake's table (a file of another environment: read, not imported) has the same
+    # columns, in the same order, and the gateway that wrote each row last.
+    tree = ast.parse((ROOT / "registry/lake_child.py").read_text())
+    constants = {
+        target.id: ast.literal_eval(node.value)
+        for node in tree.body
+        if isinstance(node, ast.Assign)
+        for target in node.targets
+        if isinstance(target, ast.Name) and target.id in ("EVENTS", "TAIL")
+    }
+    lake = re.findall(r"(\w+) (BIGINT|TIMESTAMP|VARCHAR|JSON)", constants["EVENTS"])
+    assert lake == [*EVENT_COLUMNS, ("gateway", "VARCHAR")]
+    assert constants["TAIL"].startswith(f"SELECT {COLUMNS} FROM events ")
 
 
 def test_the_store_answers_the_narrow_questions(tmp_path: Path) -> None:

@@ -255,16 +255,17 @@ def rgw_upstream(rgw_cluster: RgwCluster) -> Upstream:
     return rgw_cluster.upstream
 
 
+def toml_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int | float):
+        return str(v)
+    return '"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
 def config_file(path: Path, backends: dict[str, dict[str, Any]], placement: dict[str, Any]) -> Path:
     """Write a TOML config with these `[backends.<id>]` tables and `[placement]`."""
-
-    def value(v: Any) -> str:
-        if isinstance(v, bool):
-            return "true" if v else "false"
-        if isinstance(v, int | float):
-            return str(v)
-        return '"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"'
-
+    value = toml_value
     lines: list[str] = []
     for backend_id, table in backends.items():
         lines.append(f"[backends.{backend_id}]")
