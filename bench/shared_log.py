@@ -43,6 +43,11 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
 from bench.upstream_throughput import Store, moto, rgw
+from s3facade.registry.events import Event, EventType
+from s3facade.registry.lake_store import LakeEventStore, LakeSettings, lake_python
+from s3facade.registry.log import EventLog
+from s3facade.registry.model import Provenance
+from s3facade.registry.payloads import ObjectWritten
 from tests.conftest import ACCESS_KEY, SECRET_KEY, RunningServer
 from tests.shared_log_services import GatewayCluster, Postgres
 from tests.upstream_services import Upstream
@@ -64,6 +69,7 @@ def _client_process(
     """One gateway's load: `threads` connections PUTting distinct keys until the deadline."""
     latencies: list[float] = []
     errors = [0]
+    out.put("ready")
     start.wait()
     deadline = time.monotonic() + seconds
 
@@ -86,6 +92,25 @@ def _client_process(
     for worker in workers:
         worker.join()
     out.put({"latencies": latencies, "errors": errors[0]})
+
+
+def _run_together(target: Any, arguments: list[tuple[Any, ...]], timeout: float) -> list[Any]:
+    """One process per argument tuple (each gets `out` and `start` after it), let go at
+    once when every one has said it is ready (their windows must overlap for the rates to
+    add up); what each put in `out` at the end."""
+    context = multiprocessing.get_context("spawn")
+    out, start = context.Queue(), context.Event()
+    processes = [context.Process(target=target, args=(*args, out, start)) for args in arguments]
+    for process in processes:
+        process.start()
+    for _ in processes:
+        if out.get(timeout=300) != "ready":
+            raise RuntimeError("a load process failed before it was ready")
+    start.set()
+    results = [out.get(timeout=timeout) for _ in processes]
+    for process in processes:
+        process.join()
+    return results
 
 
 def _cpu_seconds(pids: list[int]) -> float:
@@ -135,22 +160,11 @@ def _percentile(samples: list[float], share: float) -> float:
 
 
 def drive(endpoints: list[str], threads: int, seconds: float) -> dict[str, Any]:
-    context = multiprocessing.get_context("spawn")
-    out, start = context.Queue(), context.Event()
-    processes = [
-        context.Process(
-            target=_client_process,
-            args=(endpoint, f"g{i}-{uuid.uuid4().hex[:6]}", threads, seconds, out, start),
-        )
+    arguments = [
+        (endpoint, f"g{i}-{uuid.uuid4().hex[:6]}", threads, seconds)
         for i, endpoint in enumerate(endpoints)
     ]
-    for process in processes:
-        process.start()
-    time.sleep(1.0)  # the clients have imported and connected
-    start.set()
-    results = [out.get(timeout=seconds + 120) for _ in processes]
-    for process in processes:
-        process.join()
+    results = _run_together(_client_process, arguments, seconds + 120)
     latencies = [value for result in results for value in result["latencies"]]
     return {
         "puts_per_second": len(latencies) / seconds,
@@ -220,6 +234,48 @@ def measure(
     return result
 
 
+def _lake_writer(settings: LakeSettings, batch: int, seconds: float, out: Any, start: Any) -> None:
+    """One writer of the lake alone (no HTTP, no bytes): commits of `batch` events, each
+    through the deployment's lock, as a gateway's commit."""
+    root = Path(tempfile.mkdtemp(prefix="s3facade-lake-writer-"))
+    log = EventLog(root / "unused.duckdb", store=LakeEventStore(settings))
+    data = ObjectWritten(
+        **Provenance("bench", "127.0.0.1", "bench", "REQ").as_dict(),
+        content_type="binary/octet-stream", headers={}, metadata={}, size=4096,
+        sha256="0" * 64, md5="0" * 32, etag="0" * 32, checksums={}, backend_id="store",
+        version_id="null",
+    ).to_data()  # fmt: skip
+    latencies = []
+    out.put("ready")
+    start.wait()
+    deadline = time.monotonic() + seconds
+    n = 0
+    while time.monotonic() < deadline:
+        events = [Event(EventType.OBJECT_WRITTEN, BUCKET, f"{root.name}/{n + i}", data)
+                  for i in range(batch)]  # fmt: skip
+        began = time.perf_counter()
+        log.append_now(events)
+        latencies.append(time.perf_counter() - began)
+        n += batch
+    log.close_sync()
+    out.put({"events": n, "latencies": latencies})
+
+
+def lake_ceiling(
+    settings: LakeSettings, writers: int, batch: int, seconds: float
+) -> dict[str, float]:
+    results = _run_together(_lake_writer, [(settings, batch, seconds)] * writers, seconds + 300)
+    latencies = [value for result in results for value in result["latencies"]]
+    return {
+        "writers": writers,
+        "events_per_commit": batch,
+        "events_per_second": round(sum(r["events"] for r in results) / seconds),
+        "commits_per_second": round(len(latencies) / seconds, 1),
+        "commit_p50_ms": round(statistics.median(latencies) * 1000, 1),
+        "commit_p99_ms": round(_percentile(latencies, 0.99) * 1000, 1),
+    }
+
+
 def _upstream(store: Store) -> Upstream:
     upstream = Upstream(
         "bench", store.endpoint, store.access_key, store.secret_key, store.region, "bench-lake"
@@ -259,6 +315,21 @@ def run(kind: str, counts: list[int], threads: int, seconds: float) -> dict[str,
                 )
             finally:
                 baseline_gateway.stop()
+            results["lake_alone"] = []
+            for writers in (1, 2, 4):
+                for batch in (1, 10, 100):
+                    settings = LakeSettings(
+                        catalog=postgres.dsn,
+                        data_path=f"s3://{upstream.bucket}/ceiling-{writers}-{batch}/",
+                        endpoint=upstream.endpoint,
+                        gateway_id="bench",
+                        access_key_id=upstream.access_key,
+                        secret_access_key=upstream.secret_key,
+                        metadata_schema=f"ceiling_{writers}_{batch}_{uuid.uuid4().hex[:6]}",
+                        python=lake_python(),
+                    )
+                    ceiling = lake_ceiling(settings, writers, batch, min(seconds, 5.0))
+                    results["lake_alone"].append(ceiling)
             for count in counts:
                 cluster = GatewayCluster(workdir / f"n{count}", upstream, postgres.dsn, count=count)
                 cluster.root.mkdir(parents=True)
@@ -301,7 +372,7 @@ def render(results: dict[str, Any]) -> str:
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for name, entry in results.items():
-        if not isinstance(entry, dict):
+        if not isinstance(entry, dict) or "puts_per_second" not in entry:
             continue
         seen = entry.get("visibility")
         lines.append(
@@ -311,6 +382,18 @@ def render(results: dict[str, Any]) -> str:
             f"{entry.get('lake_commits_per_second', 0):.0f} | "
             f"{entry.get('puts_per_commit', 0):.1f} | "
             + (f"{seen['p50_ms']:.0f}/{seen['p99_ms']:.0f} |" if seen else "|")
+        )
+    lines += [
+        "",
+        "The lake alone (commits through the lock, no HTTP, no bytes):",
+        "| writers | events/commit | events/s | commits/s | commit p50 ms | commit p99 ms |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for entry in results.get("lake_alone", []):
+        lines.append(
+            f"| {entry['writers']} | {entry['events_per_commit']} | {entry['events_per_second']} "
+            f"| {entry['commits_per_second']} | {entry['commit_p50_ms']} "
+            f"| {entry['commit_p99_ms']} |"
         )
     return "\n".join(lines)
 

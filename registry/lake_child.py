@@ -75,6 +75,7 @@ EVENTS = (
     "type VARCHAR NOT NULL, bucket VARCHAR NOT NULL, key VARCHAR, data JSON NOT NULL, "
     "prev_hash VARCHAR NOT NULL, hash VARCHAR NOT NULL, gateway VARCHAR NOT NULL)"
 )
+INSERT_ROWS = 200  # rows per INSERT statement of a commit
 TAIL = "SELECT seq, time, type, bucket, key, data, prev_hash, hash FROM events WHERE seq > ? "
 
 
@@ -117,8 +118,12 @@ class Lake:
         if not self.open:
             raise RuntimeError("append without begin")
         try:
-            if rows:
-                self.db.executemany("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+            # Multi-row INSERTs: 1.5's executemany binds row by row (4-5x slower at 100).
+            for start in range(0, len(rows), INSERT_ROWS):
+                chunk = rows[start : start + INSERT_ROWS]
+                values = ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?, ?)"] * len(chunk))
+                flat = [value for row in chunk for value in row]
+                self.db.execute(f"INSERT INTO events VALUES {values}", flat)
             self.db.execute("COMMIT")
         except BaseException:
             self.rollback()

@@ -165,6 +165,7 @@ class LakeOrder:
         self._db: psycopg.Connection[tuple[Any, ...]] | None = None
         self._maintenance: psycopg.Connection[tuple[Any, ...]] | None = None
         self._held = False
+        self._table_seen = False  # the head row's table exists (made by the first commit)
 
     def _connection(self) -> psycopg.Connection[tuple[Any, ...]]:
         if self._db is None or self._db.closed:
@@ -240,8 +241,10 @@ class LakeOrder:
 
     def published(self) -> int:
         """The newest seq some gateway announced (0 before any)."""
-        if not self._created():
-            return 0
+        if not self._table_seen:
+            self._table_seen = self._created()
+            if not self._table_seen:
+                return 0
         rows = self._run("SELECT seq FROM s3facade_log_head WHERE lake = %s", [self._lake])
         return int(rows[0][0]) if rows else 0
 

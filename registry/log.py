@@ -72,7 +72,7 @@ class ViewSink(Protocol):
 
     def apply(self, events: Sequence[CommittedEvent]) -> None: ...
 
-    def catch_up(self, log: EventLog) -> int: ...
+    def catch_up(self, log: EventLog, *, until: int | None = None) -> int: ...
 
 
 @dataclass
@@ -120,6 +120,7 @@ class EventLog:
         self._known_from = self._last_seq
         # The newest event the views have applied: what a decision made now has seen.
         self._seen = self._last_seq
+        self._sync_waiting: asyncio.Future[int] | None = None  # a sync() poll not started
         self._last_time: datetime = last_time or datetime(1970, 1, 1)
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="event-log")
         self._readers = ThreadPoolExecutor(max_workers=2, thread_name_prefix="event-query")
@@ -282,9 +283,9 @@ class EventLog:
                 self._foreign.append((event.seq, event.bucket, event.key))
         while len(self._foreign) > FOREIGN_MEMORY:
             self._known_from = self._foreign.popleft()[0]
+        self._apply_to_views(events)
         last = events[-1]
         self._last_seq, self._last_hash, self._last_time = last.seq, last.hash, last.time
-        self._apply_to_views(events)
 
     def _stale(self, pending: _PendingAppend) -> StaleDecision | None:
         """Refuses an append decided on views that another gateway's event has since
@@ -316,10 +317,19 @@ class EventLog:
         return len(events)
 
     async def sync(self) -> None:
-        """Take on what other gateways published up to now (a no-op on a log of one):
-        before a decision that appends nothing if the views lack what it names."""
-        if self._shared is not None:
-            await self.on_writer(self.poll_shared)
+        """Take on what other gateways published up to now (a no-op on a log of one).
+        Concurrent callers share a poll that has not started yet: it reads the head after
+        each of them asked."""
+        if self._shared is None:
+            return
+        waiting = self._sync_waiting
+        if waiting is None:
+            waiting = self._sync_waiting = self.on_writer(self._poll_for_sync)
+        await asyncio.shield(waiting)
+
+    def _poll_for_sync(self) -> int:
+        self._sync_waiting = None  # before the head is read: later callers need a new poll
+        return self.poll_shared()
 
     async def follow(self, stop: asyncio.Event, interval: float) -> None:
         """Poll the shared log every `interval` seconds until `stop` (a no-op otherwise)."""
@@ -396,8 +406,6 @@ class EventLog:
             self.space.after_commit()
         if not rows:
             return
-        last = events[-1]
-        self._last_seq, self._last_hash, self._last_time = last.seq, last.hash, last.time
         seq, digest = rows[-1][0], rows[-1][7]
         if self.anchor is not None:
             try:
@@ -409,6 +417,9 @@ class EventLog:
                 self.anchor_error = f"the log anchor could not be advanced to {seq}: {exc}"
                 log.error("%s", self.anchor_error)
         self._apply_to_views(events)
+        # The head moves once the views have the events (gc's snapshot relies on it).
+        last = events[-1]
+        self._last_seq, self._last_hash, self._last_time = last.seq, last.hash, last.time
         self._checkpoint_if_due()
 
     def _apply_to_views(self, events: list[CommittedEvent]) -> None:
@@ -419,7 +430,7 @@ class EventLog:
             if self.views_error is None:
                 self._views.apply(events)
             else:  # an earlier apply failed: replay everything since the views' last event
-                self._views.catch_up(self)
+                self._views.catch_up(self, until=events[-1].seq)
             self.views_error = None
             self._seen = events[-1].seq
         except Exception as exc:
