@@ -105,13 +105,22 @@ class Lake:
         self.db.execute(EVENTS)
         self.open = False
 
-    def begin(self, after: int) -> list[tuple[Any, ...]]:
-        """Open the write transaction and return the events after `after` as of its
-        snapshot. Reading pins the snapshot: a commit by anyone else from now on makes
+    def begin(self, after: int, expected: int | None) -> tuple[int, list[tuple[Any, ...]] | None]:
+        """Open the write transaction: its snapshot, and the events after `after` as of it,
+        or None when the snapshot is `expected` (the gateway has them from the head row's
+        table). Reading pins the snapshot: a commit by anyone else from now on makes
         `append` fail (an unread transaction would commit on top of it silently)."""
         self.rollback()
         self.db.execute("BEGIN TRANSACTION")
         self.open = True
+        row = self.db.execute("FROM ducklake_current_snapshot('lake')").fetchone()
+        snapshot = int(row[0]) if row else 0
+        if snapshot == expected:
+            return snapshot, None
+        return snapshot, self.tail(after)
+
+    def tail(self, after: int) -> list[tuple[Any, ...]]:
+        """The events after `after`, in the open transaction."""
         return self.db.execute(TAIL + "ORDER BY seq", [after]).fetchall()
 
     def append(self, rows: list[tuple[Any, ...]]) -> int:
@@ -159,7 +168,7 @@ class Lake:
 
 
 KEEP = "now() - INTERVAL 1 HOUR"  # snapshots younger than this stay readable (time travel)
-OPERATIONS = frozenset({"begin", "append", "rollback", "query", "maintain"})
+OPERATIONS = frozenset({"begin", "tail", "append", "rollback", "query", "maintain"})
 
 
 def _read_frame(stream: BinaryIO) -> bytes | None:

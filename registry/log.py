@@ -39,7 +39,14 @@ from typing import Protocol, TypeVar
 from s3facade.registry.anchor import LogAnchor
 from s3facade.registry.errors import CorruptLog, LogUnavailable, RegistryError, StaleDecision
 from s3facade.registry.event_store import EventStore, StoreError, row_of
-from s3facade.registry.events import CommittedEvent, Event, EventType, seal, utc_now
+from s3facade.registry.events import (
+    CommittedEvent,
+    Event,
+    EventType,
+    chain_hash,
+    seal,
+    utc_now,
+)
 from s3facade.registry.lake_store import LakeEventStore
 from s3facade.registry.payloads import check_conforms
 from s3facade.registry.space import SpaceReserve
@@ -264,7 +271,6 @@ class EventLog:
             except BaseException:
                 store.rollback()
                 raise
-            store.order.advance(self._last_seq, self._last_hash)
             return done
         finally:
             store.order.unlock()
@@ -276,8 +282,11 @@ class EventLog:
             return
         prev_hash = self._last_hash
         for event in events:
+            # Read from PostgreSQL or the lake, written by another process: checked whole.
             if event.prev_hash != prev_hash:
                 raise CorruptLog(event.seq, "the shared log does not link to its predecessor")
+            if chain_hash(prev_hash, event.canonical()) != event.hash:
+                raise CorruptLog(event.seq, "an event of the shared log does not match its hash")
             prev_hash = event.hash
             if event.type not in _NO_STATE:
                 self._foreign.append((event.seq, event.bucket, event.key))
@@ -312,7 +321,7 @@ class EventLog:
         published = self._shared.order.published()
         if published <= self._last_seq:
             return 0
-        events = list(self._shared.scan(after=self._last_seq, through=published, strict=True))
+        events = self._shared.published_since(self._last_seq, published)
         self._follow(events)
         return len(events)
 

@@ -21,7 +21,10 @@ from typing import Any, TypeVar
 import pytest
 from botocore.exceptions import ClientError
 
+from s3facade.registry.event_store import row_of
+from s3facade.registry.events import seal
 from s3facade.registry.lake_store import LakeEventStore, LakeProcess, LakeSettings
+from s3facade.registry.payloads import ObjectRead
 from tests.conftest import ACCESS_KEY, SECRET_KEY, RunningServer
 from tests.shared_log_services import POSTGRES_SH, GatewayCluster, Postgres
 from tests.upstream_services import FaultProxy, Upstream
@@ -316,15 +319,7 @@ def test_compaction_beside_live_writers_keeps_every_event_and_who_wrote_it(
 ) -> None:
     """The gateways compact every 2 s during these tests (one at a time); here once more
     by hand while every gateway writes, then the lake is read with plain SQL."""
-    settings = LakeSettings(
-        catalog=cluster.catalog,
-        data_path=f"s3://{cluster.store.bucket}/{cluster.schema}/events/",
-        endpoint=cluster.store.endpoint,
-        gateway_id="reader",
-        access_key_id=cluster.store.access_key,
-        secret_access_key=cluster.store.secret_key,
-        metadata_schema=cluster.schema,
-    )
+    settings = _settings(cluster, "reader")
     # No retries: a write that failed beside the compaction fails the test.
     clients = [g.client(retries={"max_attempts": 1}) for g in cluster.gateways]
     bucket = new_bucket(clients[0])
@@ -362,6 +357,56 @@ def test_compaction_beside_live_writers_keeps_every_event_and_who_wrote_it(
     for gateway in cluster.gateways:
         checked = verify(gateway)
         assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+def test_a_commit_left_unpublished_is_taken_on_by_the_next_writer(
+    cluster: GatewayCluster,
+) -> None:
+    """A gateway killed between its lake commit and publishing it (the head row and the
+    recent rows in PostgreSQL) leaves events the head row does not name: the next commit
+    sees that the lake's snapshot moved, reads them from the lake and seals after them."""
+    clients = cluster.clients()
+    bucket = new_bucket(clients[0])
+    clients[0].put_object(Bucket=bucket, Key="read-by-the-lost", Body=b"x")
+    store = LakeEventStore(_settings(cluster, "lost"))
+    store.order.publish = lambda rows, snapshot: None  # type: ignore[method-assign]
+    try:
+        store.order.lock()
+        try:
+            seq, digest, _ = store.head()
+            previous = store.begin(seq)
+            seq, digest = (previous[-1].seq, previous[-1].hash) if previous else (seq, digest)
+            read = ObjectRead(
+                principal="lost", client_address="127.0.0.1:1", user_agent="test",
+                request_id="LOST", version_id="null", sha256="0" * 64, etag="0" * 32,
+                method="GET",
+            ).event(bucket, "read-by-the-lost")  # fmt: skip
+            lost = seal(read, seq + 1, datetime.now(UTC).replace(tzinfo=None), digest)
+            store.write([row_of(lost)])
+        finally:
+            store.order.unlock()
+    finally:
+        store.close()
+    for number, client in enumerate(clients):
+        client.put_object(Bucket=bucket, Key=f"after-{number}", Body=b"y")
+    for gateway in cluster.gateways:
+        checked = verify(gateway)
+        assert checked.returncode == 0, checked.stdout + checked.stderr
+    query = f"SELECT count(*) FROM reads WHERE bucket = '{bucket}' AND principal = 'lost'"
+    counted = eventually(lambda: _one_count(admin(cluster.gateways[2], "sql", "--json", query)))
+    assert counted == 1
+
+
+def _settings(cluster: GatewayCluster, gateway_id: str) -> LakeSettings:
+    return LakeSettings(
+        catalog=cluster.catalog,
+        data_path=f"s3://{cluster.store.bucket}/{cluster.schema}/events/",
+        endpoint=cluster.store.endpoint,
+        gateway_id=gateway_id,
+        access_key_id=cluster.store.access_key,
+        secret_access_key=cluster.store.secret_key,
+        metadata_schema=cluster.schema,
+    )
 
 
 def _maintained(store: LakeEventStore) -> dict[str, int]:
