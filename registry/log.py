@@ -259,25 +259,46 @@ class EventLog:
         return list(sealed)
 
     def _commit_shared(self, store: LakeEventStore, batch: list[_PendingAppend]) -> list[_Outcome]:
+        """Under the deployment's lock only what orders the log: the lake's tail, the
+        stale-decision check, sealing, the commit and publishing it. The views take on
+        both after the lock is released (nothing of another gateway waits on them), and
+        before any write is acknowledged."""
+        foreign: list[CommittedEvent] = []
+        own: list[CommittedEvent] = []
         store.order.lock()
         try:
             try:
-                self._follow(store.begin(self._last_seq))
+                foreign = store.begin(self._last_seq)
+                self._take_on(foreign)
                 stale = [self._stale(pending) for pending in batch]
                 kept = [p for p, refused in zip(batch, stale, strict=True) if refused is None]
                 sealed = iter(self._seal(kept))
                 done: list[_Outcome] = [next(sealed) if o is None else o for o in stale]
-                self._commit([e for group in done if isinstance(group, list) for e in group])
+                written = [e for group in done if isinstance(group, list) for e in group]
+                store.write([row_of(e) for e in written])
+                own = written
             except BaseException:
                 store.rollback()
                 raise
-            return done
         finally:
             store.order.unlock()
+            # Taken on, the other gateways' events are applied whatever became of this batch.
+            if foreign or own:
+                self._apply_to_views([*foreign, *own])
+            if own:
+                last = own[-1]
+                self._last_seq, self._last_hash, self._last_time = last.seq, last.hash, last.time
+        return done
 
     def _follow(self, events: list[CommittedEvent]) -> None:
-        """Take on other gateways' events (they follow this log's head): remember what
-        they changed, advance the head and apply them to the views."""
+        """Take on other gateways' events and apply them to the views."""
+        self._take_on(events)
+        if events:
+            self._apply_to_views(events)
+
+    def _take_on(self, events: list[CommittedEvent]) -> None:
+        """Check other gateways' events (they follow this log's head), remember what they
+        changed and move the head past them (sealing goes on from there)."""
         if not events:
             return
         prev_hash = self._last_hash
@@ -292,7 +313,6 @@ class EventLog:
                 self._foreign.append((event.seq, event.bucket, event.key))
         while len(self._foreign) > FOREIGN_MEMORY:
             self._known_from = self._foreign.popleft()[0]
-        self._apply_to_views(events)
         last = events[-1]
         self._last_seq, self._last_hash, self._last_time = last.seq, last.hash, last.time
 

@@ -64,7 +64,6 @@ OPS_PREFIX = "/-/"
 STARTING = "The server is starting: its views are catching up with the log. Retry shortly."
 
 
-_READS = frozenset({"GET", "HEAD", "OPTIONS"})
 # What a read answers about a name another gateway may have just created.
 _MISSES = (NoSuchBucket, NoSuchKey, NoSuchVersion, NoSuchUpload)
 
@@ -108,16 +107,14 @@ class S3Gateway:
         record = AccessRecord(request_id, method, headers.get("user-agent", ""), started)
         error: S3Error | None = None
         try:
-            if self._log.shared and method not in _READS:
-                # Every write decides on what any gateway acknowledged before it began.
-                await self._log.sync()
             try:
                 response = await self._handle(scope, body, headers, raw_path, request_id, trace)
             except _MISSES:
-                if not self._log.shared or method not in _READS:
+                if not self._log.shared or body.received:
                     raise
-                # Written on another gateway since this one last polled? A read has no body
-                # to replay: take on the log's news and answer again.
+                # Made on another gateway since this one last polled? Take on the log's news
+                # and answer again (no byte of the body was read: nothing to replay). A
+                # write deciding on what exists is checked at its commit instead.
                 await self._log.sync()
                 response = await self._handle(scope, body, headers, raw_path, request_id, trace)
         except S3Error as exc:
