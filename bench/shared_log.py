@@ -13,6 +13,9 @@ Parquet and bytes on the store) and that many `s3facade serve` processes, then:
 - measures cross-gateway visibility: a PUT on one gateway, then HEADs on another until it
   answers 200.
 
+Before that, the lake alone: 1, 2 and 4 writer processes committing 1, 10 or 100 events
+at a time through the deployment's lock (no HTTP, no bytes), for the lake's ceiling.
+
 The baseline, measured in the same run, is one gateway whose log is its own DuckDB file
 (bytes on the same store): every figure is also given as a ratio against it. Client and
 servers share this machine's cores: the JSON records the CPU each part used, so the

@@ -6,13 +6,14 @@ environment (registry/lake_child.py): one writes, one answers reads. The order o
 is kept in PostgreSQL, through psycopg:
 
 - a session advisory lock per deployment is held around each commit, so one gateway at a
-  time reads the lake's tail, seals its batch onto it and commits;
-- the commit reads the tail inside its own lake transaction, with DuckLake's retries off, so
+  time reads the events after its head, seals its batch onto them and commits;
+- the commit pins its lake transaction's snapshot first, with DuckLake's retries off, so
   a commit that some other writer slipped in beside (a gateway killed mid-commit whose
-  child finished late) fails instead of landing beside it;
-- a head row (seq, hash) is advanced after each commit: other gateways poll it (cheaply)
-  to learn that there is something new to read. It is a hint, never the truth: the lock
-  holder always reads the lake's own tail.
+  lake process finished late) makes it fail instead of landing beside it;
+- each commit publishes its rows, and the lake snapshot it made, in PostgreSQL (a head row
+  and a table of the newest rows): the next commit and the other gateways' polls read the
+  new events there, unless the lake's snapshot is not the published one, when they read
+  the lake itself (docs/scale-out.md, "How a write is committed").
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import hashlib
 import logging
 import os
 import pickle
+import select
 import struct
 import subprocess
 import threading
@@ -51,6 +53,8 @@ ORDER_TABLES = (
     "data TEXT NOT NULL, prev_hash TEXT NOT NULL, hash TEXT NOT NULL, PRIMARY KEY (lake, seq))",
 )
 LOCK_WAIT = "10s"  # a lock not had in this long: 503, not a request hung behind a stuck peer
+CALL_TIMEOUT = 120.0  # seconds a lake process may take to answer (a commit, a query)
+MAINTENANCE_TIMEOUT = 3600.0
 
 
 @dataclass(frozen=True)
@@ -80,9 +84,10 @@ class LakeConflict(LogUnavailable):
 class LakeProcess:
     """One child of the lake environment and the pipe to it; calls are serialised."""
 
-    def __init__(self, settings: LakeSettings, role: str) -> None:
+    def __init__(self, settings: LakeSettings, role: str, timeout: float = CALL_TIMEOUT) -> None:
         self._settings = settings
         self._role = role
+        self._timeout = timeout
         self._lock = threading.Lock()
         self._process: subprocess.Popen[bytes] | None = None
 
@@ -118,7 +123,7 @@ class LakeProcess:
             body = pickle.dumps(request, protocol=pickle.HIGHEST_PROTOCOL)
             stdin.write(struct.pack(">I", len(body)) + body)
             stdin.flush()
-            answer = _read_answer(stdout)
+            answer = _read_answer(stdout, self._timeout)
         except (OSError, EOFError, ValueError) as exc:
             self._kill()
             raise LogUnavailable(f"the lake's {self._role} process failed: {exc}") from None
@@ -148,7 +153,12 @@ class LakeProcess:
             process.wait()
 
 
-def _read_answer(stream: IO[bytes]) -> tuple[Any, ...]:
+def _read_answer(stream: IO[bytes], timeout: float) -> tuple[Any, ...]:
+    # A process that hangs (a store that never answers) must not hold the deployment's
+    # lock for ever: past `timeout` it is killed and the call fails.
+    ready, _, _ = select.select([stream], [], [], timeout)
+    if not ready:
+        raise TimeoutError(f"no answer in {timeout:g} s")
     header = stream.read(4)
     if len(header) < 4:
         raise EOFError("the lake process ended")
@@ -372,7 +382,7 @@ class LakeEventStore(EventStore):
         its own, so reads and writes go on meanwhile."""
         if not self.order.try_maintenance():
             return None
-        worker = LakeProcess(self.settings, "maintenance")
+        worker = LakeProcess(self.settings, "maintenance", timeout=MAINTENANCE_TIMEOUT)
         try:
             return dict(worker.call("maintain"))
         finally:

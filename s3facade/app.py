@@ -64,7 +64,7 @@ OPS_PREFIX = "/-/"
 STARTING = "The server is starting: its views are catching up with the log. Retry shortly."
 
 
-# What a read answers about a name another gateway may have just created.
+# What a request answers about a name another gateway may have just made.
 _MISSES = (NoSuchBucket, NoSuchKey, NoSuchVersion, NoSuchUpload)
 
 

@@ -9,9 +9,14 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import duckdb
+import pytest
+
+from s3facade.registry.errors import LogUnavailable
+from s3facade.registry.lake_store import LakeProcess, LakeSettings
 
 ROOT = Path(__file__).resolve().parent.parent
 CHILD = ROOT / "registry" / "lake_child.py"
@@ -54,3 +59,25 @@ def test_the_lake_process_imports_nothing_of_the_gateway() -> None:
         if isinstance(node, ast.ImportFrom) and node.level == 0
     }
     assert imported - {"__future__", "duckdb"} <= set(sys.stdlib_module_names)
+
+
+def test_a_lake_process_that_does_not_answer_is_killed_and_the_call_fails(
+    tmp_path: Path,
+) -> None:
+    """A hung lake process (a store that never answers) must not hold a commit, and the
+    deployment's lock, for ever."""
+    hung = tmp_path / "python"
+    hung.write_text('#!/bin/sh\necho $$ > "$0.pid"\nexec sleep 600\n')
+    hung.chmod(0o755)
+    settings = LakeSettings(
+        catalog="dbname=unused", data_path="s3://unused/", endpoint="http://127.0.0.1:9",
+        gateway_id="gw1", access_key_id="k", secret_access_key="s", python=hung,
+    )  # fmt: skip
+    process = LakeProcess(settings, "writer", timeout=1.0)
+    started = time.monotonic()
+    with pytest.raises(LogUnavailable, match="no answer in 1 s"):
+        process.call("query", "SELECT 1", [])
+    assert time.monotonic() - started < 10
+    pid = int((tmp_path / "python.pid").read_text())
+    with pytest.raises(ProcessLookupError):  # killed and reaped, not left behind
+        os.kill(pid, 0)
