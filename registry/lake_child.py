@@ -75,6 +75,7 @@ EVENTS = (
     "type VARCHAR NOT NULL, bucket VARCHAR NOT NULL, key VARCHAR, data JSON NOT NULL, "
     "prev_hash VARCHAR NOT NULL, hash VARCHAR NOT NULL, gateway VARCHAR NOT NULL)"
 )
+KEEP = "now() - INTERVAL 1 HOUR"  # snapshots younger than this stay readable (time travel)
 INSERT_ROWS = 200  # rows per INSERT statement of a commit
 TAIL = "SELECT seq, time, type, bucket, key, data, prev_hash, hash FROM events WHERE seq > ? "
 
@@ -157,17 +158,13 @@ class Lake:
         for name, sql in (
             ("flushed", "CALL ducklake_flush_inlined_data('lake')"),
             ("merged", "CALL ducklake_merge_adjacent_files('lake')"),
-            (
-                "expired",
-                "CALL ducklake_expire_snapshots('lake', older_than => now() - INTERVAL 1 HOUR)",
-            ),
+            ("expired", f"CALL ducklake_expire_snapshots('lake', older_than => {KEEP})"),
             ("cleaned", "CALL ducklake_cleanup_old_files('lake', cleanup_all => true)"),
         ):
             done[name] = len(self.db.execute(sql).fetchall())
         return done
 
 
-KEEP = "now() - INTERVAL 1 HOUR"  # snapshots younger than this stay readable (time travel)
 OPERATIONS = frozenset({"begin", "tail", "append", "rollback", "query", "maintain"})
 
 

@@ -28,6 +28,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -60,14 +61,17 @@ MAX_BATCH = 1000
 # records of the last RECORD_LAG_SECONDS (plus the commit in flight); never a write.
 RECORD_LAG_SECONDS = 1.0
 CHECKPOINT_WAL_BYTES = 4 << 20
-# Read records kept in memory while a shared log cannot record (then: logged as lost).
+# Read records kept in memory while a shared log cannot record, and for how long at most
+# (then: logged as lost).
 MAX_WAITING_RECORDS = 100_000
+RECORDS_KEPT_SECONDS = 300.0
 # Other gateways' state changes remembered for the stale-decision check; a decision older
 # than the oldest remembered one is refused (and decided again) rather than trusted.
 FOREIGN_MEMORY = 100_000
 # How often a gateway of a shared log looks for other gateways' events: with the lake's
 # commit time, the bound on how late a write shows on another gateway (docs/scale-out.md).
 LOG_POLL_SECONDS = 0.1
+FOLLOW_CHUNK = 10_000  # other gateways' events taken on at a time
 # How often a gateway offers to compact the shared lake (one at a time do it).
 LAKE_MAINTENANCE_SECONDS = 300.0
 # Events that change no state a decision reads: never a reason to decide again.
@@ -88,6 +92,7 @@ class _PendingAppend:
     # None for a read record: nobody waits for it.
     future: asyncio.Future[list[CommittedEvent]] | None = field(repr=False)
     seen: int = 0  # the log's head when it was decided (the views it read)
+    kept_since: float = 0.0  # a read record: when a failed commit first put it back
 
 
 # A pending append's outcome: its events sealed and committed, or why it was refused.
@@ -207,25 +212,34 @@ class EventLog:
                 outcomes = await loop.run_in_executor(self._thread, self._commit_batch, batch)
             except Exception as exc:  # the whole transaction failed: nothing was committed
                 outcomes = [exc] * len(batch)  # type: ignore[list-item]
-                if isinstance(exc, LogUnavailable) and self._keep_records(batch):
+                kept = self._keep_records(batch) if isinstance(exc, LogUnavailable) else []
+                if kept:
                     self._timer = loop.call_later(RECORD_LAG_SECONDS, self._flush_soon)
-                    batch, outcomes = _waiting(batch, outcomes)
+                    batch, outcomes = _without(kept, batch, outcomes)
                     self._answer(batch, outcomes)
                     return  # tried again later, not in a loop while the lake is away
             else:
                 self.commits += 1
             self._answer(batch, outcomes)
 
-    def _keep_records(self, batch: list[_PendingAppend]) -> bool:
+    def _keep_records(self, batch: list[_PendingAppend]) -> list[_PendingAppend]:
         """Put a failed batch's read records back at the head of the queue (a shared log's
-        catalog or store away for a while), unless that many already wait."""
-        records = [pending for pending in batch if pending.future is None]
+        catalog or store away for a while), unless that many already wait; the ones put
+        back. Records kept for longer than RECORDS_KEPT_SECONDS are let go (lost): one the
+        lake refused for itself would otherwise fail every batch after it."""
+        now = time.monotonic()
+        records = []
+        for pending in batch:
+            if pending.future is None:
+                pending.kept_since = pending.kept_since or now
+                if now - pending.kept_since <= RECORDS_KEPT_SECONDS:
+                    records.append(pending)
         count = sum(len(pending.events) for pending in records)
-        if not records or self._queued_records + count > MAX_WAITING_RECORDS:
-            return False
+        if self._queued_records + count > MAX_WAITING_RECORDS:
+            return []
         self._queue.extendleft(reversed(records))
         self._queued_records += count
-        return True
+        return records
 
     def _answer(self, batch: list[_PendingAppend], outcomes: Sequence[_Outcome]) -> None:
         for pending, outcome in zip(batch, outcomes, strict=True):
@@ -262,7 +276,9 @@ class EventLog:
         """Under the deployment's lock only what orders the log: the lake's tail, the
         stale-decision check, sealing, the commit and publishing it. The views take on
         both after the lock is released (nothing of another gateway waits on them), and
-        before any write is acknowledged."""
+        before any write is acknowledged. What is published already is taken on first,
+        outside the lock, so the tail read under it stays short."""
+        self.poll_shared()
         foreign: list[CommittedEvent] = []
         own: list[CommittedEvent] = []
         store.order.lock()
@@ -334,16 +350,19 @@ class EventLog:
         return None
 
     def poll_shared(self) -> int:
-        """Apply what other gateways published since this log's head (writer thread);
-        how many events that was."""
+        """Apply what other gateways published since this log's head (writer thread), in
+        pieces of FOLLOW_CHUNK events (a gateway far behind holds one piece in memory at a
+        time); how many events that was."""
         if self._shared is None:
             return 0
+        applied = 0
         published = self._shared.order.published()
-        if published <= self._last_seq:
-            return 0
-        events = self._shared.published_since(self._last_seq, published)
-        self._follow(events)
-        return len(events)
+        while published > self._last_seq:
+            through = min(published, self._last_seq + FOLLOW_CHUNK)
+            events = self._shared.published_since(self._last_seq, through)
+            self._follow(events)
+            applied += len(events)
+        return applied
 
     async def sync(self) -> None:
         """Take on what other gateways published up to now (a no-op on a log of one).
@@ -499,12 +518,13 @@ class EventLog:
             self.anchor.close()
 
 
-def _waiting(
-    batch: list[_PendingAppend], outcomes: list[_Outcome]
+def _without(
+    kept: list[_PendingAppend], batch: list[_PendingAppend], outcomes: list[_Outcome]
 ) -> tuple[list[_PendingAppend], list[_Outcome]]:
-    """The appends someone waits for, and their outcomes (read records were kept)."""
-    kept = [(p, o) for p, o in zip(batch, outcomes, strict=True) if p.future is not None]
-    return [p for p, _ in kept], [o for _, o in kept]
+    """The batch's appends and outcomes but the read records put back in the queue."""
+    put_back = {id(pending) for pending in kept}
+    rest = [(p, o) for p, o in zip(batch, outcomes, strict=True) if id(p) not in put_back]
+    return [p for p, _ in rest], [o for _, o in rest]
 
 
 def _depends_on(event: Event, bucket: str | None, key: str | None) -> bool:

@@ -68,6 +68,10 @@ STARTING = "The server is starting: its views are catching up with the log. Retr
 _MISSES = (NoSuchBucket, NoSuchKey, NoSuchVersion, NoSuchUpload)
 
 
+def _unsigned(trace: Mapping[str, str]) -> bool:
+    return trace.get("principal", ANONYMOUS) == ANONYMOUS
+
+
 class S3Gateway:
     def __init__(self, config: ServerConfig, registry: Registry) -> None:
         self._config = config
@@ -110,11 +114,12 @@ class S3Gateway:
             try:
                 response = await self._handle(scope, body, headers, raw_path, request_id, trace)
             except _MISSES:
-                if not self._log.shared or body.received:
+                if not self._log.shared or body.received or _unsigned(trace):
                     raise
                 # Made on another gateway since this one last polled? Take on the log's news
                 # and answer again (no byte of the body was read: nothing to replay). A
-                # write deciding on what exists is checked at its commit instead.
+                # write deciding on what exists is checked at its commit instead. Not for
+                # anonymous requests: names made up by anyone must not each cost a poll.
                 await self._log.sync()
                 response = await self._handle(scope, body, headers, raw_path, request_id, trace)
         except S3Error as exc:

@@ -4,6 +4,7 @@ processes on their own ports, driven by boto3 concurrently, one client per gatew
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 import os
@@ -21,9 +22,12 @@ from typing import Any, TypeVar
 import pytest
 from botocore.exceptions import ClientError
 
+from s3facade.registry import log as log_module
+from s3facade.registry.errors import LogUnavailable
 from s3facade.registry.event_store import row_of
 from s3facade.registry.events import seal
 from s3facade.registry.lake_store import LakeEventStore, LakeProcess, LakeSettings
+from s3facade.registry.log import EventLog
 from s3facade.registry.payloads import ObjectRead
 from tests.conftest import ACCESS_KEY, SECRET_KEY, RunningServer
 from tests.shared_log_services import POSTGRES_SH, GatewayCluster, Postgres
@@ -445,3 +449,78 @@ def test_without_its_catalog_a_gateway_refuses_writes_with_503_and_records_nothi
     finally:
         alone.stop()
         proxy.close()
+
+
+def test_a_gateway_far_behind_takes_on_the_log_in_bounded_pieces(
+    cluster: GatewayCluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """However far behind a gateway is, it holds at most FOLLOW_CHUNK of the others'
+    events in memory at a time, and ends at the same head."""
+    writer = EventLog(tmp_path / "a.duckdb", store=LakeEventStore(_settings(cluster, "a")))
+    follower = EventLog(tmp_path / "b.duckdb", store=LakeEventStore(_settings(cluster, "b")))
+    try:
+        assert follower.shared
+        monkeypatch.setattr(log_module, "FOLLOW_CHUNK", 10)
+        pieces: list[int] = []
+        store = follower.store
+        assert isinstance(store, LakeEventStore)
+        taken = store.published_since
+
+        def spied(after: int, through: int) -> list[Any]:
+            pieces.append(through - after)
+            return taken(after, through)
+
+        monkeypatch.setattr(store, "published_since", spied)
+        read = ObjectRead(
+            principal="far", client_address="127.0.0.1:1", user_agent="test",
+            request_id="FAR", version_id="null", sha256="0" * 64, etag="0" * 32, method="GET",
+        )  # fmt: skip
+        writer.append_now([read.event("far-behind", f"k{n}") for n in range(25)])
+        assert follower.poll_shared() >= 25  # and whatever the gateways wrote meanwhile
+        assert follower.last_seq >= writer.last_seq  # the chain checked all the way
+        assert max(pieces) <= 10 and sum(pieces) >= 25
+    finally:
+        writer.close_sync()
+        follower.close_sync()
+
+
+def test_a_read_record_the_log_keeps_refusing_is_let_go_and_writes_go_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Read records wait while a shared log cannot record, but not for ever: one the lake
+    refused for itself would otherwise ride in, and fail, every batch after it."""
+    monkeypatch.setattr(log_module, "RECORDS_KEPT_SECONDS", 0.3)
+    monkeypatch.setattr(log_module, "RECORD_LAG_SECONDS", 0.05)
+    read = ObjectRead(
+        principal="r", client_address="127.0.0.1:1", user_agent="test", request_id="R",
+        version_id="null", sha256="0" * 64, etag="0" * 32, method="GET",
+    ).event("b", "poison")  # fmt: skip
+    write = ObjectRead(
+        principal="w", client_address="127.0.0.1:1", user_agent="test", request_id="W",
+        version_id="null", sha256="0" * 64, etag="0" * 32, method="GET",
+    ).event("b", "fine")  # fmt: skip
+
+    async def scenario() -> list[str | None]:
+        log = EventLog(tmp_path / "log.duckdb")
+        commit = log._commit_batch
+        failures = [0]
+
+        def refusing(batch: list[Any]) -> list[Any]:
+            if any(e.key == "poison" for pending in batch for e in pending.events):
+                failures[0] += 1
+                raise LogUnavailable("the lake refused (InvalidInputException): poison")
+            return commit(batch)
+
+        monkeypatch.setattr(log, "_commit_batch", refusing)
+        log.record([read])
+        await asyncio.sleep(0.1)  # its flush failed: put back
+        with pytest.raises(LogUnavailable):
+            await log.append([write])  # rides in with the record, fails with it
+        await asyncio.sleep(0.5)  # past RECORDS_KEPT_SECONDS: the record is let go
+        [committed] = await log.append([write])
+        assert committed.key == "fine" and failures[0] >= 2
+        keys = [e.key for e in log.store.scan()]
+        await log.close()
+        return keys
+
+    assert asyncio.run(scenario()) == ["fine"]
