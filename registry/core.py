@@ -106,6 +106,7 @@ class RegistryCore(ViewChecks):
         self._bucket_locks = SharedLockTable()
         self._key_locks = LockTable()
         self.digests = SharedLockTable()  # writes hold a digest shared; gc exclusively
+        log.blob_held_since = self.digests.shared_since  # a shared log's gc (registry.log)
 
     @property
     def log(self) -> EventLog:

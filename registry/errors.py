@@ -98,6 +98,11 @@ class StaleDecision(LogUnavailable):
     commit: decided again (registry.core.Core.decided) or, past that, retried by the client."""
 
 
+class BytesCollected(LogUnavailable):
+    """gc on another gateway of a shared log removed bytes this write names while it was in
+    flight (registry.gc): nothing is recorded; the client retries with its body (SlowDown)."""
+
+
 class StoredBytesDamaged(RegistryError):
     """A version's bytes are missing from their backend, are not a regular file there, or do
     not hash to the SHA-256 its event recorded: the store is damaged, retrying will not help

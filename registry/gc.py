@@ -30,10 +30,19 @@ blob from its own staged copy.
 
 What this assumes:
 - One log references a backend's blobs: a blob root or upstream prefix shared by two
-  registries must not be collected by either.
+  registries must not be collected by either (the gateways of one shared log are one).
 - Digest locks live in one process: gc runs in the serving process (background pass,
   admin endpoint) or offline on a stopped server's data dir (DuckDB's file lock keeps
   a server from running beside a writable offline registry).
+
+On a shared log (docs/scale-out.md) other gateways' writes hold no lock of this one.
+There `collect` removes bytes only while it holds the deployment's lock, caught up with
+every gateway's events (EventLog.ordered: no other gateway commits meanwhile, so the
+re-check sees every reference), and records them before it lets go. A write elsewhere
+that made the same bytes durable before they were removed is refused at its commit
+(BytesCollected, registry.log) and retried by its client. Other gateways' commits wait
+while the lock is held, so it is let go after ORDERED_CANDIDATES candidates or
+ORDERED_SECONDS, and taken again for the next ones.
 
 Each pass that removed anything appends one BlobsCollected event (digests, backend ids,
 bytes) by the system principal "s3facade:gc"; the views ignore it.
@@ -44,12 +53,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+import time
+from collections import deque
 from collections.abc import AsyncIterator, Callable
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from s3facade.backends import BackendError
-from s3facade.registry.errors import LogUnavailable, LogUntrusted
+from s3facade.registry.errors import LogUntrusted
 from s3facade.registry.event_store import BlobId
 from s3facade.registry.events import EventType
 from s3facade.registry.model import Provenance
@@ -67,6 +79,9 @@ GC_USER_AGENT = "s3facade-gc/1"
 # A huge pass is recorded as several BlobsCollected events (appended atomically together)
 # so no single event row grows without bound.
 MAX_BLOBS_PER_EVENT = 10_000
+# How long a pass on a shared log holds the deployment's lock at a time (see above).
+ORDERED_CANDIDATES = 100
+ORDERED_SECONDS = 1.0
 
 Progress = Callable[[int], None]  # called with the number of candidates just handled
 
@@ -138,15 +153,13 @@ async def plan_collection(registry: RegistryCore) -> GcPlan:
     """The blobs nothing references (see the module docstring), found in bounded memory:
     each blob the log named, and each a listing backend holds, is looked up in the views.
     Raises LogUntrusted when the views or the log cannot be relied on (check_trusted)."""
-    if registry.log.shared:
-        # Digest locks hold in one process: another gateway's upload in flight is unseen.
-        raise LogUnavailable("gc does not run on a shared log (docs/scale-out.md)")
     await registry.check_trusted()
     log, views = registry.log, registry.views
+    await log.sync()  # a shared log: fewer candidates to find referenced at the re-check
     kept = await log.run_query(lambda: _kept_after_loss(log))
     # Writes committed after this position are re-checked under the digest lock; those
-    # before it are in the views the candidates are looked up in (applied at commit).
-    snapshot_seq = log.last_seq
+    # before it are in the views the candidates are looked up in.
+    snapshot_seq = log.views_seq
 
     def unreferenced_named() -> list[BlobId]:
         with views.snapshot() as reader:
@@ -176,22 +189,39 @@ async def collect(
     trigger: str = "command",
 ) -> GcReport:
     """Remove each candidate nothing references, one digest lock at a time, then record
-    what was removed. `stop` ends the pass early (what was removed is still recorded)."""
+    what was removed. `stop` ends the pass early (what was removed is still recorded).
+    On a shared log, in turns of the deployment's lock (module docstring)."""
     report = GcReport(dry_run, plan.snapshot_seq, len(plan.candidates))
     recheck = _Recheck(registry.log, plan)
-    for backend_id, digest in plan.candidates:
-        if stop is not None and stop.is_set():
-            report.stopped_early = True
-            break
-        # One digest at a time, never two: a write may hold one digest while waiting for
-        # an upload lock that another write holds while waiting for a second digest.
-        async with registry.digests[digest].exclusive():
-            await _collect_one(registry, recheck, backend_id, digest, report, dry_run=dry_run)
-        if progress is not None:
-            progress(1)
-    if report.collected and not dry_run:
-        report.event_seqs = await _record(registry, report.collected, trigger)
+    candidates = deque(plan.candidates)
+    in_turns = registry.log.shared
+    while candidates and not report.stopped_early:
+        turn = nullcontext(_always) if dry_run else registry.log.ordered()
+        async with turn as held:
+            recorded, handled = len(report.collected), 0
+            ends = time.monotonic() + ORDERED_SECONDS
+            while candidates:
+                if in_turns and (handled == ORDERED_CANDIDATES or time.monotonic() > ends):
+                    break
+                if (stop is not None and stop.is_set()) or not held():
+                    report.stopped_early = True  # a lost lock: record what went, stop
+                    break
+                backend_id, digest = candidates.popleft()
+                # One digest at a time, never two: a write may hold one digest while waiting
+                # for an upload lock that another write holds while waiting for a second one.
+                async with registry.digests[digest].exclusive():
+                    await _collect_one(registry, recheck, backend_id, digest, report, dry_run)
+                handled += 1
+                if progress is not None:
+                    progress(1)
+            if len(report.collected) > recorded and not dry_run:
+                collected = report.collected[recorded:]
+                report.event_seqs += await _record(registry, collected, trigger)
     return report
+
+
+def _always() -> bool:
+    return True
 
 
 async def collect_garbage(
@@ -264,7 +294,6 @@ async def _collect_one(
     backend_id: str,
     digest: str,
     report: GcReport,
-    *,
     dry_run: bool,
 ) -> None:
     if await recheck.referenced((backend_id, digest)):

@@ -75,7 +75,9 @@ EVENTS = (
     "type VARCHAR NOT NULL, bucket VARCHAR NOT NULL, key VARCHAR, data JSON NOT NULL, "
     "prev_hash VARCHAR NOT NULL, hash VARCHAR NOT NULL, gateway VARCHAR NOT NULL)"
 )
-KEEP = "now() - INTERVAL 1 HOUR"  # snapshots younger than this stay readable (time travel)
+# Snapshots younger than this stay readable (time travel), and files unused for less than
+# this stay on the store (a lake process's call is killed long before: 120 s).
+KEEP = "now() - INTERVAL 1 HOUR"
 INSERT_ROWS = 200  # rows per INSERT statement of a commit
 TAIL = "SELECT seq, time, type, bucket, key, data, prev_hash, hash FROM events WHERE seq > ? "
 
@@ -159,7 +161,8 @@ class Lake:
             ("flushed", "CALL ducklake_flush_inlined_data('lake')"),
             ("merged", "CALL ducklake_merge_adjacent_files('lake')"),
             ("expired", f"CALL ducklake_expire_snapshots('lake', older_than => {KEEP})"),
-            ("cleaned", "CALL ducklake_cleanup_old_files('lake', cleanup_all => true)"),
+            # Not at once: a read that began before a merge still scans the merged files.
+            ("cleaned", f"CALL ducklake_cleanup_old_files('lake', older_than => {KEEP})"),
         ):
             done[name] = len(self.db.execute(sql).fetchall())
         return done

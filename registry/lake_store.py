@@ -182,7 +182,8 @@ class LakeOrder:
         self._key = int.from_bytes(digest[:8], "big", signed=True)
         self._db: psycopg.Connection[tuple[Any, ...]] | None = None
         self._maintenance: psycopg.Connection[tuple[Any, ...]] | None = None
-        self._held = False
+        self._held = 0  # how often this session holds the lock (PostgreSQL counts it too)
+        self.session = 0  # which connection to PostgreSQL this is (a new one has no lock)
         self._table_seen = False  # the head row's table exists (made by the first commit)
 
     def _connection(self) -> psycopg.Connection[tuple[Any, ...]]:
@@ -190,6 +191,7 @@ class LakeOrder:
             try:
                 self._db = psycopg.connect(self._dsn, autocommit=True, connect_timeout=5)
                 self._db.execute(f"SET lock_timeout = '{LOCK_WAIT}'")
+                self.session += 1
             except psycopg.Error as exc:
                 raise LogUnavailable(f"the log's catalog cannot be reached: {exc}") from None
         return self._db
@@ -201,23 +203,31 @@ class LakeOrder:
             return cursor.fetchall() if cursor.description is not None else []
         except psycopg.Error as exc:
             if db.closed or isinstance(exc, psycopg.OperationalError):
-                self._held = False  # a lost session released its lock
+                self._held = 0  # a lost session released its lock
                 db.close()
             raise LogUnavailable(f"the log's catalog failed: {exc}") from None
 
     def lock(self) -> None:
         self._run("SELECT pg_advisory_lock(%s)", [self._key])
-        self._held = True
+        self._held += 1
         if not self._created():  # under the lock: two first gateways would race
             for table in ORDER_TABLES:
                 self._run(table)
+
+    def holds(self, session: int) -> bool:
+        """Whether the lock taken on connection `session` is held still (as far as this
+        gateway has seen: a session lost since is known at its next use)."""
+        return self._held > 0 and self.session == session and not self._db_closed()
+
+    def _db_closed(self) -> bool:
+        return self._db is None or self._db.closed
 
     def _created(self) -> bool:
         return bool(self._run("SELECT to_regclass('s3facade_log_recent') IS NOT NULL")[0][0])
 
     def unlock(self) -> None:
         if self._held:
-            self._held = False
+            self._held -= 1
             with contextlib.suppress(LogUnavailable):  # the session went, its lock with it
                 self._run("SELECT pg_advisory_unlock(%s)", [self._key])
 
@@ -280,7 +290,7 @@ class LakeOrder:
         except psycopg.Error as exc:
             log.warning("the log's head row was not advanced to %d: %s", seq, exc)
             if self._db is not None and self._db.closed:
-                self._held = False
+                self._held = 0
 
     def recent(self, after: int, through: int) -> list[tuple[Any, ...]] | None:
         """Rows after..through as published, or None if any of them is not there."""

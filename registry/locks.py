@@ -9,6 +9,7 @@ are uploaded, so group commit still batches concurrent writes.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Hashable
 from contextlib import asynccontextmanager
 
@@ -19,6 +20,7 @@ class SharedExclusiveLock:
         self._shared = 0
         self._exclusive = False
         self._users = 0  # holders and waiters; counted before the first await
+        self._shared_since: list[float] = []  # when each shared holder got it (monotonic)
 
     @asynccontextmanager
     async def shared(self) -> AsyncIterator[None]:
@@ -27,11 +29,14 @@ class SharedExclusiveLock:
             async with self._cond:
                 await self._cond.wait_for(lambda: not self._exclusive)
                 self._shared += 1
+                since = time.monotonic()
+                self._shared_since.append(since)
             try:
                 yield
             finally:
                 async with self._cond:
                     self._shared -= 1
+                    self._shared_since.remove(since)
                     self._cond.notify_all()
         finally:
             self._users -= 1
@@ -55,6 +60,11 @@ class SharedExclusiveLock:
     @property
     def idle(self) -> bool:
         return self._users == 0
+
+    @property
+    def shared_since(self) -> float | None:
+        """When the longest-standing shared holder took it (time.monotonic), if any."""
+        return min(self._shared_since, default=None)
 
 
 class LockTable:
@@ -91,3 +101,8 @@ class SharedLockTable:
         if lock is None:
             lock = self._locks[name] = SharedExclusiveLock()
         return lock
+
+    def shared_since(self, name: str) -> float | None:
+        """When the longest-standing shared holder of `name` took it, if anyone holds it."""
+        lock = self._locks.get(name)
+        return None if lock is None else lock.shared_since

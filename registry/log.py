@@ -20,6 +20,13 @@ decided on this gateway's views under its own key lock; if another gateway chang
 same key (or its bucket) after the views this decision saw, the write is refused with
 StaleDecision instead of committed, and the registry decides again. Between commits,
 `follow` polls the published head and applies other gateways' events.
+
+gc on a shared log (registry.gc) removes bytes while it holds the deployment's lock
+(`ordered`) and records them in a BlobsCollected event before it lets go. A write on
+another gateway may have made the same bytes durable before they were removed; it holds
+their digest (registry.staging) from before that until its commit. So a write is refused
+with BytesCollected when this gateway took on another gateway's BlobsCollected naming its
+digest after it began to hold it (`blob_held_since`): its bytes may be gone.
 """
 
 from __future__ import annotations
@@ -30,7 +37,7 @@ import logging
 import os
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -38,8 +45,14 @@ from pathlib import Path
 from typing import Protocol, TypeVar
 
 from s3facade.registry.anchor import LogAnchor
-from s3facade.registry.errors import CorruptLog, LogUnavailable, RegistryError, StaleDecision
-from s3facade.registry.event_store import EventStore, StoreError, row_of
+from s3facade.registry.errors import (
+    BytesCollected,
+    CorruptLog,
+    LogUnavailable,
+    RegistryError,
+    StaleDecision,
+)
+from s3facade.registry.event_store import BLOB_WRITES, EventStore, StoreError, row_of
 from s3facade.registry.events import (
     CommittedEvent,
     Event,
@@ -68,6 +81,9 @@ RECORDS_KEPT_SECONDS = 300.0
 # Other gateways' state changes remembered for the stale-decision check; a decision older
 # than the oldest remembered one is refused (and decided again) rather than trusted.
 FOREIGN_MEMORY = 100_000
+# Digests other gateways' gc removed, remembered for BytesCollected; a write that began to
+# hold its digest before the oldest of them was taken on is refused rather than trusted.
+COLLECTED_MEMORY = 100_000
 # How often a gateway of a shared log looks for other gateways' events: with the lake's
 # commit time, the bound on how late a write shows on another gateway (docs/scale-out.md).
 LOG_POLL_SECONDS = 0.1
@@ -92,6 +108,9 @@ class _PendingAppend:
     # None for a read record: nobody waits for it.
     future: asyncio.Future[list[CommittedEvent]] | None = field(repr=False)
     seen: int = 0  # the log's head when it was decided (the views it read)
+    # Since when (time.monotonic) the digests its events name were held: a shared log's gc
+    # elsewhere may have removed them after that (BytesCollected). None: nothing held.
+    held_since: float | None = None
     kept_since: float = 0.0  # a read record: when a failed commit first put it back
 
 
@@ -130,6 +149,13 @@ class EventLog:
         # the seq before the oldest of them (nothing older is remembered).
         self._foreign: deque[tuple[int, str | None, str | None]] = deque()
         self._known_from = self._last_seq
+        # Digest -> when (time.monotonic) another gateway's BlobsCollected naming it was
+        # taken on, oldest first; `_collected_floor`: when the oldest forgotten one was.
+        self._collected: dict[str, float] = {}
+        self._collected_floor = float("-inf")
+        # Since when a digest has been held by a write in flight (registry.staging's digest
+        # locks), if at all: set by the registry; without it no write is refused so.
+        self.blob_held_since: Callable[[str], float | None] = lambda digest: None
         # The newest event the views have applied: what a decision made now has seen.
         self._seen = self._last_seq
         self._sync_waiting: asyncio.Future[int] | None = None  # a sync() poll not started
@@ -149,6 +175,11 @@ class EventLog:
     @property
     def last_seq(self) -> int:
         return self._last_seq
+
+    @property
+    def views_seq(self) -> int:
+        """The newest event both committed here and applied to the views."""
+        return min(self._seen, self._last_seq)
 
     @property
     def last_hash(self) -> str:
@@ -180,7 +211,11 @@ class EventLog:
         """Append events atomically; returns them sealed once their transaction committed."""
         _check(events)
         future: asyncio.Future[list[CommittedEvent]] = asyncio.get_running_loop().create_future()
-        self._queue.append(_PendingAppend(events, future, self._seen))
+        held = None
+        if self._shared is not None:
+            holds = (self.blob_held_since(d) for d in map(_named_digest, events) if d)
+            held = min((since for since in holds if since is not None), default=None)
+        self._queue.append(_PendingAppend(events, future, self._seen, held))
         self._flush_soon()
         return await future
 
@@ -327,16 +362,30 @@ class EventLog:
             prev_hash = event.hash
             if event.type not in _NO_STATE:
                 self._foreign.append((event.seq, event.bucket, event.key))
+            if event.type == EventType.BLOBS_COLLECTED:
+                now = time.monotonic()
+                for blob in event.data.get("blobs", ()):
+                    self._collected.pop(blob["sha256"], None)  # newest last
+                    self._collected[blob["sha256"]] = now
         while len(self._foreign) > FOREIGN_MEMORY:
             self._known_from = self._foreign.popleft()[0]
+        while len(self._collected) > COLLECTED_MEMORY:
+            oldest = next(iter(self._collected))
+            self._collected_floor = self._collected.pop(oldest)
         last = events[-1]
         self._last_seq, self._last_hash, self._last_time = last.seq, last.hash, last.time
 
-    def _stale(self, pending: _PendingAppend) -> StaleDecision | None:
+    def _stale(self, pending: _PendingAppend) -> LogUnavailable | None:
         """Refuses an append decided on views that another gateway's event has since
-        made wrong: one of the same key, or one of its bucket as a whole."""
+        made wrong: one of the same key, or one of its bucket as a whole. Or one whose
+        bytes another gateway's gc may have removed since they were made durable."""
         if pending.future is None or not self._foreign:
             return None  # read records decide nothing
+        if pending.held_since is not None:
+            for digest in map(_named_digest, pending.events):
+                taken = self._collected.get(digest or "", self._collected_floor)
+                if digest and taken >= pending.held_since:
+                    return BytesCollected(f"gc on another gateway removed {digest}")
         if pending.seen < self._known_from:
             return StaleDecision("decided on views older than this gateway remembers")
         for seq, bucket, key in reversed(self._foreign):
@@ -392,6 +441,35 @@ class EventLog:
                 failing = True
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), interval)
+
+    @contextlib.asynccontextmanager
+    async def ordered(self) -> AsyncIterator[Callable[[], bool]]:
+        """Hold a shared log's deployment lock, caught up with every gateway's events: no
+        other gateway commits until it is released, this one's own commits go on (the lock
+        is its session's; registry.lake_store.LakeOrder counts). Yields whether the lock is
+        held still (a session lost meanwhile lost it). A no-op on a log of one."""
+        shared = self._shared
+        if shared is None:
+            yield lambda: True
+            return
+        session = await self.on_writer(self._lock_caught_up)
+        try:
+            yield lambda: shared.order.holds(session)
+        finally:
+            await self.on_writer(shared.order.unlock)
+
+    def _lock_caught_up(self) -> int:
+        assert self._shared is not None
+        order = self._shared.order
+        order.lock()
+        try:
+            foreign = self._shared.begin(self._last_seq)
+            self._shared.rollback()
+            self._follow(foreign)
+        except BaseException:
+            order.unlock()
+            raise
+        return order.session
 
     async def maintain_periodically(self, stop: asyncio.Event, interval: float) -> None:
         """Compact the shared lake every `interval` seconds until `stop`, when no other
@@ -532,6 +610,14 @@ def _depends_on(event: Event, bucket: str | None, key: str | None) -> bool:
     if event.bucket is None or bucket is None:
         return False  # the log's own events (signed heads, scrubs) decide nothing of keys
     return event.bucket == bucket and (event.key is None or key is None or event.key == key)
+
+
+def _named_digest(event: Event) -> str | None:
+    """The digest of the bytes a write event names, if it names any."""
+    if event.type.value not in BLOB_WRITES:
+        return None
+    digest = event.data.get("sha256")
+    return digest if isinstance(digest, str) else None
 
 
 def _check(events: Sequence[Event]) -> None:

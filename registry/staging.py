@@ -3,7 +3,9 @@
 `stored_blob` keeps the blob's digest held (shared) from the moment its bytes become
 durable until the caller's event that references them has committed; garbage
 collection takes the same digest exclusively, so it can never remove bytes that a
-write in flight is about to reference.
+write in flight is about to reference. (gc on another gateway of a shared log cannot see
+this lock; registry.log refuses a write whose bytes it may have removed since the digest
+was taken.)
 """
 
 from __future__ import annotations

@@ -37,7 +37,7 @@ from s3facade.command_table import Command, CommandFailed, FileResult, Params, p
 from s3facade.domain_errors import s3_error_for
 from s3facade.errors import S3Error
 from s3facade.registry import Provenance, Registry
-from s3facade.registry.errors import LogUntrusted, RegistryError
+from s3facade.registry.errors import LogUnavailable, LogUntrusted, RegistryError
 from s3facade.registry.scrub import Scrubber, ScrubBusy
 from s3facade.registry.sql import SqlLimits, SqlSandbox
 from s3facade.registry.sql_mirror import EventMirror
@@ -283,6 +283,8 @@ def _failure(exc: Exception) -> tuple[int, str, str] | None:
         return 409, "LogUntrusted", str(exc)
     if isinstance(exc, RegistryError):
         error = s3_error_for(exc)
+        if isinstance(exc, LogUnavailable):  # an operator's command: say what was away
+            return error.status, error.code, f"{error.message} ({exc})"
         return error.status, error.code, error.message
     return None
 

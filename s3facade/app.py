@@ -345,7 +345,7 @@ def build_app(config: ServerConfig, registry: Registry) -> Starlette:
         sweeper = Sweeper(registry, config.lifecycle_interval_seconds)  # bucket lifecycle rules
         sweeper.start()
         tasks = []
-        if config.gc_interval_seconds > 0 and not registry.log.shared:
+        if config.gc_interval_seconds > 0:
             gc = run_periodically(registry, config.gc_interval_seconds, stop)
             tasks.append(asyncio.create_task(gc, name="blob-gc"))
         if registry.log.shared:  # other gateways' events, applied as they are published

@@ -29,6 +29,7 @@ S3_CODES: Mapping[type[domain.RegistryError], tuple[str, str | None]] = {
     domain.StorageUnavailable: ("ServiceUnavailable", None),
     domain.LogUnavailable: ("ServiceUnavailable", None),
     domain.StaleDecision: ("SlowDown", None),  # every SDK retries it, with backoff
+    domain.BytesCollected: ("SlowDown", None),
     # Retryable, as clients treat every 503: space may be freed (deletes, gc) meanwhile.
     domain.StorageFull: (
         "ServiceUnavailable",

@@ -330,6 +330,34 @@ def test_shared_content_survives_deleting_one_key(tmp_path: Path) -> None:
     asyncio.run(scenario())
 
 
+def test_a_write_tells_the_log_since_when_it_holds_its_digest(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What a shared log's gc relies on (registry.log refuses a write with BytesCollected
+    when another gateway removed its bytes after this hold began): the hold begins before
+    the bytes are durable and lasts until the event is appended."""
+
+    async def scenario() -> None:
+        registry = open_registry(tmp_path)
+        await make_buckets(registry)
+        data, held = b"held while in flight", []
+        append = registry.log.append
+
+        async def spied(events: Sequence[Any]) -> Any:
+            held.append(registry.log.blob_held_since(sha(data)))
+            return await append(events)
+
+        monkeypatch.setattr(registry.log, "append", spied)
+        before = time.monotonic()
+        await put(registry, "plain", "k", data)
+        [since] = held
+        assert since is not None and before <= since <= time.monotonic()
+        assert registry.log.blob_held_since(sha(data)) is None  # let go after the commit
+        await registry.close()
+
+    asyncio.run(scenario())
+
+
 def test_dry_run_removes_nothing_and_records_nothing(tmp_path: Path) -> None:
     async def scenario() -> None:
         registry = open_registry(tmp_path)

@@ -5,9 +5,12 @@ processes on their own ports, driven by boto3 concurrently, one client per gatew
 from __future__ import annotations
 
 import asyncio
+import functools
+import hashlib
 import itertools
 import json
 import os
+import random
 import subprocess
 import sys
 import threading
@@ -23,12 +26,12 @@ import pytest
 from botocore.exceptions import ClientError
 
 from s3facade.registry import log as log_module
-from s3facade.registry.errors import LogUnavailable
+from s3facade.registry.errors import BytesCollected, LogUnavailable
 from s3facade.registry.event_store import row_of
 from s3facade.registry.events import seal
 from s3facade.registry.lake_store import LakeEventStore, LakeProcess, LakeSettings
 from s3facade.registry.log import EventLog
-from s3facade.registry.payloads import ObjectRead
+from s3facade.registry.payloads import BlobsCollected, ObjectRead, PartUploaded
 from tests.conftest import ACCESS_KEY, SECRET_KEY, RunningServer
 from tests.shared_log_services import POSTGRES_SH, GatewayCluster, Postgres
 from tests.upstream_services import FaultProxy, Upstream
@@ -91,6 +94,13 @@ def versions(client: Any, bucket: str) -> list[tuple[str, str, bool, bool]]:
 
 def verify(gateway: RunningServer) -> subprocess.CompletedProcess[str]:
     return admin(gateway, "verify")
+
+
+def verified_everywhere(cluster: GatewayCluster) -> None:
+    """`verify` passes on every gateway (each walks the one chain)."""
+    for gateway in cluster.gateways:
+        checked = verify(gateway)
+        assert checked.returncode == 0, checked.stdout + checked.stderr
 
 
 def admin(gateway: RunningServer, *command: str) -> subprocess.CompletedProcess[str]:
@@ -244,9 +254,7 @@ def test_many_writers_on_the_same_keys_leave_one_history_on_every_gateway(
     history = eventually(agree)
     assert sorted((key, version) for key, version, _, _ in history) == sorted(acknowledged)
     assert sum(latest for _, _, latest, _ in history) == 4  # one current version per key
-    for gateway in cluster.gateways:
-        checked = verify(gateway)
-        assert checked.returncode == 0, checked.stdout + checked.stderr
+    verified_everywhere(cluster)
     # The log's SQL, on any gateway, counts the same writes of this bucket.
     query = f"SELECT count(*) AS n FROM writes WHERE bucket = '{bucket}'"
     counted = [admin(g, "sql", "--json", query) for g in cluster.gateways]
@@ -295,9 +303,7 @@ def test_a_gateway_killed_mid_write_loses_nothing_acknowledged(cluster: GatewayC
         assert restarted.get_object(Bucket=bucket, Key=key)["Body"].read() == key.encode()
     restarted.put_object(Bucket=bucket, Key="after-restart", Body=b"again")
     eventually(lambda: clients[0].head_object(Bucket=bucket, Key="after-restart"))
-    for gateway in cluster.gateways:
-        checked = verify(gateway)
-        assert checked.returncode == 0, checked.stdout + checked.stderr
+    verified_everywhere(cluster)
 
 
 def _one_count(done: subprocess.CompletedProcess[str]) -> int:
@@ -358,9 +364,7 @@ def test_compaction_beside_live_writers_keeps_every_event_and_who_wrote_it(
         assert sum(by_gateway.values()) == head  # seq 1..head, none twice, none missing
     finally:
         store.close()
-    for gateway in cluster.gateways:
-        checked = verify(gateway)
-        assert checked.returncode == 0, checked.stdout + checked.stderr
+    verified_everywhere(cluster)
 
 
 def test_a_commit_left_unpublished_is_taken_on_by_the_next_writer(
@@ -393,9 +397,7 @@ def test_a_commit_left_unpublished_is_taken_on_by_the_next_writer(
         store.close()
     for number, client in enumerate(clients):
         client.put_object(Bucket=bucket, Key=f"after-{number}", Body=b"y")
-    for gateway in cluster.gateways:
-        checked = verify(gateway)
-        assert checked.returncode == 0, checked.stdout + checked.stderr
+    verified_everywhere(cluster)
     query = f"SELECT count(*) FROM reads WHERE bucket = '{bucket}' AND principal = 'lost'"
     counted = eventually(lambda: _one_count(admin(cluster.gateways[2], "sql", "--json", query)))
     assert counted == 1
@@ -524,3 +526,169 @@ def test_a_read_record_the_log_keeps_refusing_is_let_go_and_writes_go_on(
         return keys
 
     assert asyncio.run(scenario()) == ["fine"]
+
+
+def _stored(cluster: GatewayCluster, body: bytes) -> bool:
+    """Whether the byte store holds `body`'s blob (backends.upstream's layout)."""
+    digest = hashlib.sha256(body).hexdigest()
+    key = f"{cluster.schema}/bytes/sha256/{digest[:2]}/{digest[2:4]}/{digest}"
+    found = cluster.store.client().list_objects_v2(Bucket=cluster.store.bucket, Prefix=key)
+    return found.get("KeyCount", 0) > 0
+
+
+def test_gc_on_one_gateway_removes_only_what_no_gateway_references(
+    cluster: GatewayCluster,
+) -> None:
+    clients = cluster.clients()
+    bucket = new_bucket(clients[0])
+    salt = uuid.uuid4().hex.encode()
+    doomed, kept, shared = b"doomed " + salt, b"kept " + salt, b"shared " + salt
+    clients[0].put_object(Bucket=bucket, Key="a", Body=doomed)
+    clients[1].put_object(Bucket=bucket, Key="a", Body=kept)  # doomed: referenced no more
+    clients[2].put_object(Bucket=bucket, Key="b", Body=shared)
+    clients[1].put_object(Bucket=bucket, Key="c", Body=shared)
+    assert _stored(cluster, doomed)
+    done = admin(cluster.gateways[0], "gc", "--json")
+    assert done.returncode == 0, done.stdout + done.stderr
+    removed = {blob["sha256"] for blob in json.loads(done.stdout)["collected"]}
+    digest = {body: hashlib.sha256(body).hexdigest() for body in (doomed, kept, shared)}
+    assert digest[doomed] in removed
+    assert not {digest[kept], digest[shared]} & removed
+    assert not _stored(cluster, doomed)
+    for client in clients:
+        assert client.get_object(Bucket=bucket, Key="a")["Body"].read() == kept
+        assert client.get_object(Bucket=bucket, Key="b")["Body"].read() == shared
+    # The removal is in the shared log: no gateway's next pass takes it for a candidate.
+    again = json.loads(admin(cluster.gateways[2], "gc", "--json").stdout)
+    assert digest[doomed] not in {blob["sha256"] for blob in again["collected"]}
+    verified_everywhere(cluster)
+
+
+def test_gc_racing_writes_of_the_same_bytes_on_other_gateways_loses_no_version(
+    cluster: GatewayCluster,
+) -> None:
+    """Two gateways keep overwriting two keys with three bodies (so one body at a time is
+    referenced by nothing) while a third collects again and again: every write the
+    clients were told succeeded is readable, whole, from every gateway afterwards. The
+    writers pause now and then, so that passes find a body unreferenced since they were
+    planned; they go on until a pass removed one (at most 40 s)."""
+    clients = cluster.clients()
+    bucket = new_bucket(clients[0])
+    salt = uuid.uuid4().hex.encode()
+    bodies = [b"body %d %s" % (n, salt) for n in range(3)]
+    digests = {hashlib.sha256(body).hexdigest() for body in bodies}
+    last: dict[str, bytes] = {}
+    removed: set[str] = set()
+    started = time.monotonic()
+
+    def racing() -> bool:
+        elapsed = time.monotonic() - started
+        return elapsed < 6 or (elapsed < 40 and not removed & digests)
+
+    def overwrite(client: Any, key: str, offset: int) -> None:
+        pause = random.Random(offset)
+        for turn in itertools.count(offset):
+            if not racing():
+                return
+            body = bodies[turn % 3]
+            client.put_object(Bucket=bucket, Key=key, Body=body)
+            last[key] = body
+            time.sleep(pause.choice((0, 0, 0.05, 0.3)))
+
+    def collect() -> None:
+        while racing():
+            done = admin(cluster.gateways[2], "gc", "--json")
+            assert done.returncode == 0, done.stdout + done.stderr
+            removed.update(blob["sha256"] for blob in json.loads(done.stdout)["collected"])
+
+    with ThreadPoolExecutor(3) as pool:
+        running = [
+            pool.submit(overwrite, clients[0], "x", 0),
+            pool.submit(overwrite, clients[1], "y", 1),
+            pool.submit(collect),
+        ]
+        for future in running:
+            future.result()
+    assert removed & digests  # it did race
+
+    def reads(client: Any, key: str, body: bytes) -> None:
+        assert client.get_object(Bucket=bucket, Key=key)["Body"].read() == body
+
+    for client in clients:
+        for key, body in last.items():
+            eventually(functools.partial(reads, client, key, body))
+    verified_everywhere(cluster)
+
+
+def test_a_write_whose_bytes_gc_removed_elsewhere_meanwhile_is_refused(
+    cluster: GatewayCluster, tmp_path: Path
+) -> None:
+    """A write that held its digest (its bytes durable) before this gateway took on another
+    gateway's BlobsCollected naming it is refused: its bytes may be gone. One that began
+    to hold it after, re-made them, and commits."""
+    writer = EventLog(tmp_path / "w.duckdb", store=LakeEventStore(_settings(cluster, "w")))
+    collector = EventLog(tmp_path / "c.duckdb", store=LakeEventStore(_settings(cluster, "c")))
+    held: dict[str, float] = {}
+    writer.blob_held_since = held.get
+    gone, other = (hashlib.sha256(uuid.uuid4().bytes).hexdigest() for _ in range(2))
+
+    def part(digest: str) -> Any:
+        return PartUploaded(
+            principal="w", upload_id="U", part_number=1, size=1, sha256=digest,
+            etag="0" * 32, checksums={}, backend_id="store",
+        ).event("refused-bytes", "k")  # fmt: skip
+
+    removal = BlobsCollected(
+        principal="s3facade:gc", trigger="test", count=1, bytes=1,
+        blobs=[{"backend_id": "store", "sha256": gone, "size": 1}],
+        bytes_per_backend={"store": 1},
+    ).event()  # fmt: skip
+
+    async def scenario() -> None:
+        held[gone] = held[other] = time.monotonic()  # durable before the removal
+        collector.append_now([removal])
+        with pytest.raises(BytesCollected):
+            await writer.append([part(gone)])
+        [kept] = await writer.append([part(other)])
+        assert kept.data["sha256"] == other
+        held[gone] = time.monotonic()  # made again after the removal was taken on
+        [again] = await writer.append([part(gone)])
+        assert again.data["sha256"] == gone
+        await writer.close()
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        collector.close_sync()
+
+
+def test_while_a_gateway_holds_the_order_only_its_own_commits_go_on(
+    cluster: GatewayCluster, tmp_path: Path
+) -> None:
+    """What gc's turns rely on (EventLog.ordered): caught up with the whole log, the holder
+    commits; another gateway's commit waits until the turn ends, and comes after."""
+    holder = EventLog(tmp_path / "h.duckdb", store=LakeEventStore(_settings(cluster, "h")))
+    other = EventLog(tmp_path / "o.duckdb", store=LakeEventStore(_settings(cluster, "o")))
+    read = ObjectRead(
+        principal="o", client_address="127.0.0.1:1", user_agent="test", request_id="O",
+        version_id="null", sha256="0" * 64, etag="0" * 32, method="GET",
+    ).event("ordered", "k")  # fmt: skip
+
+    async def scenario() -> None:
+        [before] = other.append_now([read])
+        loop = asyncio.get_running_loop()
+        async with holder.ordered() as held:
+            assert holder.last_seq >= before.seq and held()
+            waiting = loop.run_in_executor(None, other.append_now, [read])
+            [mine] = await holder.append([read])
+            await asyncio.sleep(0.5)
+            assert not waiting.done()
+            assert held()  # its own commit took and let go of the lock once more
+        [theirs] = await waiting
+        assert theirs.seq > mine.seq
+        await holder.close()
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        other.close_sync()
