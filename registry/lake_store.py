@@ -109,6 +109,13 @@ class LakeProcess:
             raise
         return process
 
+    def start(self) -> None:
+        """Start the process now if it is not running (a start costs about 0.3 s: better
+        not under the deployment's lock)."""
+        with self._lock:
+            if self._process is None or self._process.poll() is not None:
+                self._start()
+
     def call(self, operation: str, *arguments: Any) -> Any:
         with self._lock:
             process = self._process
@@ -332,8 +339,13 @@ class LakeEventStore(EventStore):
         self.order.lock()
         try:
             self._reader.call("query", "SELECT 1", [])
+            self._writer.start()
         finally:
             self.order.unlock()
+
+    def prepare(self) -> None:
+        """Before the lock is taken: a writer process that died is started again."""
+        self._writer.start()
 
     # -- writing (the log's writer thread, between lock() and unlock()) --
 

@@ -314,6 +314,7 @@ class EventLog:
         before any write is acknowledged. What is published already is taken on first,
         outside the lock, so the tail read under it stays short."""
         self.poll_shared()
+        store.prepare()
         foreign: list[CommittedEvent] = []
         own: list[CommittedEvent] = []
         store.order.lock()
@@ -461,6 +462,7 @@ class EventLog:
     def _lock_caught_up(self) -> int:
         assert self._shared is not None
         order = self._shared.order
+        self._shared.prepare()
         order.lock()
         try:
             foreign = self._shared.begin(self._last_seq)
