@@ -547,17 +547,27 @@ def test_gc_on_one_gateway_removes_only_what_no_gateway_references(
     clients[1].put_object(Bucket=bucket, Key="a", Body=kept)  # doomed: referenced no more
     clients[2].put_object(Bucket=bucket, Key="b", Body=shared)
     clients[1].put_object(Bucket=bucket, Key="c", Body=shared)
+    # A locked version that is no longer current, on another gateway: its bytes stay.
+    locked_bucket = new_bucket(clients[2], ObjectLockEnabledForBucket=True)
+    retained = b"retained " + salt
+    locked = clients[2].put_object(
+        Bucket=locked_bucket, Key="k", Body=retained, ObjectLockMode="COMPLIANCE",
+        ObjectLockRetainUntilDate=datetime.now(UTC) + timedelta(days=1),
+    )["VersionId"]  # fmt: skip
+    clients[1].put_object(Bucket=locked_bucket, Key="k", Body=b"newer " + salt)
+    clients[0].delete_object(Bucket=locked_bucket, Key="k")
     assert _stored(cluster, doomed)
     done = admin(cluster.gateways[0], "gc", "--json")
     assert done.returncode == 0, done.stdout + done.stderr
     removed = {blob["sha256"] for blob in json.loads(done.stdout)["collected"]}
-    digest = {body: hashlib.sha256(body).hexdigest() for body in (doomed, kept, shared)}
+    digest = {body: hashlib.sha256(body).hexdigest() for body in (doomed, kept, shared, retained)}
     assert digest[doomed] in removed
-    assert not {digest[kept], digest[shared]} & removed
+    assert not {digest[kept], digest[shared], digest[retained]} & removed
     assert not _stored(cluster, doomed)
     for client in clients:
         assert client.get_object(Bucket=bucket, Key="a")["Body"].read() == kept
         assert client.get_object(Bucket=bucket, Key="b")["Body"].read() == shared
+        assert c_get(client, locked_bucket, "k", locked) == retained
     # The removal is in the shared log: no gateway's next pass takes it for a candidate.
     again = json.loads(admin(cluster.gateways[2], "gc", "--json").stdout)
     assert digest[doomed] not in {blob["sha256"] for blob in again["collected"]}
