@@ -224,10 +224,8 @@ class LakeOrder:
     def holds(self, session: int) -> bool:
         """Whether the lock taken on connection `session` is held still (as far as this
         gateway has seen: a session lost since is known at its next use)."""
-        return self._held > 0 and self.session == session and not self._db_closed()
-
-    def _db_closed(self) -> bool:
-        return self._db is None or self._db.closed
+        db = self._db
+        return self._held > 0 and self.session == session and db is not None and not db.closed
 
     def _created(self) -> bool:
         return bool(self._run("SELECT to_regclass('s3facade_log_recent') IS NOT NULL")[0][0])
