@@ -453,11 +453,22 @@ class EventLog:
         if shared is None:
             yield lambda: True
             return
-        session = await self.on_writer(self._lock_caught_up)
+        # Work handed to the writer thread runs whatever becomes of the task waiting for
+        # it: a task cancelled meanwhile still lets go of a lock taken for it.
+        locking = self.on_writer(self._lock_caught_up)
+        try:
+            session = await asyncio.shield(locking)
+        except asyncio.CancelledError:
+            locking.add_done_callback(self._unlock_if_locked)
+            raise
         try:
             yield lambda: shared.order.holds(session)
         finally:
-            await self.on_writer(shared.order.unlock)
+            await asyncio.shield(self.on_writer(shared.order.unlock))
+
+    def _unlock_if_locked(self, locking: asyncio.Future[int]) -> None:
+        if self._shared is not None and not locking.cancelled() and not locking.exception():
+            self.on_writer(self._shared.order.unlock)
 
     def _lock_caught_up(self) -> int:
         assert self._shared is not None

@@ -5,6 +5,7 @@ processes on their own ports, driven by boto3 concurrently, one client per gatew
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import hashlib
 import itertools
@@ -28,7 +29,7 @@ from botocore.exceptions import ClientError
 from s3facade.registry import log as log_module
 from s3facade.registry.errors import BytesCollected, LogUnavailable
 from s3facade.registry.event_store import row_of
-from s3facade.registry.events import seal
+from s3facade.registry.events import Event, seal
 from s3facade.registry.lake_store import LakeEventStore, LakeProcess, LakeSettings
 from s3facade.registry.log import EventLog
 from s3facade.registry.payloads import BlobsCollected, ObjectRead, PartUploaded
@@ -672,17 +673,25 @@ def test_a_write_whose_bytes_gc_removed_elsewhere_meanwhile_is_refused(
         collector.close_sync()
 
 
-def test_while_a_gateway_holds_the_order_only_its_own_commits_go_on(
-    cluster: GatewayCluster, tmp_path: Path
-) -> None:
-    """What gc's turns rely on (EventLog.ordered): caught up with the whole log, the holder
-    commits; another gateway's commit waits until the turn ends, and comes after."""
+def _two_logs(
+    cluster: GatewayCluster, tmp_path: Path, bucket: str
+) -> tuple[EventLog, EventLog, Event]:
+    """Two gateways' logs on the cluster's lake ("h" and "o"), and a read record to append."""
     holder = EventLog(tmp_path / "h.duckdb", store=LakeEventStore(_settings(cluster, "h")))
     other = EventLog(tmp_path / "o.duckdb", store=LakeEventStore(_settings(cluster, "o")))
     read = ObjectRead(
         principal="o", client_address="127.0.0.1:1", user_agent="test", request_id="O",
         version_id="null", sha256="0" * 64, etag="0" * 32, method="GET",
-    ).event("ordered", "k")  # fmt: skip
+    ).event(bucket, "k")  # fmt: skip
+    return holder, other, read
+
+
+def test_while_a_gateway_holds_the_order_only_its_own_commits_go_on(
+    cluster: GatewayCluster, tmp_path: Path
+) -> None:
+    """What gc's turns rely on (EventLog.ordered): caught up with the whole log, the holder
+    commits; another gateway's commit waits until the turn ends, and comes after."""
+    holder, other, read = _two_logs(cluster, tmp_path, "ordered")
 
     async def scenario() -> None:
         [before] = other.append_now([read])
@@ -696,6 +705,39 @@ def test_while_a_gateway_holds_the_order_only_its_own_commits_go_on(
             assert held()  # its own commit took and let go of the lock once more
         [theirs] = await waiting
         assert theirs.seq > mine.seq
+        await holder.close()
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        other.close_sync()
+
+
+def test_a_turn_cancelled_while_it_takes_the_order_lets_it_go(
+    cluster: GatewayCluster, tmp_path: Path
+) -> None:
+    """A gc pass's task cancelled while its turn is taking the deployment's lock (on the
+    writer thread, where it cannot be stopped) must not leave the lock held: every other
+    gateway's commits would wait for it, then fail, for as long as this one runs."""
+    holder, other, read = _two_logs(cluster, tmp_path, "cancelled-turn")
+
+    async def turn() -> None:
+        async with holder.ordered():
+            await asyncio.sleep(60)
+
+    async def scenario() -> None:
+        for _ in range(3):  # cancelled before, while and after the lock is taken
+            for delay in (0.0, 0.01, 0.2):
+                task = asyncio.create_task(turn())
+                await asyncio.sleep(delay)
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        await holder.on_writer(lambda: None)  # what the writer thread had to do is done
+        loop = asyncio.get_running_loop()
+        began = time.monotonic()
+        await loop.run_in_executor(None, other.append_now, [read])
+        assert time.monotonic() - began < 5  # not the lock's 10 s timeout
         await holder.close()
 
     try:
